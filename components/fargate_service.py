@@ -1,0 +1,348 @@
+"""FargateService: the runtime the pipeline deploys onto.
+
+ECS cluster, log group, task execution and task roles, the first task definition, security groups, an ALB
+with two ``ip`` target groups (blue and green) and two listeners (production and test), and an ECS service
+whose deployments are controlled by CodeDeploy.
+
+After the first blue/green deployment CodeDeploy owns some fields: it registers new task-definition
+revisions on the service, swaps the service's target group, and rewrites both listeners' actions. The
+program creates them once and then leaves exactly those fields alone (``CODEDEPLOY_OWNED``), so that a later
+``pulumi up`` neither fails (ECS rejects task-definition updates on a CODE_DEPLOY service) nor reverts a
+deployment.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+
+import pulumi
+import pulumi_aws as aws
+
+from components import iam
+from components.config import AlbConfig, ContainerConfig
+from components.templates import TaskDefinitionValues, render_taskdef
+
+# Fields CodeDeploy changes during a blue/green deployment, per resource, as Pulumi property names.
+CODEDEPLOY_OWNED: dict[str, tuple[str, ...]] = {
+    "service": ("taskDefinition", "loadBalancers"),
+    "listener": ("defaultActions",),
+}
+
+# Health checks: a target is healthy after 2 checks 10 s apart (20 s) instead of the default 5 x 30 s
+# (150 s), and unhealthy after 2 failures. Deregistration waits 15 s for in-flight requests instead of
+# 300 s: the sample serves short requests, and every deployment waits this long twice (test and prod).
+HEALTH_CHECK_INTERVAL = 10
+HEALTH_CHECK_TIMEOUT = 5
+HEALTHY_THRESHOLD = 2
+UNHEALTHY_THRESHOLD = 2
+DEREGISTRATION_DELAY = 15
+
+
+@dataclass(frozen=True)
+class FargateServiceArgs:
+    name_prefix: str
+    """Physical name prefix ``<appName>-<stack>``; ALB and target-group names derive from it (≤ 32)."""
+    region: str
+    container: ContainerConfig
+    alb: AlbConfig
+    log_retention_days: int
+    vpc_id: pulumi.Input[str]
+    public_subnet_ids: pulumi.Input[list[str]]
+    """Subnets of the ALB (two or more AZs)."""
+    task_subnet_ids: pulumi.Input[list[str]]
+    assign_public_ip: bool
+    """True when tasks run in public subnets and need a public IP to pull images."""
+
+
+def _cidr_rule(cidr: str) -> dict[str, str]:
+    return {"cidr_ipv6": cidr} if ":" in cidr else {"cidr_ipv4": cidr}
+
+
+class FargateService(pulumi.ComponentResource):
+    cluster_name: pulumi.Output[str]
+    service_name: pulumi.Output[str]
+    blue_target_group_name: pulumi.Output[str]
+    green_target_group_name: pulumi.Output[str]
+    blue_target_group_arn_suffix: pulumi.Output[str]
+    green_target_group_arn_suffix: pulumi.Output[str]
+    prod_listener_arn: pulumi.Output[str]
+    test_listener_arn: pulumi.Output[str]
+    load_balancer_arn_suffix: pulumi.Output[str]
+    execution_role_arn: pulumi.Output[str]
+    execution_role_name: pulumi.Output[str]
+    task_role_arn: pulumi.Output[str]
+    log_group_name: pulumi.Output[str]
+    family: str
+    container_name: str
+    container_port: int
+    url: pulumi.Output[str]
+    test_url: pulumi.Output[str]
+    taskdef_values: pulumi.Output[TaskDefinitionValues]
+    """Values of the task definition without the image, for the pipeline's ``taskdef.json``."""
+
+    def __init__(self, name: str, args: FargateServiceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("gitlab-fargate:index:FargateService", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        prefix = args.name_prefix
+        c = args.container
+        self.family = prefix
+        self.container_name = c.name
+        self.container_port = c.port
+
+        account_id = aws.get_caller_identity_output(opts=pulumi.InvokeOptions(parent=self)).account_id
+
+        cluster = aws.ecs.Cluster(f"{name}-cluster", name=prefix, opts=child)
+        log_group = aws.cloudwatch.LogGroup(
+            f"{name}-logs",
+            name=f"/ecs/{prefix}",
+            retention_in_days=args.log_retention_days,
+            opts=child,
+        )
+
+        # Execution role: what ECS itself needs to start a task (write its logs). Pulling from the
+        # pipeline's ECR repository is granted by the BuildStage, which owns that repository.
+        execution_role = aws.iam.Role(
+            f"{name}-execution",
+            name=f"{prefix}-execution",
+            assume_role_policy=iam.service_trust_policy("ecs-tasks.amazonaws.com", source_account=account_id),
+            opts=child,
+        )
+        aws.iam.RolePolicy(
+            f"{name}-execution-logs",
+            role=execution_role.id,
+            policy=iam.policy_document(
+                iam.allow(["logs:CreateLogStream", "logs:PutLogEvents"], [pulumi.Output.concat(log_group.arn, ":*")])
+            ),
+            opts=child,
+        )
+        # Task role: what the application may do. The sample needs nothing, so it has no policy at all.
+        task_role = aws.iam.Role(
+            f"{name}-task",
+            name=f"{prefix}-task",
+            assume_role_policy=iam.service_trust_policy("ecs-tasks.amazonaws.com", source_account=account_id),
+            opts=child,
+        )
+
+        # Security groups: the ALB takes the listener ports from the configured CIDRs; tasks take the
+        # container port from the ALB only.
+        alb_sg = aws.ec2.SecurityGroup(
+            f"{name}-alb",
+            name=f"{prefix}-alb",
+            description=f"ALB of {prefix}",
+            vpc_id=args.vpc_id,
+            opts=child,
+        )
+        task_sg = aws.ec2.SecurityGroup(
+            f"{name}-tasks",
+            name=f"{prefix}-tasks",
+            description=f"Fargate tasks of {prefix}",
+            vpc_id=args.vpc_id,
+            opts=child,
+        )
+        for i, cidr in enumerate(args.alb.allowed_cidrs):
+            aws.vpc.SecurityGroupIngressRule(
+                f"{name}-alb-prod-{i}",
+                security_group_id=alb_sg.id,
+                ip_protocol="tcp",
+                from_port=args.alb.listener_port,
+                to_port=args.alb.listener_port,
+                description="production listener",
+                **_cidr_rule(cidr),
+                opts=child,
+            )
+        for i, cidr in enumerate(args.alb.test_listener_cidrs):
+            aws.vpc.SecurityGroupIngressRule(
+                f"{name}-alb-test-{i}",
+                security_group_id=alb_sg.id,
+                ip_protocol="tcp",
+                from_port=args.alb.test_listener_port,
+                to_port=args.alb.test_listener_port,
+                description="test listener (CodeDeploy test traffic)",
+                **_cidr_rule(cidr),
+                opts=child,
+            )
+        aws.vpc.SecurityGroupEgressRule(
+            f"{name}-alb-to-tasks",
+            security_group_id=alb_sg.id,
+            ip_protocol="tcp",
+            from_port=c.port,
+            to_port=c.port,
+            referenced_security_group_id=task_sg.id,
+            description="to the tasks",
+            opts=child,
+        )
+        aws.vpc.SecurityGroupIngressRule(
+            f"{name}-tasks-from-alb",
+            security_group_id=task_sg.id,
+            ip_protocol="tcp",
+            from_port=c.port,
+            to_port=c.port,
+            referenced_security_group_id=alb_sg.id,
+            description="from the ALB",
+            opts=child,
+        )
+        # Tasks pull images from ECR and write logs over HTTPS.
+        aws.vpc.SecurityGroupEgressRule(
+            f"{name}-tasks-https",
+            security_group_id=task_sg.id,
+            ip_protocol="tcp",
+            from_port=443,
+            to_port=443,
+            cidr_ipv4="0.0.0.0/0",
+            description="HTTPS to AWS APIs and registries",
+            opts=child,
+        )
+
+        alb = aws.lb.LoadBalancer(
+            f"{name}-alb",
+            name=prefix,
+            load_balancer_type="application",
+            internal=False,
+            security_groups=[alb_sg.id],
+            subnets=args.public_subnet_ids,
+            drop_invalid_header_fields=True,
+            opts=child,
+        )
+
+        def target_group(color: str) -> aws.lb.TargetGroup:
+            return aws.lb.TargetGroup(
+                f"{name}-{color}",
+                name=f"{prefix}-{color}",
+                port=c.port,
+                protocol="HTTP",
+                target_type="ip",
+                vpc_id=args.vpc_id,
+                deregistration_delay=DEREGISTRATION_DELAY,
+                health_check=aws.lb.TargetGroupHealthCheckArgs(
+                    path=c.health_check_path,
+                    interval=HEALTH_CHECK_INTERVAL,
+                    timeout=HEALTH_CHECK_TIMEOUT,
+                    healthy_threshold=HEALTHY_THRESHOLD,
+                    unhealthy_threshold=UNHEALTHY_THRESHOLD,
+                    matcher="200-399",
+                ),
+                opts=child,
+            )
+
+        blue = target_group("blue")
+        green = target_group("green")
+
+        listener_opts = pulumi.ResourceOptions(parent=self, ignore_changes=list(CODEDEPLOY_OWNED["listener"]))
+        prod_listener = aws.lb.Listener(
+            f"{name}-prod",
+            load_balancer_arn=alb.arn,
+            port=args.alb.listener_port,
+            protocol="HTTP",
+            default_actions=[aws.lb.ListenerDefaultActionArgs(type="forward", target_group_arn=blue.arn)],
+            opts=listener_opts,
+        )
+        test_listener = aws.lb.Listener(
+            f"{name}-test",
+            load_balancer_arn=alb.arn,
+            port=args.alb.test_listener_port,
+            protocol="HTTP",
+            default_actions=[aws.lb.ListenerDefaultActionArgs(type="forward", target_group_arn=green.arn)],
+            opts=listener_opts,
+        )
+
+        self.taskdef_values = pulumi.Output.all(
+            execution_role.arn, task_role.arn, log_group.name
+        ).apply(
+            lambda v: TaskDefinitionValues(
+                family=prefix,
+                cpu=c.cpu,
+                memory=c.memory,
+                execution_role_arn=v[0],
+                task_role_arn=v[1],
+                container_name=c.name,
+                container_port=c.port,
+                image="<IMAGE1_NAME>",
+                environment=c.environment,
+                log_group=v[2],
+                region=args.region,
+            )
+        )
+        # The first revision, from the same template the pipeline renders, with the initial image.
+        first = self.taskdef_values.apply(
+            lambda v: json.loads(render_taskdef(replace(v, image=c.initial_image)))
+        )
+        task_definition = aws.ecs.TaskDefinition(
+            f"{name}-taskdef",
+            family=prefix,
+            cpu=str(c.cpu),
+            memory=str(c.memory),
+            network_mode="awsvpc",
+            requires_compatibilities=["FARGATE"],
+            execution_role_arn=execution_role.arn,
+            task_role_arn=task_role.arn,
+            runtime_platform=aws.ecs.TaskDefinitionRuntimePlatformArgs(
+                operating_system_family="LINUX", cpu_architecture="X86_64"
+            ),
+            container_definitions=first.apply(lambda d: json.dumps(d["containerDefinitions"])),
+            opts=child,
+        )
+
+        service = aws.ecs.Service(
+            f"{name}-service",
+            name=prefix,
+            cluster=cluster.arn,
+            task_definition=task_definition.arn,
+            desired_count=c.desired_count,
+            launch_type="FARGATE",
+            platform_version="LATEST",
+            deployment_controller=aws.ecs.ServiceDeploymentControllerArgs(type="CODE_DEPLOY"),
+            network_configuration=aws.ecs.ServiceNetworkConfigurationArgs(
+                subnets=args.task_subnet_ids,
+                security_groups=[task_sg.id],
+                assign_public_ip=args.assign_public_ip,
+            ),
+            load_balancers=[
+                aws.ecs.ServiceLoadBalancerArgs(
+                    target_group_arn=blue.arn, container_name=c.name, container_port=c.port
+                )
+            ],
+            health_check_grace_period_seconds=30,
+            propagate_tags="SERVICE",
+            enable_ecs_managed_tags=True,
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                # The target group must be attached to a listener before a service can use it.
+                depends_on=[prod_listener, test_listener],
+                ignore_changes=list(CODEDEPLOY_OWNED["service"]),
+            ),
+        )
+
+        self.cluster_name = cluster.name
+        self.service_name = service.name
+        self.blue_target_group_name = blue.name
+        self.green_target_group_name = green.name
+        self.blue_target_group_arn_suffix = blue.arn_suffix
+        self.green_target_group_arn_suffix = green.arn_suffix
+        self.prod_listener_arn = prod_listener.arn
+        self.test_listener_arn = test_listener.arn
+        self.load_balancer_arn_suffix = alb.arn_suffix
+        self.execution_role_arn = execution_role.arn
+        self.execution_role_name = execution_role.name
+        self.task_role_arn = task_role.arn
+        self.log_group_name = log_group.name
+        self.url = alb.dns_name.apply(lambda dns: _url(dns, args.alb.listener_port))
+        self.test_url = alb.dns_name.apply(lambda dns: _url(dns, args.alb.test_listener_port))
+        self.register_outputs(
+            {
+                "url": self.url,
+                "cluster_name": self.cluster_name,
+                "service_name": self.service_name,
+                "blue_target_group_name": self.blue_target_group_name,
+                "green_target_group_name": self.green_target_group_name,
+                "prod_listener_arn": self.prod_listener_arn,
+                "test_listener_arn": self.test_listener_arn,
+                "execution_role_arn": self.execution_role_arn,
+                "task_role_arn": self.task_role_arn,
+                "log_group_name": self.log_group_name,
+            }
+        )
+
+
+def _url(dns: str, port: int) -> str:
+    return f"http://{dns}/" if port == 80 else f"http://{dns}:{port}/"

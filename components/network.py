@@ -1,0 +1,138 @@
+"""Network: the VPC and subnets the ALB and the tasks use.
+
+Either passes through an existing VPC and its subnets (ids from config), or creates a small VPC: one public
+subnet per AZ (ALB, and tasks when ``taskSubnets`` is ``public``) and, for private tasks, one private
+subnet per AZ routed through NAT. Subnet CIDRs are computed here from the VPC CIDR, so the number of
+subnets is known when the program runs and no resource is created inside ``apply``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from components.config import NetworkConfig
+
+
+@dataclass(frozen=True)
+class NetworkArgs:
+    config: NetworkConfig
+    name_prefix: str
+    """Physical name prefix (``<appName>-<stack>``), used in Name tags."""
+
+
+class Network(pulumi.ComponentResource):
+    vpc_id: pulumi.Output[str]
+    public_subnet_ids: pulumi.Output[list[str]]
+    task_subnet_ids: pulumi.Output[list[str]]
+    assign_public_ip: bool
+    """Whether tasks need a public IP (they run in public subnets, with no NAT)."""
+
+    def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("gitlab-fargate:index:Network", name, None, opts)
+        cfg = args.config
+        self.assign_public_ip = cfg.task_subnets == "public"
+
+        if cfg.vpc_id is not None:
+            self.vpc_id = pulumi.Output.from_input(cfg.vpc_id)
+            self.public_subnet_ids = pulumi.Output.from_input(list(cfg.public_subnet_ids))
+            private = list(cfg.private_subnet_ids) if cfg.task_subnets == "private" else []
+            self.task_subnet_ids = pulumi.Output.from_input(private or list(cfg.public_subnet_ids))
+        else:
+            self._create_vpc(name, args)
+
+        self.register_outputs(
+            {
+                "vpc_id": self.vpc_id,
+                "public_subnet_ids": self.public_subnet_ids,
+                "task_subnet_ids": self.task_subnet_ids,
+            }
+        )
+
+    def _create_vpc(self, name: str, args: NetworkArgs) -> None:
+        cfg = args.config
+        child = pulumi.ResourceOptions(parent=self)
+        azs = aws.get_availability_zones_output(state="available", opts=pulumi.InvokeOptions(parent=self))
+        block = ipaddress.ip_network(cfg.vpc_cidr)
+        # Split the VPC into 16 equal blocks: public subnets take the first az_count, private ones the next.
+        blocks = [str(b) for b in block.subnets(prefixlen_diff=4)]
+
+        vpc = aws.ec2.Vpc(
+            f"{name}-vpc",
+            cidr_block=cfg.vpc_cidr,
+            enable_dns_hostnames=True,
+            enable_dns_support=True,
+            tags={"Name": args.name_prefix},
+            opts=child,
+        )
+        igw = aws.ec2.InternetGateway(f"{name}-igw", vpc_id=vpc.id, tags={"Name": args.name_prefix}, opts=child)
+        public_rt = aws.ec2.RouteTable(
+            f"{name}-public",
+            vpc_id=vpc.id,
+            routes=[aws.ec2.RouteTableRouteArgs(cidr_block="0.0.0.0/0", gateway_id=igw.id)],
+            tags={"Name": f"{args.name_prefix}-public"},
+            opts=child,
+        )
+        public_subnets: list[aws.ec2.Subnet] = []
+        for i in range(cfg.az_count):
+            subnet = aws.ec2.Subnet(
+                f"{name}-public-{i}",
+                vpc_id=vpc.id,
+                cidr_block=blocks[i],
+                availability_zone=azs.names[i],
+                # Tasks in public subnets need a public IP to pull images; the ALB does not care.
+                map_public_ip_on_launch=False,
+                tags={"Name": f"{args.name_prefix}-public-{i}"},
+                opts=child,
+            )
+            aws.ec2.RouteTableAssociation(
+                f"{name}-public-{i}", subnet_id=subnet.id, route_table_id=public_rt.id, opts=child
+            )
+            public_subnets.append(subnet)
+
+        self.vpc_id = vpc.id
+        self.public_subnet_ids = pulumi.Output.all(*[s.id for s in public_subnets])
+        if cfg.task_subnets == "public":
+            self.task_subnet_ids = self.public_subnet_ids
+            return
+
+        nat_count = 1 if cfg.nat_gateways == "single" else cfg.az_count
+        nats: list[aws.ec2.NatGateway] = []
+        for i in range(nat_count):
+            eip = aws.ec2.Eip(f"{name}-nat-{i}", domain="vpc", tags={"Name": f"{args.name_prefix}-nat-{i}"}, opts=child)
+            nats.append(
+                aws.ec2.NatGateway(
+                    f"{name}-nat-{i}",
+                    allocation_id=eip.id,
+                    subnet_id=public_subnets[i].id,
+                    tags={"Name": f"{args.name_prefix}-nat-{i}"},
+                    opts=pulumi.ResourceOptions(parent=self, depends_on=[igw]),
+                )
+            )
+        private_subnets: list[aws.ec2.Subnet] = []
+        for i in range(cfg.az_count):
+            subnet = aws.ec2.Subnet(
+                f"{name}-private-{i}",
+                vpc_id=vpc.id,
+                cidr_block=blocks[cfg.az_count + i],
+                availability_zone=azs.names[i],
+                tags={"Name": f"{args.name_prefix}-private-{i}"},
+                opts=child,
+            )
+            route_table = aws.ec2.RouteTable(
+                f"{name}-private-{i}",
+                vpc_id=vpc.id,
+                routes=[
+                    aws.ec2.RouteTableRouteArgs(cidr_block="0.0.0.0/0", nat_gateway_id=nats[i % nat_count].id)
+                ],
+                tags={"Name": f"{args.name_prefix}-private-{i}"},
+                opts=child,
+            )
+            aws.ec2.RouteTableAssociation(
+                f"{name}-private-{i}", subnet_id=subnet.id, route_table_id=route_table.id, opts=child
+            )
+            private_subnets.append(subnet)
+        self.task_subnet_ids = pulumi.Output.all(*[s.id for s in private_subnets])

@@ -1,0 +1,302 @@
+"""Runs the Pulumi program in process on Pulumi's mock monitor: no CLI, no cloud, no network.
+
+The tests and the offline plan both use it. Every resource registration is recorded with its inputs (secrets
+kept wrapped, so a test can tell that a value travelled as a secret) and the options the engine would see
+(parent, ignoreChanges, protect, additionalSecretOutputs...).
+
+Values only AWS can know (ids, ARNs of created resources, DNS names) are invented here in a recognisable
+shape: the account is ``123456789012`` (the account AWS documentation uses) and ids end in ``-id``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import runpy
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import rpc, settings
+
+from offline.stack_files import ROOT, StackFiles
+
+ACCOUNT_ID = "123456789012"
+SECRET_SIG = rpc._special_sig_key
+SECRET_VALUE = rpc._special_secret_sig
+
+
+def is_secret(value: Any) -> bool:
+    return isinstance(value, dict) and value.get(SECRET_SIG) == SECRET_VALUE
+
+
+def unwrap(value: Any) -> Any:
+    """The value with every secret wrapper removed."""
+    if is_secret(value):
+        return unwrap(value["value"])
+    if isinstance(value, dict):
+        return {k: unwrap(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [unwrap(v) for v in value]
+    return value
+
+
+@dataclass
+class Registration:
+    """One resource as the engine saw it."""
+
+    type: str
+    name: str
+    urn: str
+    parent: str
+    custom: bool
+    inputs: dict[str, Any]
+    """Inputs with secrets still wrapped (see ``is_secret``)."""
+    ignore_changes: list[str]
+    protect: bool
+    additional_secret_outputs: list[str]
+    dependencies: list[str]
+    retain_on_delete: bool
+    id: str = ""
+    state: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def props(self) -> dict[str, Any]:
+        """Inputs with secrets unwrapped."""
+        result: dict[str, Any] = unwrap(self.inputs)
+        return result
+
+
+# Resource types whose name AWS (or the provider) derives when the program gives none: the mock answers
+# with the logical name, so generated names stay readable and deterministic.
+_NAME_KEYS = ("name", "bucket", "functionName", "repositoryName")
+
+# type token -> (service, resource path format); {name} is the physical name.
+_ARNS: dict[str, tuple[str, str]] = {
+    "aws:iam/role:Role": ("iam", "role/{name}"),
+    "aws:iam/user:User": ("iam", "user/{name}"),
+    "aws:iam/policy:Policy": ("iam", "policy/{name}"),
+    "aws:iam/openIdConnectProvider:OpenIdConnectProvider": ("iam", "oidc-provider/{name}"),
+    "aws:s3/bucket:Bucket": ("s3", "{name}"),
+    "aws:ecs/cluster:Cluster": ("ecs", "cluster/{name}"),
+    "aws:ecs/service:Service": ("ecs", "service/{name}"),
+    "aws:ecs/taskDefinition:TaskDefinition": ("ecs", "task-definition/{name}:1"),
+    "aws:ecr/repository:Repository": ("ecr", "repository/{name}"),
+    "aws:cloudwatch/logGroup:LogGroup": ("logs", "log-group:{name}"),
+    "aws:cloudwatch/eventRule:EventRule": ("events", "rule/{name}"),
+    "aws:cloudwatch/metricAlarm:MetricAlarm": ("cloudwatch", "alarm:{name}"),
+    "aws:lb/loadBalancer:LoadBalancer": ("elasticloadbalancing", "loadbalancer/app/{name}/0123456789abcdef"),
+    "aws:lb/targetGroup:TargetGroup": ("elasticloadbalancing", "targetgroup/{name}/0123456789abcdef"),
+    "aws:lb/listener:Listener": ("elasticloadbalancing", "listener/app/{name}/0123456789abcdef/fedcba9876543210"),
+    "aws:codebuild/project:Project": ("codebuild", "project/{name}"),
+    "aws:codepipeline/pipeline:Pipeline": ("codepipeline", "{name}"),
+    "aws:codedeploy/application:Application": ("codedeploy", "application:{name}"),
+    "aws:codedeploy/deploymentGroup:DeploymentGroup": ("codedeploy", "deploymentgroup:{name}"),
+    "aws:cloudtrail/trail:Trail": ("cloudtrail", "trail/{name}"),
+    "aws:kms/key:Key": ("kms", "key/{name}"),
+    "aws:sns/topic:Topic": ("sns", "{name}"),
+    "aws:acm/certificate:Certificate": ("acm", "certificate/{name}"),
+}
+_GLOBAL_SERVICES = {"iam", "s3"}
+
+
+class RecordingMocks(pulumi.runtime.Mocks):
+    """Answers resource registrations and invokes with deterministic, AWS-shaped values."""
+
+    def __init__(self, region: str) -> None:
+        self.region = region
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    def arn(self, service: str, resource: str) -> str:
+        region = "" if service in _GLOBAL_SERVICES else self.region
+        account = "" if service == "s3" else ACCOUNT_ID
+        return f"arn:aws:{service}:{region}:{account}:{resource}"
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        inputs = dict(args.inputs)
+        state = dict(inputs)
+        name = next((unwrap(inputs[k]) for k in _NAME_KEYS if isinstance(unwrap(inputs.get(k)), str)), None)
+        if name is None:
+            name = args.name
+            for key in ("name", "bucket"):
+                state.setdefault(key, name)
+        typ = args.typ
+        if typ in _ARNS:
+            service, path = _ARNS[typ]
+            state["arn"] = self.arn(service, path.format(name=name))
+        elif typ.startswith("aws:"):
+            service = typ.split(":")[1].split("/")[0]
+            state["arn"] = self.arn(service, f"{typ.split(':')[-1].lower()}/{name}")
+        if typ == "aws:lb/loadBalancer:LoadBalancer":
+            state["dnsName"] = f"{name}-1234567890.{self.region}.elb.amazonaws.com"
+            state["arnSuffix"] = state["arn"].split(":loadbalancer/")[1]
+            state["zoneId"] = "Z0000000000000"
+        if typ == "aws:lb/targetGroup:TargetGroup":
+            state["arnSuffix"] = state["arn"].split(":")[-1]
+        if typ == "aws:ecr/repository:Repository":
+            state["repositoryUrl"] = f"{ACCOUNT_ID}.dkr.ecr.{self.region}.amazonaws.com/{name}"
+            state["registryId"] = ACCOUNT_ID
+        if typ == "aws:s3/bucket:Bucket":
+            state["bucketDomainName"] = f"{name}.s3.amazonaws.com"
+            state["bucketRegionalDomainName"] = f"{name}.s3.{self.region}.amazonaws.com"
+        if typ == "aws:iam/role:Role" or typ == "aws:iam/user:User":
+            state["uniqueId"] = "AROAEXAMPLE0000000000"
+        if typ == "aws:ecs/taskDefinition:TaskDefinition":
+            state["revision"] = 1
+            state["arnWithoutRevision"] = state["arn"].rsplit(":", 1)[0]
+        if typ == "aws:ecs/cluster:Cluster":
+            state.setdefault("name", name)
+        if typ == "aws:iam/accessKey:AccessKey":
+            state["secret"] = pulumi_secret("mock-secret-access-key")
+            state["id"] = "AKIAEXAMPLE000000000"
+        return f"{name}-id", state
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        self.calls.append((args.token, dict(args.args)))
+        if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
+            return {
+                "accountId": ACCOUNT_ID,
+                "arn": f"arn:aws:iam::{ACCOUNT_ID}:user/offline",
+                "userId": "AIDAEXAMPLE",
+                "id": ACCOUNT_ID,
+            }, []
+        if args.token == "aws:index/getRegion:getRegion":
+            return {"name": self.region, "region": self.region, "id": self.region}, []
+        if args.token == "aws:index/getPartition:getPartition":
+            return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}, []
+        if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":
+            names = [f"{self.region}{s}" for s in "abcd"]
+            return {"names": names, "zoneIds": [f"zone-{n}" for n in names], "id": self.region}, []
+        raise NotImplementedError(f"the offline engine has no answer for invoke {args.token}")
+
+
+def pulumi_secret(value: Any) -> dict[str, Any]:
+    return {SECRET_SIG: SECRET_VALUE, "value": value}
+
+
+class RecordingMonitor(pulumi_mocks.MockMonitor):
+    """The mock monitor, also recording the options of every registration."""
+
+    def __init__(self, mocks: RecordingMocks) -> None:
+        super().__init__(mocks)
+        self.registrations: list[Registration] = []
+
+    def RegisterResource(self, request: Any) -> Any:
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            pulumi_mocks._ensure_event_loop()
+            registration = self.resources[response.urn]
+            self.registrations.append(
+                Registration(
+                    type=request.type,
+                    name=request.name,
+                    urn=response.urn,
+                    parent=request.parent,
+                    custom=request.custom,
+                    inputs=rpc.deserialize_properties(request.object),
+                    ignore_changes=list(request.ignoreChanges),
+                    protect=request.protect,
+                    additional_secret_outputs=list(request.additionalSecretOutputs),
+                    dependencies=list(request.dependencies),
+                    retain_on_delete=request.retainOnDelete,
+                    id=registration.id or "",
+                    state=dict(registration.state or {}),
+                )
+            )
+        return response
+
+
+@dataclass
+class ProgramRun:
+    """What one run of the program registered and exported."""
+
+    resources: list[Registration]
+    outputs: dict[str, Any]
+    """Stack outputs, resolved, secrets unwrapped."""
+    secret_outputs: set[str]
+    """Names of the stack outputs that are secret."""
+    calls: list[tuple[str, dict[str, Any]]]
+
+    def of_type(self, typ: str) -> list[Registration]:
+        return [r for r in self.resources if r.type == typ]
+
+    def one(self, typ: str, name: str | None = None) -> Registration:
+        found = [r for r in self.of_type(typ) if name is None or r.name == name]
+        if len(found) != 1:
+            names = [r.name for r in self.of_type(typ)]
+            raise LookupError(f"expected one {typ} named {name!r}, found {len(found)} among {names}")
+        return found[0]
+
+    def named(self, name: str) -> Registration:
+        found = [r for r in self.resources if r.name == name]
+        if len(found) != 1:
+            raise LookupError(f"expected one resource named {name!r}, found {len(found)}")
+        return found[0]
+
+    def children_of(self, parent: Registration) -> list[Registration]:
+        return [r for r in self.resources if r.parent == parent.urn]
+
+
+def run_program(
+    files: StackFiles,
+    *,
+    overrides: Mapping[str, str] | None = None,
+    remove: tuple[str, ...] = (),
+    program: Path = ROOT / "__main__.py",
+    preview: bool = False,
+) -> ProgramRun:
+    """Runs the program for one stack's config and returns what it registered.
+
+    ``overrides`` and ``remove`` take bare keys of the project namespace (``cpu``) or namespaced ones.
+    Raises whatever the program raises (e.g. ``ConfigError``).
+    """
+
+    def full(key: str) -> str:
+        return key if ":" in key else f"{files.project}:{key}"
+
+    config = {k: v for k, v in files.config.items() if k not in {full(r) for r in remove}}
+    config.update({full(k): v for k, v in (overrides or {}).items()})
+    region = config.get("aws:region", "us-east-1")
+
+    mocks = RecordingMocks(region)
+    monitor = RecordingMonitor(mocks)
+    settings.set_root_resource(None)  # type: ignore[arg-type]
+    pulumi.runtime.set_all_config(config, list(files.secret_keys))
+    pulumi.runtime.set_mocks(mocks, project=files.project, stack=files.stack, preview=preview, monitor=monitor)
+
+    exported: dict[str, Any] = {}
+    secret_outputs: set[str] = set()
+    root = str(program.parent)
+
+    @pulumi.runtime.test
+    def go() -> pulumi.Output[None]:
+        added = root not in sys.path
+        if added:
+            sys.path.insert(0, root)
+        try:
+            runpy.run_path(str(program), run_name="__main__")
+        finally:
+            if added:
+                sys.path.remove(root)
+        stack = settings.get_root_resource()
+        outputs: dict[str, Any] = dict(getattr(stack, "outputs", {}))
+
+        async def settle() -> None:
+            for name, value in outputs.items():
+                out = pulumi.Output.from_input(value)
+                exported[name] = await out.future(with_unknowns=False)
+                if await out.is_secret():
+                    secret_outputs.add(name)
+
+        return pulumi.Output.from_input(asyncio.ensure_future(settle()))
+
+    go()
+    return ProgramRun(
+        resources=list(monitor.registrations),
+        outputs=dict(sorted(exported.items())),
+        secret_outputs=secret_outputs,
+        calls=list(mocks.calls),
+    )
