@@ -30,9 +30,7 @@ class ConfigError(ValueError):
 
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
-        super().__init__(
-            "invalid stack configuration:\n" + "\n".join(f"  - {p}" for p in problems)
-        )
+        super().__init__("invalid stack configuration:\n" + "\n".join(f"  - {p}" for p in problems))
 
 
 # --- Allowed values ---------------------------------------------------------------------------
@@ -303,8 +301,7 @@ class _Reader:
         if key not in self.secret_keys:
             self.fail(
                 key,
-                "must be a secret: set it with "
-                f"`pulumi config set --secret {key} <value>` (never as plain text)",
+                f"must be a secret: set it with `pulumi config set --secret {key} <value>` (never as plain text)",
             )
             return None
         return raw
@@ -345,8 +342,7 @@ def parse_config(
     if not _APP_NAME.match(app_name):
         r.fail(
             "appName",
-            f"{app_name!r} is not allowed; use lower-case letters, digits and hyphens, "
-            "starting with a letter",
+            f"{app_name!r} is not allowed; use lower-case letters, digits and hyphens, starting with a letter",
         )
     longest = f"{app_name}-{stack.lower()}{LONGEST_NAME_SUFFIX}"
     if len(longest) > AWS_LB_NAME_MAX:
@@ -365,9 +361,7 @@ def parse_config(
         if len(tag_value) > 256:
             r.fail("tags", f"the value of tag {tag_key!r} is longer than 256 characters")
 
-    log_retention_days = r.one_of(
-        "logRetentionDays", 14, LOG_RETENTION_DAYS, "a CloudWatch retention period"
-    )
+    log_retention_days = r.one_of("logRetentionDays", 14, LOG_RETENTION_DAYS, "a CloudWatch retention period")
 
     network = _parse_network(r)
     container = _parse_container(r, app_name)
@@ -456,8 +450,7 @@ def _parse_container(r: _Reader, app_name: str) -> ContainerConfig:
     if cpu in FARGATE_SIZES and memory not in FARGATE_SIZES[cpu]:
         r.fail(
             "memory",
-            f"{memory} MiB is not a Fargate size for cpu {cpu}; "
-            f"allowed with cpu {cpu}: {_listing(FARGATE_SIZES[cpu])}",
+            f"{memory} MiB is not a Fargate size for cpu {cpu}; allowed with cpu {cpu}: {_listing(FARGATE_SIZES[cpu])}",
         )
     desired_count = r.integer("desiredCount", 1, 1, 100)
     path = r.string("healthCheckPath", "/")
@@ -612,8 +605,7 @@ def load_stack_config() -> StackConfig:
     secret = frozenset(
         key
         for key in values
-        if runtime_config.is_config_secret(prefix + key)
-        or prefix + key in runtime_config.get_config_secret_keys_env()
+        if runtime_config.is_config_secret(prefix + key) or prefix + key in runtime_config.get_config_secret_keys_env()
     )
     region = pulumi.Config("aws").get("region")
     return parse_config(values, stack=pulumi.get_stack(), region=region, secret_keys=secret)

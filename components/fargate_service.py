@@ -55,8 +55,12 @@ class FargateServiceArgs:
     """True when tasks run in public subnets and need a public IP to pull images."""
 
 
-def _cidr_rule(cidr: str) -> dict[str, str]:
-    return {"cidr_ipv6": cidr} if ":" in cidr else {"cidr_ipv4": cidr}
+def _ipv4(cidr: str) -> str | None:
+    return None if ":" in cidr else cidr
+
+
+def _ipv6(cidr: str) -> str | None:
+    return cidr if ":" in cidr else None
 
 
 class FargateService(pulumi.ComponentResource):
@@ -148,7 +152,8 @@ class FargateService(pulumi.ComponentResource):
                 from_port=args.alb.listener_port,
                 to_port=args.alb.listener_port,
                 description="production listener",
-                **_cidr_rule(cidr),
+                cidr_ipv4=_ipv4(cidr),
+                cidr_ipv6=_ipv6(cidr),
                 opts=child,
             )
         for i, cidr in enumerate(args.alb.test_listener_cidrs):
@@ -159,7 +164,8 @@ class FargateService(pulumi.ComponentResource):
                 from_port=args.alb.test_listener_port,
                 to_port=args.alb.test_listener_port,
                 description="test listener (CodeDeploy test traffic)",
-                **_cidr_rule(cidr),
+                cidr_ipv4=_ipv4(cidr),
+                cidr_ipv6=_ipv6(cidr),
                 opts=child,
             )
         aws.vpc.SecurityGroupEgressRule(
@@ -246,9 +252,7 @@ class FargateService(pulumi.ComponentResource):
             opts=listener_opts,
         )
 
-        self.taskdef_values = pulumi.Output.all(
-            execution_role.arn, task_role.arn, log_group.name
-        ).apply(
+        self.taskdef_values = pulumi.Output.all(execution_role.arn, task_role.arn, log_group.name).apply(
             lambda v: TaskDefinitionValues(
                 family=prefix,
                 cpu=c.cpu,
@@ -264,9 +268,7 @@ class FargateService(pulumi.ComponentResource):
             )
         )
         # The first revision, from the same template the pipeline renders, with the initial image.
-        first = self.taskdef_values.apply(
-            lambda v: json.loads(render_taskdef(replace(v, image=c.initial_image)))
-        )
+        first = self.taskdef_values.apply(lambda v: json.loads(render_taskdef(replace(v, image=c.initial_image))))
         task_definition = aws.ecs.TaskDefinition(
             f"{name}-taskdef",
             family=prefix,
@@ -298,9 +300,7 @@ class FargateService(pulumi.ComponentResource):
                 assign_public_ip=args.assign_public_ip,
             ),
             load_balancers=[
-                aws.ecs.ServiceLoadBalancerArgs(
-                    target_group_arn=blue.arn, container_name=c.name, container_port=c.port
-                )
+                aws.ecs.ServiceLoadBalancerArgs(target_group_arn=blue.arn, container_name=c.name, container_port=c.port)
             ],
             health_check_grace_period_seconds=30,
             propagate_tags="SERVICE",

@@ -29,7 +29,7 @@ def service_trust_policy(service: str, *, source_account: pulumi.Input[str] | No
 
 def allow(
     actions: Sequence[str],
-    resources: Sequence[pulumi.Input[str]] | pulumi.Input[str],
+    resources: Sequence[pulumi.Input[str]],
     *,
     sid: str | None = None,
     condition: Mapping[str, Any] | None = None,
@@ -38,7 +38,7 @@ def allow(
     statement: dict[str, Any] = {
         "Effect": "Allow",
         "Action": sorted(actions),
-        "Resource": resources if isinstance(resources, (str, pulumi.Output)) else list(resources),
+        "Resource": list(resources),
     }
     if sid:
         statement["Sid"] = sid

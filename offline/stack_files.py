@@ -87,9 +87,7 @@ def load_stack_files(
     stack_doc = yaml.safe_load(stack_file.read_text()) or {}
     for key, value in (stack_doc.get("config") or {}).items():
         if ":" not in key:
-            raise StackFileError(
-                f"{stack_file.name}: config key {key!r} needs a namespace, like '{project}:{key}'"
-            )
+            raise StackFileError(f"{stack_file.name}: config key {key!r} needs a namespace, like '{project}:{key}'")
         if isinstance(value, dict) and set(value) == {"secure"}:
             config[key] = secret_placeholder(key)
             secret_keys.append(key)
