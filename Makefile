@@ -18,14 +18,21 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $(STAMP)
 
-install: $(STAMP)
+NODE_STAMP := node_modules/.installed
+
+# gitlab-ci-local (and the Node 22 it needs) for the end-to-end test, pinned in package-lock.json.
+$(NODE_STAMP): $(wildcard package-lock.json)
+	@if [ -f package-lock.json ]; then npm ci --no-audit --no-fund --loglevel=error; fi
+	@mkdir -p node_modules && touch $(NODE_STAMP)
+
+install: $(STAMP) $(NODE_STAMP)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 
-test: lint
+test: lint $(NODE_STAMP)
 	$(PY) -m pytest
 
 plan: $(STAMP)
