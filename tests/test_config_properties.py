@@ -1,0 +1,57 @@
+"""Property-based: whatever a stack file holds, the config model answers with a clean ConfigError naming the
+key, never with a traceback from deeper down (Pulumi, the AWS provider, or our own parsing)."""
+
+from __future__ import annotations
+
+import json
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from components.config import KEYS, SECRET_KEYS, ConfigError, StackConfig, parse_config
+
+BASE = {"gitlabProject": "group/app"}
+
+# What a stack file can hand the program: any scalar as a string, or any JSON structure.
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(10**12), 10**12) | st.floats(allow_nan=False) | st.text(max_size=40),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    max_leaves=8,
+)
+raw_values = st.text(max_size=60) | json_values.map(json.dumps)
+
+
+def check(values: dict[str, str]) -> None:
+    try:
+        cfg = parse_config(values, stack="dev", region="eu-west-1", secret_keys=frozenset(SECRET_KEYS))
+    except ConfigError as err:
+        assert err.problems, "a ConfigError must say what is wrong"
+        for problem in err.problems:
+            assert problem.startswith(("gitlab-fargate:", "aws:region", "stack name")), problem
+        named = {p.split(":")[1] for p in err.problems if p.startswith("gitlab-fargate:")}
+        assert named <= set(KEYS) | set(values), f"an error names a key nobody set: {named}"
+    else:
+        assert isinstance(cfg, StackConfig)
+
+
+@settings(max_examples=60, deadline=None)
+@given(key=st.sampled_from(sorted(KEYS)), raw=raw_values)
+def test_any_value_of_any_key_gives_a_clean_error_or_a_model(key: str, raw: str) -> None:
+    check({**BASE, key: raw})
+
+
+@settings(max_examples=30, deadline=None)
+@given(values=st.dictionaries(st.sampled_from(sorted(KEYS)), raw_values, min_size=2, max_size=6))
+def test_any_combination_gives_a_clean_error_or_a_model(values: dict[str, str]) -> None:
+    check({**BASE, **values})
+
+
+@settings(max_examples=40, deadline=None)
+@given(raw=raw_values.filter(lambda r: r.strip() not in ("256", "512", "1024", "2048", "4096", "8192", "16384")))
+def test_a_wrong_cpu_always_names_the_cpu_key(raw: str) -> None:
+    try:
+        parse_config({**BASE, "cpu": raw}, stack="dev", region="eu-west-1")
+    except ConfigError as err:
+        assert any(p.startswith("gitlab-fargate:cpu:") for p in err.problems), err.problems
+    else:
+        raise AssertionError(f"cpu {raw!r} was accepted")
