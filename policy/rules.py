@@ -1,0 +1,876 @@
+"""The security rules of the policy pack, as plain functions over resources.
+
+A *resource rule* looks at one resource: its type token and its property dict, with the provider's camelCase
+names (``dropInvalidHeaderFields``), exactly what ``offline.engine``'s ``Registration`` gives as ``.type`` and
+``.props`` and what pulumi-policy's ``ResourceValidationArgs`` gives as ``resource_type`` and ``props``. It
+returns one message per problem found (none when the resource complies or the rule does not apply to it).
+
+A *stack rule* needs several resources at once, because AWS spreads one concern over separate resources (a
+bucket and its public-access block, a security-group rule and the listeners of the ALB it belongs to). It
+takes every ``Resource`` of the stack and returns ``Violation``s naming the offending resource.
+
+Nothing here imports Pulumi: the pack's ``__main__.py`` only adapts pulumi-policy's arguments to these
+functions, and the tests call them directly.
+
+Values Pulumi cannot know yet during ``pulumi preview`` (an ARN of a bucket not yet created, a policy document
+built from it) arrive as ``UNKNOWN``. A rule never reports a violation from a value it cannot see: it judges
+what is known, and ``pulumi up`` (which runs the pack again with every value resolved, before each resource is
+created) judges the rest.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+# --- Values, resources, violations -----------------------------------------------------------------
+
+
+class Unknown:
+    """A value Pulumi computes only when the resource is created (seen during ``pulumi preview``)."""
+
+    _instance: Unknown | None = None
+
+    def __new__(cls) -> Unknown:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "UNKNOWN"
+
+
+UNKNOWN = Unknown()
+
+
+def has_unknown(value: Any) -> bool:
+    """Whether the value is, or contains, a value not known yet."""
+    if value is UNKNOWN:
+        return True
+    if isinstance(value, Mapping):
+        return any(has_unknown(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(has_unknown(v) for v in value)
+    return False
+
+
+@dataclass(frozen=True)
+class Resource:
+    """One resource of the stack, as the stack rules see it."""
+
+    type: str
+    name: str
+    props: Mapping[str, Any]
+    urn: str = ""
+    ids: frozenset[str] = frozenset()
+    """What other resources use to refer to this one: its id, ARN, physical name (when known)."""
+    property_dependencies: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    """URNs each property depends on. During a preview, a reference to a resource not created yet is
+    unknown as a value but known as a dependency, so references are matched through these too."""
+
+
+@dataclass(frozen=True)
+class Violation:
+    rule: str
+    message: str
+    urn: str = ""
+    """The offending resource (empty: the stack as a whole)."""
+
+    def __str__(self) -> str:
+        return f"[{self.rule}] {self.urn or 'stack'}: {self.message}"
+
+
+ResourceCheck = Callable[[str, Mapping[str, Any]], list[str]]
+StackCheck = Callable[[Sequence[Resource]], list[tuple[str, str]]]
+
+
+@dataclass(frozen=True)
+class ResourceRule:
+    name: str
+    description: str
+    types: frozenset[str]
+    """The resource types the rule looks at; every other type is not its concern."""
+    check: ResourceCheck
+
+    def __call__(self, resource_type: str, props: Mapping[str, Any]) -> list[str]:
+        if resource_type not in self.types:
+            return []
+        return self.check(resource_type, props)
+
+
+@dataclass(frozen=True)
+class StackRule:
+    name: str
+    description: str
+    check: StackCheck
+
+    def __call__(self, resources: Sequence[Resource]) -> list[Violation]:
+        return [Violation(self.name, message, urn) for urn, message in self.check(resources)]
+
+
+# --- Resource types ----------------------------------------------------------------------------------
+
+# pulumi-aws v7 still accepts the deprecated *V2 names and the aws.alb aliases of aws.lb; a rule keyed on the
+# current token alone would miss a resource declared with the old one.
+BUCKETS = frozenset({"aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2"})
+BUCKET_PUBLIC_ACCESS_BLOCK = "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"
+ACCOUNT_PUBLIC_ACCESS_BLOCK = "aws:s3/accountPublicAccessBlock:AccountPublicAccessBlock"
+BUCKET_ENCRYPTION = frozenset(
+    {
+        "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+        "aws:s3/bucketServerSideEncryptionConfigurationV2:BucketServerSideEncryptionConfigurationV2",
+    }
+)
+BUCKET_POLICY = "aws:s3/bucketPolicy:BucketPolicy"
+BUCKET_VERSIONING = frozenset(
+    {"aws:s3/bucketVersioning:BucketVersioning", "aws:s3/bucketVersioningV2:BucketVersioningV2"}
+)
+PIPELINE = "aws:codepipeline/pipeline:Pipeline"
+ECR_REPOSITORY = "aws:ecr/repository:Repository"
+ECR_LIFECYCLE_POLICY = "aws:ecr/lifecyclePolicy:LifecyclePolicy"
+CODEBUILD_PROJECT = "aws:codebuild/project:Project"
+TASK_DEFINITION = "aws:ecs/taskDefinition:TaskDefinition"
+LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
+LOAD_BALANCERS = frozenset({"aws:lb/loadBalancer:LoadBalancer", "aws:alb/loadBalancer:LoadBalancer"})
+LISTENERS = frozenset({"aws:lb/listener:Listener", "aws:alb/listener:Listener"})
+SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup"
+SECURITY_GROUP_RULE = "aws:ec2/securityGroupRule:SecurityGroupRule"
+SECURITY_GROUP_INGRESS_RULE = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+DEPLOYMENT_GROUP = "aws:codedeploy/deploymentGroup:DeploymentGroup"
+GITLAB_VARIABLES = frozenset(
+    {
+        "gitlab:index/projectVariable:ProjectVariable",
+        "gitlab:index/groupVariable:GroupVariable",
+        "gitlab:index/instanceVariable:InstanceVariable",
+    }
+)
+
+# Resources holding an IAM policy document, and the properties that hold it. KMS key policies are left out on
+# purpose: in a key policy ``Resource: "*"`` means "this key", and AWS's default key policy grants ``kms:*`` to
+# the account, so these rules would misread every key policy.
+POLICY_DOCUMENTS: dict[str, tuple[str, ...]] = {
+    "aws:iam/rolePolicy:RolePolicy": ("policy",),
+    "aws:iam/userPolicy:UserPolicy": ("policy",),
+    "aws:iam/groupPolicy:GroupPolicy": ("policy",),
+    "aws:iam/policy:Policy": ("policy",),
+    "aws:iam/role:Role": ("assumeRolePolicy", "inlinePolicies"),
+    "aws:s3/bucketPolicy:BucketPolicy": ("policy",),
+    "aws:s3/bucket:Bucket": ("policy",),
+    "aws:s3/bucketV2:BucketV2": ("policy",),
+    "aws:ecr/repositoryPolicy:RepositoryPolicy": ("policy",),
+    "aws:sns/topicPolicy:TopicPolicy": ("policy",),
+    "aws:sns/topic:Topic": ("policy",),
+    "aws:cloudwatch/logResourcePolicy:LogResourcePolicy": ("policyDocument",),
+    "aws:cloudwatch/eventBusPolicy:EventBusPolicy": ("policy",),
+}
+
+# Resources attaching managed policies, and the properties holding the policy ARNs.
+POLICY_ATTACHMENTS: dict[str, str] = {
+    "aws:iam/rolePolicyAttachment:RolePolicyAttachment": "policyArn",
+    "aws:iam/userPolicyAttachment:UserPolicyAttachment": "policyArn",
+    "aws:iam/groupPolicyAttachment:GroupPolicyAttachment": "policyArn",
+    "aws:iam/policyAttachment:PolicyAttachment": "policyArn",
+    "aws:iam/rolePolicyAttachmentsExclusive:RolePolicyAttachmentsExclusive": "policyArns",
+    "aws:iam/userPolicyAttachmentsExclusive:UserPolicyAttachmentsExclusive": "policyArns",
+    "aws:iam/groupPolicyAttachmentsExclusive:GroupPolicyAttachmentsExclusive": "policyArns",
+    "aws:iam/role:Role": "managedPolicyArns",
+}
+
+# --- IAM: what may have ``Resource: "*"`` ------------------------------------------------------------
+
+RESOURCE_STAR_ACTIONS: dict[str, str] = {
+    # action: why AWS leaves no narrower Resource than "*" (the Service Authorization Reference lists no
+    # resource type for it; tests/test_policy.py checks each entry against parliament's copy of it).
+    "ecr:GetAuthorizationToken": "the registry login token is account-wide; ECR defines no resource for it",
+    "ecr-public:GetAuthorizationToken": "the ECR Public login token is account-wide (pulling public base images)",
+    "sts:GetServiceBearerToken": "needed with ecr-public:GetAuthorizationToken; STS defines no resource for it",
+    "ecs:DescribeTaskDefinition": "ECS defines no resource type for describing task definitions",
+    "ecs:ListTaskDefinitions": "a list call over the account; ECS defines no resource for it",
+    "cloudwatch:PutMetricData": "metrics are not resources; scope it with the cloudwatch:namespace condition",
+    "ec2:DescribeNetworkInterfaces": "EC2 Describe calls take no resource (CodeBuild in a VPC)",
+    "ec2:DescribeSubnets": "EC2 Describe calls take no resource (CodeBuild in a VPC)",
+    "ec2:DescribeSecurityGroups": "EC2 Describe calls take no resource (CodeBuild in a VPC)",
+    "ec2:DescribeVpcs": "EC2 Describe calls take no resource (CodeBuild in a VPC)",
+    "ec2:DescribeDhcpOptions": "EC2 Describe calls take no resource (CodeBuild in a VPC)",
+    "elasticloadbalancing:DescribeTargetGroups": "ELB Describe calls take no resource (CodeDeploy blue/green)",
+    "elasticloadbalancing:DescribeListeners": "ELB Describe calls take no resource (CodeDeploy blue/green)",
+    "elasticloadbalancing:DescribeRules": "ELB Describe calls take no resource (CodeDeploy blue/green)",
+    "elasticloadbalancing:DescribeTargetHealth": "ELB Describe calls take no resource (CodeDeploy blue/green)",
+}
+_RESOURCE_STAR_ACTIONS = {a.lower() for a in RESOURCE_STAR_ACTIONS}
+
+# AWS managed policies that grant whole services (``service:*``) or everything: attaching one defeats the
+# scoped inline policies this program writes.
+_BROAD_MANAGED_POLICY = re.compile(
+    r"^arn:aws[a-z-]*:iam::aws:policy/(?:[\w+=,.@-]+/)*"
+    r"(AdministratorAccess|PowerUserAccess|[\w+=,.@-]*FullAccess[\w+=,.@-]*|[\w+=,.@-]*AdminAccess)$"
+)
+
+# --- Secrets in names ----------------------------------------------------------------------------
+
+_CREDENTIAL_WORDS = ("SECRET", "TOKEN", "PASSWORD", "PASSWD", "PASSPHRASE", "CREDENTIAL", "PRIVATE_KEY", "KEY")
+NOT_CREDENTIAL_PARTS: dict[str, str] = {
+    # name part containing KEY: why it names no secret
+    "OBJECT_KEY": "an S3 object key is a path",
+    "S3_KEY": "an S3 key is a path",
+    "CACHE_KEY": "a cache key is a lookup name",
+    "PUBLIC_KEY": "public key material is meant to be shared",
+}
+
+
+def looks_like_credential(name: str) -> bool:
+    """Whether a variable name says it holds a credential (``*SECRET*``, ``*TOKEN*``, ``*PASSWORD*``, ``*KEY*``)."""
+    upper = name.upper().replace("-", "_")
+    for part in NOT_CREDENTIAL_PARTS:
+        upper = upper.replace(part, "")
+    return any(word in upper for word in _CREDENTIAL_WORDS)
+
+
+def _is_private_key(name: str) -> bool:
+    upper = name.upper().replace("-", "_")
+    return "PRIVATE_KEY" in upper or "SSH_KEY" in upper
+
+
+# --- Helpers -----------------------------------------------------------------------------------------
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    if isinstance(value, list | tuple):
+        return list(value)
+    return [value]
+
+
+def _document(value: Any) -> Any:
+    """A policy document (or other JSON-in-a-string property) as data; ``None`` when it cannot be parsed."""
+    if value is UNKNOWN or isinstance(value, Mapping | list):
+        return value
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _statements(document: Any) -> list[Mapping[str, Any]]:
+    if not isinstance(document, Mapping):
+        return []
+    return [s for s in _as_list(document.get("Statement")) if isinstance(s, Mapping)]
+
+
+def _strings(value: Any) -> Iterator[str]:
+    """Every known string inside a value (lists and maps walked through)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for v in value.values():
+            yield from _strings(v)
+    elif isinstance(value, list | tuple):
+        for v in value:
+            yield from _strings(v)
+
+
+def _get(value: Any, *path: str) -> Any:
+    """``value[path[0]][path[1]]...``; a list along the way contributes its first element (a provider block)."""
+    for key in path:
+        if isinstance(value, list) and value:
+            value = value[0]
+        if not isinstance(value, Mapping):
+            return UNKNOWN if value is UNKNOWN else None
+        value = value.get(key)
+    return value
+
+
+def _refers_to(resource: Resource, prop: str, target: Resource) -> bool:
+    """Whether ``resource.props[prop]`` refers to ``target``: by value, or by dependency when not known yet."""
+    if target.ids and any(s in target.ids for s in _strings(resource.props.get(prop))):
+        return True
+    return bool(target.urn) and target.urn in resource.property_dependencies.get(prop, frozenset())
+
+
+def _label(resource: Resource) -> str:
+    return f"{resource.type.split(':')[-1]} {resource.name!r}"
+
+
+def _of_type(resources: Sequence[Resource], types: Iterable[str]) -> list[Resource]:
+    wanted = set(types)
+    return [r for r in resources if r.type in wanted]
+
+
+def _policy_documents(resource_type: str, props: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
+    """(property label, parsed document) for every policy document the resource holds."""
+    for prop in POLICY_DOCUMENTS.get(resource_type, ()):
+        value = props.get(prop)
+        if prop == "inlinePolicies":
+            for i, inline in enumerate(_as_list(value)):
+                if isinstance(inline, Mapping) and inline.get("policy") is not None:
+                    yield f"inlinePolicies[{i}]", _document(inline.get("policy"))
+        elif value is not None:
+            yield prop, _document(value)
+
+
+def _allow_statements(resource_type: str, props: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    for label, document in _policy_documents(resource_type, props):
+        for i, statement in enumerate(_statements(document)):
+            if statement.get("Effect") == "Allow":
+                sid = statement.get("Sid")
+                yield (f"{label} statement {sid!r}" if isinstance(sid, str) else f"{label} statement {i}"), statement
+
+
+# --- Resource rules ---------------------------------------------------------------------------------
+
+
+def iam_no_wildcard_actions(resource_type: str, props: Mapping[str, Any]) -> list[str]:
+    """No Allow statement grants every action (``*``), a whole service (``s3:*``), or all-but (``NotAction``)."""
+    messages = []
+    for label, document in _policy_documents(resource_type, props):
+        if document is None:
+            messages.append(f"{label} is not a JSON policy document, so it cannot be checked")
+    for where, statement in _allow_statements(resource_type, props):
+        if "NotAction" in statement:
+            messages.append(f"{where} allows NotAction: it grants every action except those listed")
+        for action in _as_list(statement.get("Action")):
+            if isinstance(action, str) and (action == "*" or action.endswith(":*")):
+                messages.append(f"{where} allows {action!r}: list the actions the principal needs")
+    return messages
+
+
+def iam_resource_star_only_for_unscopable_actions(resource_type: str, props: Mapping[str, Any]) -> list[str]:
+    """``Resource: "*"`` only with actions AWS cannot scope to a resource (``RESOURCE_STAR_ACTIONS``)."""
+    messages = []
+    for where, statement in _allow_statements(resource_type, props):
+        resources = _as_list(statement.get("Resource"))
+        if "NotResource" in statement:
+            messages.append(f"{where} allows NotResource: it grants every resource except those listed")
+            continue
+        if "*" not in resources:
+            continue
+        actions = [a for a in _as_list(statement.get("Action")) if isinstance(a, str)]
+        scopable = sorted(a for a in actions if a.lower() not in _RESOURCE_STAR_ACTIONS)
+        if scopable:
+            messages.append(
+                f'{where} allows {", ".join(scopable)} on Resource "*": scope them to the ARNs they act on '
+                f'(only {len(RESOURCE_STAR_ACTIONS)} actions AWS cannot scope may use "*", see RESOURCE_STAR_ACTIONS)'
+            )
+    return messages
+
+
+def iam_no_wildcard_principal(resource_type: str, props: Mapping[str, Any]) -> list[str]:
+    """No Allow statement (trust, bucket, repository, topic policy...) lets anyone (``*``) in."""
+    messages = []
+    for where, statement in _allow_statements(resource_type, props):
+        if "NotPrincipal" in statement:
+            messages.append(f"{where} allows NotPrincipal: it lets in everyone except those listed")
+        principal = statement.get("Principal")
+        if principal == "*" or "*" in _strings(principal):
+            messages.append(f"{where} allows Principal '*': name the accounts, roles or services instead")
+    return messages
+
+
+def iam_no_broad_managed_policies(resource_type: str, props: Mapping[str, Any]) -> list[str]:
+    """No AWS managed policy granting a whole service or everything (``*FullAccess``, ``AdministratorAccess``)."""
+    prop = POLICY_ATTACHMENTS.get(resource_type)
+    if prop is None:
+        return []
+    return [
+        f"attaches {arn}, which grants whole services; write a policy scoped to the resources used"
+        for arn in _strings(props.get(prop))
+        if _BROAD_MANAGED_POLICY.match(arn)
+    ]
+
+
+def ecr_scan_on_push(resource_type: str, props: Mapping[str, Any]) -> list[str]:
+    scan = _get(props, "imageScanningConfiguration", "scanOnPush")
+    if scan is UNKNOWN or scan is True:
+        return []
+    return ["does not scan images on push: set imageScanningConfiguration.scanOnPush to true"]
+
+
+def _plaintext_credentials(variables: Any, where: str) -> list[str]:
+    messages = []
+    for variable in _as_list(variables):
+        if not isinstance(variable, Mapping):
+            continue
+        name = variable.get("name")
+        # CodeBuild's default type is PLAINTEXT; PARAMETER_STORE and SECRETS_MANAGER hold only a reference.
+        kind = variable.get("type") or "PLAINTEXT"
+        if isinstance(name, str) and kind == "PLAINTEXT" and looks_like_credential(name):
+            messages.append(
+                f"{where} sets {name!r} as PLAINTEXT; store it in Secrets Manager or Parameter Store and pass "
+                "it with type SECRETS_MANAGER or PARAMETER_STORE"
+            )
+    return messages
+
+
+def codebuild_no_plaintext_secrets(resource_type: str, props: Mapping[str, Any]) -> list[str]:
+    """No credential-like CodeBuild environment variable of type PLAINTEXT (project or pipeline action)."""
+    if resource_type == CODEBUILD_PROJECT:
+        return _plaintext_credentials(_get(props, "environment", "environmentVariables"), "the build environment")
+    messages = []
+    for stage in _as_list(props.get("stages")):
+        for action in _as_list(_get(stage, "actions")):
+            if not isinstance(action, Mapping) or action.get("provider") != "CodeBuild":
+                continue
+            variables = _document(_get(action, "configuration", "EnvironmentVariables"))
+            if isinstance(variables, list):
+                messages += _plaintext_credentials(variables, f"pipeline action {action.get('name')!r}")
+    return messages
+
+
+def ecs_no_secrets_in_environment(resource_type: str, props: Mapping[str, Any]) -> list[str]:
+    """No credential-like name in a container's ``environment`` (visible to anyone who can describe the task)."""
+    containers = _document(props.get("containerDefinitions"))
+    messages = []
+    for container in containers if isinstance(containers, list) else []:
+        if not isinstance(container, Mapping):
+            continue
+        for variable in _as_list(container.get("environment")):
+            name = variable.get("name") if isinstance(variable, Mapping) else None
+            if isinstance(name, str) and looks_like_credential(name):
+                messages.append(
+                    f"container {container.get('name')!r} has {name!r} in its environment; pass it in "
+                    "`secrets` (valueFrom a Secrets Manager or Parameter Store ARN)"
+                )
+    return messages
+
+
+def log_group_retention(resource_type: str, props: Mapping[str, Any]) -> list[str]:
+    days = props.get("retentionInDays")
+    if days is UNKNOWN or (isinstance(days, int | float) and days > 0):
+        return []
+    return ["keeps logs forever: set retentionInDays"]
+
+
+def alb_drops_invalid_headers(resource_type: str, props: Mapping[str, Any]) -> list[str]:
+    kind = props.get("loadBalancerType") or "application"
+    drop = props.get("dropInvalidHeaderFields")
+    if kind != "application" or drop is UNKNOWN or drop is True:
+        return []
+    return ["forwards invalid HTTP header fields: set dropInvalidHeaderFields to true (request smuggling)"]
+
+
+def gitlab_credentials_masked_protected(resource_type: str, props: Mapping[str, Any]) -> list[str]:
+    """Credential variables are masked (kept out of job logs) and protected (protected branches/tags only).
+
+    A private key cannot be masked (GitLab masks only single-line values), so it need only be protected.
+    """
+    key = props.get("key")
+    if not isinstance(key, str) or not looks_like_credential(key):
+        return []
+    messages = []
+    if props.get("protected") not in (True, UNKNOWN):
+        messages.append(f"{key!r} is not protected: any branch's pipeline could read it")
+    if not _is_private_key(key) and props.get("masked") not in (True, UNKNOWN) and props.get("hidden") is not True:
+        messages.append(f"{key!r} is not masked: a job that prints it leaks it into the job log")
+    return messages
+
+
+_IAM_TYPES = frozenset(POLICY_DOCUMENTS)
+
+RESOURCE_RULES: tuple[ResourceRule, ...] = (
+    ResourceRule(
+        "iam-no-wildcard-actions",
+        'No IAM statement allows "*" or "service:*" actions (or NotAction).',
+        _IAM_TYPES,
+        iam_no_wildcard_actions,
+    ),
+    ResourceRule(
+        "iam-resource-star-only-unscopable",
+        'An IAM statement uses Resource "*" only for actions AWS cannot scope to a resource.',
+        _IAM_TYPES,
+        iam_resource_star_only_for_unscopable_actions,
+    ),
+    ResourceRule(
+        "iam-no-wildcard-principal",
+        'No policy (trust, bucket, repository...) allows the principal "*".',
+        _IAM_TYPES,
+        iam_no_wildcard_principal,
+    ),
+    ResourceRule(
+        "iam-no-broad-managed-policies",
+        "No AWS managed policy granting whole services (AdministratorAccess, *FullAccess) is attached.",
+        frozenset(POLICY_ATTACHMENTS),
+        iam_no_broad_managed_policies,
+    ),
+    ResourceRule(
+        "ecr-scan-on-push",
+        "Every ECR repository scans images on push.",
+        frozenset({ECR_REPOSITORY}),
+        ecr_scan_on_push,
+    ),
+    ResourceRule(
+        "codebuild-no-plaintext-secrets",
+        "No credential-like CodeBuild environment variable is PLAINTEXT.",
+        frozenset({CODEBUILD_PROJECT, PIPELINE}),
+        codebuild_no_plaintext_secrets,
+    ),
+    ResourceRule(
+        "ecs-no-secrets-in-environment",
+        "No credential-like variable in a task definition's container environment.",
+        frozenset({TASK_DEFINITION}),
+        ecs_no_secrets_in_environment,
+    ),
+    ResourceRule(
+        "log-group-retention",
+        "Every CloudWatch log group has a retention period.",
+        frozenset({LOG_GROUP}),
+        log_group_retention,
+    ),
+    ResourceRule(
+        "alb-drop-invalid-headers",
+        "Every application load balancer drops invalid HTTP header fields.",
+        LOAD_BALANCERS,
+        alb_drops_invalid_headers,
+    ),
+    ResourceRule(
+        "gitlab-credentials-masked-protected",
+        "GitLab CI/CD variables holding credentials are masked and protected (private keys: protected).",
+        GITLAB_VARIABLES,
+        gitlab_credentials_masked_protected,
+    ),
+)
+
+
+# --- Stack rules -------------------------------------------------------------------------------------
+
+
+def _bucket_settings(resources: Sequence[Resource], bucket: Resource, types: Iterable[str]) -> list[Resource]:
+    """The resources of ``types`` configuring ``bucket`` (through their ``bucket`` property)."""
+    return [r for r in _of_type(resources, types) if _refers_to(r, "bucket", bucket)]
+
+
+def _all_true(props: Mapping[str, Any], keys: Sequence[str]) -> bool | None:
+    values = [props.get(k) for k in keys]
+    if any(v is UNKNOWN for v in values):
+        return None
+    return all(v is True for v in values)
+
+
+_PUBLIC_ACCESS_FLAGS = ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
+
+
+def s3_public_access_blocked(resources: Sequence[Resource]) -> list[tuple[str, str]]:
+    """Every bucket has a public-access block with all four flags (or the account has one)."""
+    if any(
+        _all_true(r.props, _PUBLIC_ACCESS_FLAGS) is not False
+        for r in _of_type(resources, [ACCOUNT_PUBLIC_ACCESS_BLOCK])
+    ):
+        return []
+    found = []
+    for bucket in _of_type(resources, BUCKETS):
+        blocks = _bucket_settings(resources, bucket, [BUCKET_PUBLIC_ACCESS_BLOCK])
+        if not blocks:
+            found.append((bucket.urn, f"{_label(bucket)} has no BucketPublicAccessBlock"))
+        elif all(_all_true(b.props, _PUBLIC_ACCESS_FLAGS) is False for b in blocks):
+            found.append((bucket.urn, f"{_label(bucket)}: set all of {', '.join(_PUBLIC_ACCESS_FLAGS)} to true"))
+    return found
+
+
+_SSE_ALGORITHMS = ("AES256", "aws:kms", "aws:kms:dsse")
+
+
+def _sse_algorithms(rules: Any) -> list[Any]:
+    return [_get(rule, "applyServerSideEncryptionByDefault", "sseAlgorithm") for rule in _as_list(rules)]
+
+
+def s3_bucket_encrypted(resources: Sequence[Resource]) -> list[tuple[str, str]]:
+    """Every bucket has a default server-side encryption configuration."""
+    found = []
+    for bucket in _of_type(resources, BUCKETS):
+        algorithms = _sse_algorithms(_get(bucket.props, "serverSideEncryptionConfiguration", "rule"))
+        for config in _bucket_settings(resources, bucket, BUCKET_ENCRYPTION):
+            algorithms += _sse_algorithms(config.props.get("rules"))
+        if not any(a is UNKNOWN or a in _SSE_ALGORITHMS for a in algorithms):
+            found.append(
+                (
+                    bucket.urn,
+                    f"{_label(bucket)} has no default encryption: add a BucketServerSideEncryptionConfiguration",
+                )
+            )
+    return found
+
+
+def _denies_insecure_transport(statement: Mapping[str, Any], bucket_arns: set[str]) -> bool:
+    if statement.get("Effect") != "Deny":
+        return False
+    principal = statement.get("Principal")
+    if not (principal == "*" or _get(principal, "AWS") in ("*", ["*"])):
+        return False
+    if not any(a in ("*", "s3:*") for a in _as_list(statement.get("Action"))):
+        return False
+    condition = _get(statement.get("Condition"), "Bool", "aws:SecureTransport")
+    if not any(str(v).lower() == "false" for v in _as_list(condition)):
+        return False
+    covered = set(_strings(statement.get("Resource")))
+    if bucket_arns:
+        return any(arn in covered and f"{arn}/*" in covered for arn in bucket_arns)
+    return any(f"{r}/*" in covered for r in covered)
+
+
+def s3_bucket_tls_only(resources: Sequence[Resource]) -> list[tuple[str, str]]:
+    """Every bucket's policy denies requests not made over TLS (``aws:SecureTransport`` false)."""
+    found = []
+    for bucket in _of_type(resources, BUCKETS):
+        documents = [_document(bucket.props.get("policy"))] if bucket.props.get("policy") is not None else []
+        documents += [_document(p.props.get("policy")) for p in _bucket_settings(resources, bucket, [BUCKET_POLICY])]
+        if any(d is UNKNOWN for d in documents):
+            continue
+        arns = {i for i in bucket.ids if i.startswith("arn:")} | {
+            f"arn:aws:s3:::{i}" for i in bucket.ids if not i.startswith("arn:")
+        }
+        if not any(_denies_insecure_transport(s, arns) for d in documents for s in _statements(d)):
+            found.append(
+                (
+                    bucket.urn,
+                    f"{_label(bucket)} accepts plain-HTTP requests: its bucket policy needs a Deny of s3:* on the "
+                    'bucket and its objects for Principal "*" when aws:SecureTransport is "false"',
+                )
+            )
+    return found
+
+
+def _source_buckets(resources: Sequence[Resource]) -> list[tuple[Resource, Resource]]:
+    """(pipeline, bucket) for every bucket of the stack an S3 source action reads."""
+    pairs = []
+    buckets = _of_type(resources, BUCKETS)
+    for pipeline in _of_type(resources, [PIPELINE]):
+        for stage in _as_list(pipeline.props.get("stages")):
+            for action in _as_list(_get(stage, "actions")):
+                if _get(action, "category") != "Source" or _get(action, "provider") != "S3":
+                    continue
+                name = _get(action, "configuration", "S3Bucket")
+                if name is UNKNOWN:
+                    # Not known yet: the buckets the pipeline's stages depend on are the candidates.
+                    deps = pipeline.property_dependencies.get("stages", frozenset())
+                    pairs += [(pipeline, b) for b in buckets if b.urn in deps]
+                else:
+                    pairs += [(pipeline, b) for b in buckets if name in b.ids]
+    return pairs
+
+
+def s3_source_bucket_versioned(resources: Sequence[Resource]) -> list[tuple[str, str]]:
+    """The bucket the pipeline's S3 source action reads is versioned (the action requires it)."""
+    found = []
+    for pipeline, bucket in _source_buckets(resources):
+        statuses = [_get(bucket.props, "versioning", "enabled")]
+        statuses += [
+            _get(v.props, "versioningConfiguration", "status")
+            for v in _bucket_settings(resources, bucket, BUCKET_VERSIONING)
+        ]
+        if not any(s in (True, "Enabled", UNKNOWN) for s in statuses):
+            found.append(
+                (
+                    bucket.urn,
+                    f"{_label(bucket)} is the S3 source of {_label(pipeline)} but is not versioned: add a "
+                    'BucketVersioning with status "Enabled"',
+                )
+            )
+    return found
+
+
+def ecr_lifecycle_policy(resources: Sequence[Resource]) -> list[tuple[str, str]]:
+    """Every ECR repository has a lifecycle policy with at least one rule (old images expire)."""
+    found = []
+    for repository in _of_type(resources, [ECR_REPOSITORY]):
+        policies = [p for p in _of_type(resources, [ECR_LIFECYCLE_POLICY]) if _refers_to(p, "repository", repository)]
+        documents = [_document(p.props.get("policy")) for p in policies]
+        if not any(d is UNKNOWN or (isinstance(d, Mapping) and _as_list(d.get("rules"))) for d in documents):
+            found.append((repository.urn, f"{_label(repository)} has no lifecycle policy with a rule"))
+    return found
+
+
+def _ports(rule: Mapping[str, Any], protocol_key: str) -> tuple[str, range] | None:
+    if has_unknown([rule.get(protocol_key), rule.get("fromPort"), rule.get("toPort")]):
+        return None
+    protocol = str(rule.get(protocol_key, "")).lower()
+    low, high = rule.get("fromPort"), rule.get("toPort")
+    if protocol in ("-1", "all"):
+        return "all", range(0, 65536)
+    if not isinstance(low, int | float) or not isinstance(high, int | float):
+        return None
+    return {"6": "tcp", "17": "udp"}.get(protocol, protocol), range(int(low), int(high) + 1)
+
+
+def _is_world(cidr: Any) -> bool:
+    try:
+        return isinstance(cidr, str) and ipaddress.ip_network(cidr, strict=False).prefixlen == 0
+    except ValueError:
+        return False
+
+
+def _world_ingress(resources: Sequence[Resource]) -> Iterator[tuple[Resource, list[Resource], tuple[str, range]]]:
+    """(rule resource, its security groups in the stack, (protocol, ports)) for every ingress open to the world."""
+    groups = _of_type(resources, [SECURITY_GROUP])
+    for r in resources:
+        if r.type == SECURITY_GROUP_INGRESS_RULE:
+            entries = [(r.props, [r.props.get("cidrIpv4"), r.props.get("cidrIpv6")], "ipProtocol")]
+            owners = [g for g in groups if _refers_to(r, "securityGroupId", g)]
+        elif r.type == SECURITY_GROUP_RULE and r.props.get("type") == "ingress":
+            cidrs = _as_list(r.props.get("cidrBlocks")) + _as_list(r.props.get("ipv6CidrBlocks"))
+            entries = [(r.props, cidrs, "protocol")]
+            owners = [g for g in groups if _refers_to(r, "securityGroupId", g)]
+        elif r.type == SECURITY_GROUP:
+            entries = [
+                (e, _as_list(e.get("cidrBlocks")) + _as_list(e.get("ipv6CidrBlocks")), "protocol")
+                for e in _as_list(r.props.get("ingress"))
+                if isinstance(e, Mapping)
+            ]
+            owners = [r]
+        else:
+            continue
+        for entry, cidrs, protocol_key in entries:
+            if any(_is_world(c) for c in cidrs):
+                ports = _ports(entry, protocol_key)
+                if ports is not None:
+                    yield r, owners, ports
+
+
+def _test_listener_ids(resources: Sequence[Resource]) -> set[str]:
+    """ARNs of the listeners CodeDeploy uses for test traffic (they serve the version not yet released)."""
+    ids: set[str] = set()
+    for group in _of_type(resources, [DEPLOYMENT_GROUP]):
+        for pair in _as_list(_get(group.props, "loadBalancerInfo", "targetGroupPairInfo")):
+            ids.update(_strings(_get(pair, "testTrafficRoute", "listenerArns")))
+    return ids
+
+
+def security_group_world_ingress(resources: Sequence[Resource]) -> list[tuple[str, str]]:
+    """Only an ALB's security group, and only on that ALB's (production) listener ports, is open to the world."""
+    balancers = [
+        lb
+        for lb in _of_type(resources, LOAD_BALANCERS)
+        if (lb.props.get("loadBalancerType") or "application") == "application"
+    ]
+    listeners = _of_type(resources, LISTENERS)
+    test_ids = _test_listener_ids(resources)
+    found = []
+    for rule, owners, (protocol, ports) in _world_ingress(resources):
+        allowed: set[int] = set()
+        for group in owners:
+            for lb in balancers:
+                if not _refers_to(lb, "securityGroups", group):
+                    continue
+                for listener in listeners:
+                    port = listener.props.get("port")
+                    if (
+                        _refers_to(listener, "loadBalancerArn", lb)
+                        and isinstance(port, int | float)
+                        and not (listener.ids & test_ids)
+                    ):
+                        allowed.add(int(port))
+        if protocol != "tcp" or not set(ports) <= allowed:
+            shown = "all ports" if protocol == "all" else f"{protocol} {ports.start}-{ports.stop - 1}"
+            where = (
+                f"the ALB's production listener ports {sorted(allowed)}"
+                if allowed
+                else "an ALB's production listener ports"
+            )
+            found.append(
+                (
+                    rule.urn,
+                    f"{_label(rule)} opens {shown} to the internet; only {where} may be open to 0.0.0.0/0 or ::/0",
+                )
+            )
+    return found
+
+
+def codebuild_logs_retained(resources: Sequence[Resource]) -> list[tuple[str, str]]:
+    """Every CodeBuild project logs to a log group of the stack (which has a retention), not one it creates.
+
+    Without ``logsConfig.cloudwatchLogs.groupName``, CodeBuild creates ``/aws/codebuild/<project>`` itself, with
+    no retention: build logs would be kept (and billed) forever.
+    """
+    groups = _of_type(resources, [LOG_GROUP])
+    found = []
+    for project in _of_type(resources, [CODEBUILD_PROJECT]):
+        cloudwatch = _get(project.props, "logsConfig", "cloudwatchLogs")
+        if cloudwatch is UNKNOWN or _get(cloudwatch, "status") in ("DISABLED", UNKNOWN):
+            continue
+        name = _get(cloudwatch, "groupName")
+        if name is UNKNOWN:
+            continue
+        deps = project.property_dependencies.get("logsConfig", frozenset())
+        if not any((isinstance(name, str) and name in g.ids) or g.urn in deps for g in groups):
+            found.append(
+                (
+                    project.urn,
+                    f"{_label(project)} writes build logs to a log group CodeBuild creates without retention: set "
+                    "logsConfig.cloudwatchLogs.groupName to a LogGroup of the stack",
+                )
+            )
+    return found
+
+
+STACK_RULES: tuple[StackRule, ...] = (
+    StackRule(
+        "s3-public-access-blocked", "Every S3 bucket blocks public access (all four flags).", s3_public_access_blocked
+    ),
+    StackRule("s3-bucket-encrypted", "Every S3 bucket has default server-side encryption.", s3_bucket_encrypted),
+    StackRule("s3-bucket-tls-only", "Every S3 bucket policy denies requests not made over TLS.", s3_bucket_tls_only),
+    StackRule(
+        "s3-source-bucket-versioned",
+        "The bucket the pipeline's S3 source action reads is versioned.",
+        s3_source_bucket_versioned,
+    ),
+    StackRule("ecr-lifecycle-policy", "Every ECR repository has a lifecycle policy.", ecr_lifecycle_policy),
+    StackRule(
+        "security-group-world-ingress",
+        "Nothing but an ALB's production listener ports is open to 0.0.0.0/0 or ::/0.",
+        security_group_world_ingress,
+    ),
+    StackRule(
+        "codebuild-logs-retained",
+        "Every CodeBuild project logs to a log group of the stack (with a retention).",
+        codebuild_logs_retained,
+    ),
+)
+
+
+# --- Running every rule ------------------------------------------------------------------------------
+
+
+def check_resource(resource_type: str, props: Mapping[str, Any], urn: str = "") -> list[Violation]:
+    """Every resource rule over one resource."""
+    return [Violation(rule.name, message, urn) for rule in RESOURCE_RULES for message in rule(resource_type, props)]
+
+
+def check_stack(resources: Sequence[Resource]) -> list[Violation]:
+    """Every rule over a whole stack: each resource rule on each resource, then each stack rule."""
+    found = [v for r in resources for v in check_resource(r.type, r.props, r.urn)]
+    for rule in STACK_RULES:
+        found += rule(resources)
+    return found
+
+
+class _Registration(Protocol):
+    type: str
+    name: str
+    urn: str
+    id: str
+    state: dict[str, Any]
+
+    @property
+    def props(self) -> dict[str, Any]: ...
+
+
+def from_registration(registration: _Registration) -> Resource:
+    """A ``Resource`` from an ``offline.engine`` registration (the program run on mocks).
+
+    The mock gives every value, so references are matched by value: the id and the ARN and name the mock
+    reported are what other resources' properties hold.
+    """
+    state = registration.state
+    ids = {registration.id} | {state[k] for k in ("arn", "name", "bucket", "id") if isinstance(state.get(k), str)}
+    return Resource(
+        type=registration.type,
+        name=registration.name,
+        props=registration.props,
+        urn=registration.urn,
+        ids=frozenset(i for i in ids if i),
+    )

@@ -1,0 +1,1003 @@
+"""The security policy pack: each rule on a violating and a compliant resource, the program's own stacks, the
+property names of the real SDKs, and the pulumi-policy adapter (in process and as the CLI runs it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pulumi
+import pulumi_aws as aws
+import pulumi_gitlab as gitlab
+import pytest
+from google.protobuf import empty_pb2, struct_pb2
+from parliament import iam_definition
+from pulumi.runtime import settings
+from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
+from pulumi_policy import (
+    EnforcementLevel,
+    PolicyCustomTimeouts,
+    PolicyResource,
+    PolicyResourceOptions,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
+from pulumi_policy import proxy as policy_proxy
+
+import policy.__main__ as pack
+from offline.engine import ProgramRun, RecordingMocks, RecordingMonitor
+from policy import rules
+from policy.rules import UNKNOWN, Resource
+
+ROOT = Path(__file__).resolve().parent.parent
+ALL_RULES = {r.name for r in rules.RESOURCE_RULES} | {r.name for r in rules.STACK_RULES}
+
+
+# --- Helpers -------------------------------------------------------------------------------------------
+
+
+def fired(resources: list[Resource]) -> set[str]:
+    """Names of the rules that report something on these resources."""
+    return {v.rule for v in rules.check_stack(resources)}
+
+
+def messages(resource_type: str, props: Mapping[str, Any]) -> dict[str, list[str]]:
+    """rule name -> messages, for every resource rule that reports on this one resource."""
+    found: dict[str, list[str]] = {}
+    for violation in rules.check_resource(resource_type, props):
+        found.setdefault(violation.rule, []).append(violation.message)
+    return found
+
+
+def res(
+    type_: str,
+    name: str,
+    props: Mapping[str, Any],
+    *,
+    ids: tuple[str, ...] = (),
+    deps: Mapping[str, set[str]] | None = None,
+) -> Resource:
+    return Resource(
+        type=type_,
+        name=name,
+        props=props,
+        urn=f"urn:pulumi:test::gitlab-fargate::{type_}::{name}",
+        ids=frozenset(ids),
+        property_dependencies={k: frozenset(v) for k, v in (deps or {}).items()},
+    )
+
+
+def doc(*statements: Mapping[str, Any]) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
+
+
+def allow(actions: list[str] | str, resources: list[str] | str) -> dict[str, Any]:
+    return {"Effect": "Allow", "Action": actions, "Resource": resources}
+
+
+def deny_insecure_transport(bucket_arn: str) -> dict[str, Any]:
+    return {
+        "Sid": "DenyInsecureTransport",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:*",
+        "Resource": [bucket_arn, f"{bucket_arn}/*"],
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }
+
+
+# --- IAM ------------------------------------------------------------------------------------------------
+
+ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
+SCOPED = allow(["s3:GetObject", "s3:GetObjectVersion"], ["arn:aws:s3:::src/*"])
+
+
+@pytest.mark.parametrize(
+    ("resource_type", "props"),
+    [
+        (ROLE_POLICY, {"policy": doc(allow("*", "arn:aws:s3:::src"))}),
+        ("aws:iam/policy:Policy", {"policy": doc(allow(["s3:*"], ["arn:aws:s3:::src"]))}),
+        ("aws:iam/userPolicy:UserPolicy", {"policy": doc(allow(["s3:GetObject", "ecr:*"], ["arn:aws:s3:::src"]))}),
+        (
+            "aws:iam/role:Role",
+            {"assumeRolePolicy": "{}", "inlinePolicies": [{"name": "x", "policy": doc(allow("*", "x"))}]},
+        ),
+        ("aws:s3/bucketPolicy:BucketPolicy", {"policy": doc({**allow("s3:*", "x"), "Principal": {"AWS": "arn"}})}),
+        (ROLE_POLICY, {"policy": doc({"Effect": "Allow", "NotAction": "iam:*", "Resource": "x"})}),
+        (ROLE_POLICY, {"policy": "{not json"}),
+    ],
+)
+def test_wildcard_actions_are_refused(resource_type: str, props: dict[str, Any]) -> None:
+    assert "iam-no-wildcard-actions" in messages(resource_type, props)
+
+
+def test_scoped_actions_and_a_deny_of_everything_are_accepted() -> None:
+    props = {"policy": doc(SCOPED, deny_insecure_transport("arn:aws:s3:::src"))}
+    assert messages(ROLE_POLICY, props) == {}
+
+
+def test_resource_star_is_refused_for_actions_aws_can_scope() -> None:
+    found = messages(ROLE_POLICY, {"policy": doc(allow(["ecr:GetAuthorizationToken", "s3:GetObject"], "*"))})
+    assert list(found) == ["iam-resource-star-only-unscopable"]
+    assert "s3:GetObject" in found["iam-resource-star-only-unscopable"][0]
+    assert "ecr:GetAuthorizationToken" not in found["iam-resource-star-only-unscopable"][0]
+    not_resource = {"Effect": "Allow", "Action": "s3:GetObject", "NotResource": "arn:aws:s3:::secret/*"}
+    assert "iam-resource-star-only-unscopable" in messages(ROLE_POLICY, {"policy": doc(not_resource)})
+
+
+def test_resource_star_is_accepted_for_actions_aws_cannot_scope() -> None:
+    statement = allow(["ecr:GetAuthorizationToken", "ECS:DescribeTaskDefinition"], ["*"])
+    assert messages(ROLE_POLICY, {"policy": doc(statement)}) == {}
+
+
+def test_every_resource_star_action_really_has_no_resource_type() -> None:
+    """Each allow-listed action exists and AWS lists no resource type for it (parliament's copy of the
+    Service Authorization Reference), so "*" is the only Resource it can have."""
+    resource_types = {
+        f"{service['prefix']}:{p['privilege']}".lower(): {r["resource_type"] for r in p["resource_types"]}
+        for service in iam_definition
+        for p in service["privileges"]
+    }
+    for action, reason in rules.RESOURCE_STAR_ACTIONS.items():
+        assert reason
+        assert action.lower() in resource_types, f"{action} is not an IAM action"
+        assert resource_types[action.lower()] == {""}, f"{action} can be scoped to {resource_types[action.lower()]}"
+
+
+@pytest.mark.parametrize(
+    "principal",
+    ["*", {"AWS": "*"}, {"AWS": ["arn:aws:iam::123456789012:root", "*"]}, {"Service": "*"}],
+)
+def test_anyone_as_principal_is_refused(principal: Any) -> None:
+    trust = doc({"Effect": "Allow", "Principal": principal, "Action": "sts:AssumeRole"})
+    assert list(messages("aws:iam/role:Role", {"assumeRolePolicy": trust})) == ["iam-no-wildcard-principal"]
+    bucket_policy = doc({**SCOPED, "Principal": principal})
+    assert "iam-no-wildcard-principal" in messages("aws:s3/bucketPolicy:BucketPolicy", {"policy": bucket_policy})
+
+
+def test_a_service_principal_is_accepted() -> None:
+    trust = doc(
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "ecs-tasks.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+            "Condition": {"StringEquals": {"aws:SourceAccount": "123456789012"}},
+        }
+    )
+    assert messages("aws:iam/role:Role", {"assumeRolePolicy": trust}) == {}
+
+
+@pytest.mark.parametrize(
+    ("resource_type", "props"),
+    [
+        (
+            "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
+            {"policyArn": "arn:aws:iam::aws:policy/AdministratorAccess"},
+        ),
+        (
+            "aws:iam/userPolicyAttachment:UserPolicyAttachment",
+            {"policyArn": "arn:aws:iam::aws:policy/AmazonS3FullAccess"},
+        ),
+        ("aws:iam/role:Role", {"managedPolicyArns": ["arn:aws:iam::aws:policy/PowerUserAccess"]}),
+        (
+            "aws:iam/rolePolicyAttachmentsExclusive:RolePolicyAttachmentsExclusive",
+            {"policyArns": ["arn:aws:iam::aws:policy/AWSCodeBuildAdminAccess"]},
+        ),
+    ],
+)
+def test_broad_managed_policies_are_refused(resource_type: str, props: dict[str, Any]) -> None:
+    assert "iam-no-broad-managed-policies" in messages(resource_type, props)
+
+
+def test_narrow_managed_policies_are_accepted() -> None:
+    arn = "arn:aws:iam::aws:policy/AWSCodeDeployRoleForECS"
+    assert messages("aws:iam/rolePolicyAttachment:RolePolicyAttachment", {"policyArn": arn}) == {}
+
+
+# --- S3 -------------------------------------------------------------------------------------------------
+
+BUCKET = "aws:s3/bucket:Bucket"
+PAB = "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"
+SSE = "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
+BUCKET_POLICY = "aws:s3/bucketPolicy:BucketPolicy"
+VERSIONING = "aws:s3/bucketVersioning:BucketVersioning"
+PIPELINE = "aws:codepipeline/pipeline:Pipeline"
+ALL_BLOCKED = {
+    "blockPublicAcls": True,
+    "blockPublicPolicy": True,
+    "ignorePublicAcls": True,
+    "restrictPublicBuckets": True,
+}
+
+
+def bucket_stack(name: str = "src", **replace: Resource | None) -> list[Resource]:
+    """A bucket with every setting the rules ask for, read by a pipeline's S3 source action; ``replace``
+    swaps a part (by role) for another resource, or drops it with ``None``."""
+    arn = f"arn:aws:s3:::{name}"
+    parts: dict[str, Resource | None] = {
+        "bucket": res(BUCKET, name, {"bucket": name}, ids=(name, arn)),
+        "pab": res(PAB, f"{name}-pab", {"bucket": name, **ALL_BLOCKED}),
+        "sse": res(
+            SSE,
+            f"{name}-sse",
+            {"bucket": name, "rules": [{"applyServerSideEncryptionByDefault": {"sseAlgorithm": "AES256"}}]},
+        ),
+        "policy": res(BUCKET_POLICY, f"{name}-policy", {"bucket": name, "policy": doc(deny_insecure_transport(arn))}),
+        "versioning": res(
+            VERSIONING, f"{name}-versioning", {"bucket": name, "versioningConfiguration": {"status": "Enabled"}}
+        ),
+        "pipeline": res(PIPELINE, "pipeline", {"stages": [source_stage(name)]}),
+    }
+    parts.update(replace)
+    return [p for p in parts.values() if p is not None]
+
+
+def source_stage(bucket: Any) -> dict[str, Any]:
+    action = {
+        "name": "Source",
+        "category": "Source",
+        "owner": "AWS",
+        "provider": "S3",
+        "version": "1",
+        "outputArtifacts": ["source"],
+        "configuration": {"S3Bucket": bucket, "S3ObjectKey": "docker-image/docker_image.zip"},
+    }
+    return {"name": "Source", "actions": [action]}
+
+
+def test_a_bucket_with_every_setting_passes() -> None:
+    assert rules.check_stack(bucket_stack()) == []
+
+
+def test_a_bucket_without_public_access_block_is_refused() -> None:
+    assert fired(bucket_stack(pab=None)) == {"s3-public-access-blocked"}
+    partial = res(PAB, "src-pab", {"bucket": "src", **ALL_BLOCKED, "restrictPublicBuckets": False})
+    assert fired(bucket_stack(pab=partial)) == {"s3-public-access-blocked"}
+    other_bucket = res(PAB, "src-pab", {"bucket": "another-bucket", **ALL_BLOCKED})
+    assert fired(bucket_stack(pab=other_bucket)) == {"s3-public-access-blocked"}
+
+
+def test_an_account_wide_public_access_block_covers_every_bucket() -> None:
+    account = res("aws:s3/accountPublicAccessBlock:AccountPublicAccessBlock", "account", ALL_BLOCKED)
+    assert fired([*bucket_stack(pab=None), account]) == set()
+
+
+def test_a_bucket_without_encryption_is_refused() -> None:
+    assert fired(bucket_stack(sse=None)) == {"s3-bucket-encrypted"}
+    inline = res(
+        BUCKET,
+        "src",
+        {
+            "bucket": "src",
+            "serverSideEncryptionConfiguration": {
+                "rule": {"applyServerSideEncryptionByDefault": {"sseAlgorithm": "aws:kms"}}
+            },
+        },
+        ids=("src", "arn:aws:s3:::src"),
+    )
+    assert fired(bucket_stack(sse=None, bucket=inline)) == set()
+
+
+def test_a_bucket_accepting_plain_http_is_refused() -> None:
+    assert fired(bucket_stack(policy=None)) == {"s3-bucket-tls-only"}
+    secure_true = deny_insecure_transport("arn:aws:s3:::src")
+    secure_true["Condition"] = {"Bool": {"aws:SecureTransport": "true"}}
+    objects_only = {**deny_insecure_transport("arn:aws:s3:::src"), "Resource": "arn:aws:s3:::src/*"}
+    other_bucket = deny_insecure_transport("arn:aws:s3:::elsewhere")
+    allow_instead = {**deny_insecure_transport("arn:aws:s3:::src"), "Effect": "Allow"}
+    for statement in (secure_true, objects_only, other_bucket):
+        policy = res(BUCKET_POLICY, "src-policy", {"bucket": "src", "policy": doc(statement)})
+        assert fired(bucket_stack(policy=policy)) == {"s3-bucket-tls-only"}, statement
+    policy = res(BUCKET_POLICY, "src-policy", {"bucket": "src", "policy": doc(allow_instead)})
+    assert "s3-bucket-tls-only" in fired(bucket_stack(policy=policy))
+
+
+def test_a_tls_only_policy_inline_on_the_bucket_is_accepted() -> None:
+    inline = res(
+        BUCKET,
+        "src",
+        {"bucket": "src", "policy": doc(deny_insecure_transport("arn:aws:s3:::src"))},
+        ids=("src", "arn:aws:s3:::src"),
+    )
+    assert fired(bucket_stack(policy=None, bucket=inline)) == set()
+
+
+def test_the_source_bucket_must_be_versioned_and_other_buckets_need_not() -> None:
+    assert fired(bucket_stack(versioning=None)) == {"s3-source-bucket-versioned"}
+    suspended = res(VERSIONING, "src-versioning", {"bucket": "src", "versioningConfiguration": {"status": "Suspended"}})
+    assert fired(bucket_stack(versioning=suspended)) == {"s3-source-bucket-versioned"}
+    assert fired(bucket_stack(versioning=None, pipeline=None)) == set()
+    inline = res(BUCKET, "src", {"bucket": "src", "versioning": {"enabled": True}}, ids=("src", "arn:aws:s3:::src"))
+    assert fired(bucket_stack(versioning=None, bucket=inline)) == set()
+
+
+def test_during_a_preview_references_not_known_yet_are_matched_by_dependency() -> None:
+    """In a preview the new bucket's name is unknown, so its settings refer to it only by dependency."""
+    bucket = res(BUCKET, "src", {"bucket": UNKNOWN})
+    urn = {bucket.urn}
+    settings_ = [
+        res(PAB, "pab", {"bucket": UNKNOWN, **ALL_BLOCKED}, deps={"bucket": urn}),
+        res(
+            SSE,
+            "sse",
+            {"bucket": UNKNOWN, "rules": [{"applyServerSideEncryptionByDefault": {"sseAlgorithm": "AES256"}}]},
+            deps={"bucket": urn},
+        ),
+        res(BUCKET_POLICY, "policy", {"bucket": UNKNOWN, "policy": UNKNOWN}, deps={"bucket": urn}),
+        res(
+            VERSIONING,
+            "versioning",
+            {"bucket": UNKNOWN, "versioningConfiguration": {"status": "Enabled"}},
+            deps={"bucket": urn},
+        ),
+        res(PIPELINE, "pipeline", {"stages": [source_stage(UNKNOWN)]}, deps={"stages": urn}),
+    ]
+    assert rules.check_stack([bucket, *settings_]) == []
+    # A known policy is still judged when the bucket's own ARN is not known: it must cover some bucket and its
+    # objects.
+    known_policy = res(
+        BUCKET_POLICY,
+        "policy",
+        {"bucket": UNKNOWN, "policy": doc(deny_insecure_transport("arn:aws:s3:::src"))},
+        deps={"bucket": urn},
+    )
+    assert rules.check_stack([bucket, *settings_[:2], known_policy, *settings_[3:]]) == []
+    objects_only = {**deny_insecure_transport("arn:aws:s3:::src"), "Resource": "arn:aws:s3:::src/*"}
+    weak_policy = res(BUCKET_POLICY, "policy", {"bucket": UNKNOWN, "policy": doc(objects_only)}, deps={"bucket": urn})
+    assert fired([bucket, *settings_[:2], weak_policy, *settings_[3:]]) == {"s3-bucket-tls-only"}
+    # What is missing is still missing: nothing refers to the bucket, even by dependency.
+    assert fired([bucket, *settings_[1:]]) == {"s3-public-access-blocked"}
+    assert fired([bucket, *settings_[:3], settings_[4]]) == {"s3-source-bucket-versioned"}
+
+
+# --- ECR ------------------------------------------------------------------------------------------------
+
+REPOSITORY = "aws:ecr/repository:Repository"
+LIFECYCLE = "aws:ecr/lifecyclePolicy:LifecyclePolicy"
+EXPIRE_OLD = json.dumps(
+    {
+        "rules": [
+            {
+                "rulePriority": 1,
+                "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 10},
+                "action": {"type": "expire"},
+            }
+        ]
+    }
+)
+
+
+def test_a_repository_without_scan_on_push_is_refused() -> None:
+    assert "ecr-scan-on-push" in messages(REPOSITORY, {"name": "app"})
+    assert "ecr-scan-on-push" in messages(REPOSITORY, {"imageScanningConfiguration": {"scanOnPush": False}})
+    assert messages(REPOSITORY, {"imageScanningConfiguration": {"scanOnPush": True}}) == {}
+
+
+def test_a_repository_without_lifecycle_policy_is_refused() -> None:
+    repo = res(REPOSITORY, "repo", {"name": "app", "imageScanningConfiguration": {"scanOnPush": True}}, ids=("app",))
+    assert fired([repo]) == {"ecr-lifecycle-policy"}
+    assert fired([repo, res(LIFECYCLE, "lp", {"repository": "app", "policy": json.dumps({"rules": []})})]) == {
+        "ecr-lifecycle-policy"
+    }
+    assert fired([repo, res(LIFECYCLE, "lp", {"repository": "other", "policy": EXPIRE_OLD})]) == {
+        "ecr-lifecycle-policy"
+    }
+    assert fired([repo, res(LIFECYCLE, "lp", {"repository": "app", "policy": EXPIRE_OLD})]) == set()
+
+
+# --- Security groups ----------------------------------------------------------------------------------
+
+SG = "aws:ec2/securityGroup:SecurityGroup"
+INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+LB = "aws:lb/loadBalancer:LoadBalancer"
+LISTENER = "aws:lb/listener:Listener"
+LB_ARN = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/app/web/1"
+PROD_LISTENER_ARN = f"{LB_ARN}/prod"
+TEST_LISTENER_ARN = f"{LB_ARN}/test"
+
+
+def alb_stack(*rules_: Resource) -> list[Resource]:
+    """An ALB with its security group ``sg-alb``, a production listener on 443 and a CodeDeploy test listener
+    on 8443, a task security group ``sg-tasks``, and the given ingress rules."""
+    return [
+        res(SG, "alb-sg", {"name": "alb"}, ids=("sg-alb",)),
+        res(SG, "tasks-sg", {"name": "tasks"}, ids=("sg-tasks",)),
+        res(LB, "alb", {"securityGroups": ["sg-alb"], "dropInvalidHeaderFields": True}, ids=(LB_ARN,)),
+        res(LISTENER, "prod", {"loadBalancerArn": LB_ARN, "port": 443.0}, ids=(PROD_LISTENER_ARN,)),
+        res(LISTENER, "test", {"loadBalancerArn": LB_ARN, "port": 8443.0}, ids=(TEST_LISTENER_ARN,)),
+        res(
+            "aws:codedeploy/deploymentGroup:DeploymentGroup",
+            "dg",
+            {
+                "loadBalancerInfo": {
+                    "targetGroupPairInfo": {
+                        "prodTrafficRoute": {"listenerArns": [PROD_LISTENER_ARN]},
+                        "testTrafficRoute": {"listenerArns": [TEST_LISTENER_ARN]},
+                    }
+                }
+            },
+        ),
+        *rules_,
+    ]
+
+
+def ingress(sg: str, port: float, cidr: str = "0.0.0.0/0", protocol: str = "tcp", to: float | None = None) -> Resource:
+    family = "cidrIpv6" if ":" in cidr else "cidrIpv4"
+    props = {
+        "securityGroupId": sg,
+        "ipProtocol": protocol,
+        "fromPort": port,
+        "toPort": port if to is None else to,
+        family: cidr,
+    }
+    return res(INGRESS, f"{sg}-{port}-{cidr}-{protocol}", props)
+
+
+def test_the_albs_production_listener_port_may_be_open_to_the_world() -> None:
+    assert fired(alb_stack(ingress("sg-alb", 443.0), ingress("sg-alb", 443.0, "::/0"))) == set()
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        ingress("sg-alb", 22.0),
+        ingress("sg-alb", 22.0, "::/0"),
+        ingress("sg-alb", 8443.0),  # the test listener serves the release not yet approved
+        ingress("sg-alb", 443.0, protocol="-1"),
+        ingress("sg-alb", 443.0, protocol="udp"),
+        ingress("sg-alb", 443.0, to=444.0),
+        ingress("sg-tasks", 443.0),  # the listener port, but on a security group no ALB uses
+        ingress("sg-unknown-to-the-stack", 443.0),
+    ],
+    ids=["ssh", "ssh-ipv6", "test-listener", "all-protocols", "udp", "range", "tasks-sg", "external-sg"],
+)
+def test_anything_else_open_to_the_world_is_refused(rule: Resource) -> None:
+    found = rules.check_stack(alb_stack(rule))
+    assert [(v.rule, v.urn) for v in found] == [("security-group-world-ingress", rule.urn)]
+
+
+def test_any_port_may_be_open_to_a_narrower_network() -> None:
+    assert (
+        fired(alb_stack(ingress("sg-tasks", 22.0, "10.0.0.0/16"), ingress("sg-alb", 8443.0, "203.0.113.0/24"))) == set()
+    )
+
+
+def test_inline_and_classic_security_group_rules_are_checked_too() -> None:
+    inline = res(
+        SG,
+        "legacy",
+        {"ingress": [{"protocol": "tcp", "fromPort": 3306.0, "toPort": 3306.0, "cidrBlocks": ["0.0.0.0/0"]}]},
+    )
+    classic = res(
+        "aws:ec2/securityGroupRule:SecurityGroupRule",
+        "classic",
+        {
+            "type": "ingress",
+            "securityGroupId": "sg-alb",
+            "protocol": "tcp",
+            "fromPort": 22.0,
+            "toPort": 22.0,
+            "ipv6CidrBlocks": ["::/0"],
+        },
+    )
+    egress = res(
+        "aws:ec2/securityGroupRule:SecurityGroupRule",
+        "egress",
+        {
+            "type": "egress",
+            "securityGroupId": "sg-tasks",
+            "protocol": "-1",
+            "fromPort": 0.0,
+            "toPort": 0.0,
+            "cidrBlocks": ["0.0.0.0/0"],
+        },
+    )
+    found = rules.check_stack(alb_stack(inline, classic, egress))
+    assert sorted(v.urn for v in found) == sorted([inline.urn, classic.urn])
+
+
+# --- Secrets ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "credential"),
+    [
+        ("GITLAB_TOKEN", True),
+        ("AWS_SECRET_ACCESS_KEY", True),
+        ("AWS_ACCESS_KEY_ID", True),
+        ("DB_PASSWORD", True),
+        ("apiKey", True),
+        ("SSH_PRIVATE_KEY", True),
+        ("SOURCE_OBJECT_KEY", False),
+        ("AWS_DEFAULT_REGION", False),
+        ("IMAGE_REPO_NAME", False),
+        ("SSH_PUBLIC_KEY", False),
+    ],
+)
+def test_credential_names(name: str, credential: bool) -> None:
+    assert rules.looks_like_credential(name) is credential
+
+
+CODEBUILD = "aws:codebuild/project:Project"
+
+
+def codebuild(*variables: dict[str, str]) -> dict[str, Any]:
+    return {"environment": {"image": "aws/codebuild/standard:7.0", "environmentVariables": list(variables)}}
+
+
+def test_a_plaintext_credential_in_a_build_environment_is_refused() -> None:
+    assert "codebuild-no-plaintext-secrets" in messages(
+        CODEBUILD, codebuild({"name": "GITLAB_TOKEN", "value": "glpat-x"})
+    )
+    plaintext = {"name": "DOCKERHUB_PASSWORD", "value": "x", "type": "PLAINTEXT"}
+    assert "codebuild-no-plaintext-secrets" in messages(CODEBUILD, codebuild(plaintext))
+
+
+def test_references_to_secrets_and_plain_settings_in_a_build_environment_are_accepted() -> None:
+    props = codebuild(
+        {
+            "name": "DOCKERHUB_PASSWORD",
+            "value": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:hub",
+            "type": "SECRETS_MANAGER",
+        },
+        {"name": "API_TOKEN", "value": "/app/token", "type": "PARAMETER_STORE"},
+        {"name": "SOURCE_OBJECT_KEY", "value": "docker-image/docker_image.zip", "type": "PLAINTEXT"},
+    )
+    assert messages(CODEBUILD, props) == {}
+
+
+def test_a_plaintext_credential_in_a_pipeline_build_action_is_refused() -> None:
+    def pipeline(variables: list[dict[str, str]]) -> dict[str, Any]:
+        action = {
+            "name": "Build",
+            "category": "Build",
+            "provider": "CodeBuild",
+            "configuration": {"ProjectName": "b", "EnvironmentVariables": json.dumps(variables)},
+        }
+        return {"stages": [{"name": "Build", "actions": [action]}]}
+
+    assert "codebuild-no-plaintext-secrets" in messages(
+        PIPELINE, pipeline([{"name": "NPM_TOKEN", "value": "x", "type": "PLAINTEXT"}])
+    )
+    assert messages(PIPELINE, pipeline([{"name": "IMAGE_TAG", "value": "latest", "type": "PLAINTEXT"}])) == {}
+
+
+TASK_DEFINITION = "aws:ecs/taskDefinition:TaskDefinition"
+
+
+def containers(**container: Any) -> dict[str, Any]:
+    return {"containerDefinitions": json.dumps([{"name": "app", "image": "nginx", **container}])}
+
+
+def test_a_credential_in_a_container_environment_is_refused() -> None:
+    props = containers(environment=[{"name": "PORT", "value": "80"}, {"name": "DB_PASSWORD", "value": "hunter2"}])
+    found = messages(TASK_DEFINITION, props)
+    assert list(found) == ["ecs-no-secrets-in-environment"]
+    assert "DB_PASSWORD" in found["ecs-no-secrets-in-environment"][0]
+
+
+def test_a_credential_passed_as_a_container_secret_is_accepted() -> None:
+    props = containers(
+        environment=[{"name": "PORT", "value": "80"}],
+        secrets=[{"name": "DB_PASSWORD", "valueFrom": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:db"}],
+    )
+    assert messages(TASK_DEFINITION, props) == {}
+
+
+GITLAB_VARIABLE = "gitlab:index/projectVariable:ProjectVariable"
+
+
+@pytest.mark.parametrize("key", ["AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "GITLAB_TOKEN", "REGISTRY_PASSWORD"])
+def test_gitlab_credentials_must_be_masked_and_protected(key: str) -> None:
+    rule = "gitlab-credentials-masked-protected"
+    assert messages(GITLAB_VARIABLE, {"key": key, "masked": True, "protected": True}) == {}
+    assert rule in messages(GITLAB_VARIABLE, {"key": key, "masked": False, "protected": True})
+    assert rule in messages(GITLAB_VARIABLE, {"key": key, "masked": True})
+    assert rule in messages("gitlab:index/groupVariable:GroupVariable", {"key": key, "protected": True})
+
+
+def test_a_gitlab_private_key_must_be_protected_and_need_not_be_masked() -> None:
+    rule = "gitlab-credentials-masked-protected"
+    assert messages(GITLAB_VARIABLE, {"key": "SSH_PRIVATE_KEY", "protected": True, "variableType": "file"}) == {}
+    assert rule in messages(GITLAB_VARIABLE, {"key": "SSH_PRIVATE_KEY", "protected": False, "variableType": "file"})
+
+
+def test_other_gitlab_variables_are_not_concerned() -> None:
+    assert messages(GITLAB_VARIABLE, {"key": "AWS_DEFAULT_REGION", "value": "eu-west-1"}) == {}
+
+
+# --- Logs and load balancers -----------------------------------------------------------------------------
+
+LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
+
+
+def test_a_log_group_without_retention_is_refused() -> None:
+    assert "log-group-retention" in messages(LOG_GROUP, {"name": "/ecs/app"})
+    assert "log-group-retention" in messages(LOG_GROUP, {"retentionInDays": 0.0})
+    assert messages(LOG_GROUP, {"retentionInDays": 7.0}) == {}
+
+
+def test_a_build_project_must_log_to_a_log_group_of_the_stack() -> None:
+    group = res(
+        LOG_GROUP, "build-logs", {"name": "/aws/codebuild/app", "retentionInDays": 7.0}, ids=("/aws/codebuild/app",)
+    )
+    no_config = res(CODEBUILD, "build", codebuild())
+    assert fired([group, no_config]) == {"codebuild-logs-retained"}
+    elsewhere = res(
+        CODEBUILD, "build", {**codebuild(), "logsConfig": {"cloudwatchLogs": {"groupName": "/somewhere/else"}}}
+    )
+    assert fired([group, elsewhere]) == {"codebuild-logs-retained"}
+    own = res(
+        CODEBUILD, "build", {**codebuild(), "logsConfig": {"cloudwatchLogs": {"groupName": "/aws/codebuild/app"}}}
+    )
+    disabled = res(CODEBUILD, "build2", {**codebuild(), "logsConfig": {"cloudwatchLogs": {"status": "DISABLED"}}})
+    assert fired([group, own, disabled]) == set()
+
+
+def test_an_alb_forwarding_invalid_headers_is_refused() -> None:
+    assert "alb-drop-invalid-headers" in messages(LB, {"name": "web"})
+    assert "alb-drop-invalid-headers" in messages(
+        "aws:alb/loadBalancer:LoadBalancer", {"dropInvalidHeaderFields": False}
+    )
+    assert messages(LB, {"dropInvalidHeaderFields": True}) == {}
+    assert messages(LB, {"loadBalancerType": "network"}) == {}
+
+
+def test_values_unknown_during_a_preview_are_left_to_pulumi_up() -> None:
+    assert messages(LB, {"dropInvalidHeaderFields": UNKNOWN}) == {}
+    assert messages(LOG_GROUP, {"retentionInDays": UNKNOWN}) == {}
+    assert messages(ROLE_POLICY, {"policy": UNKNOWN}) == {}
+    assert messages(TASK_DEFINITION, {"containerDefinitions": UNKNOWN}) == {}
+
+
+# --- The real SDKs' property names ------------------------------------------------------------------------
+
+
+def registered(build: Callable[[], None]) -> list[Resource]:
+    """The resources ``build`` declares with the real pulumi-aws / pulumi-gitlab classes, as the engine sees them."""
+    mocks = RecordingMocks("eu-west-1")
+    monitor = RecordingMonitor(mocks)
+    settings.set_root_resource(None)  # type: ignore[arg-type]
+    pulumi.runtime.set_mocks(mocks, project="gitlab-fargate", stack="policy", preview=False, monitor=monitor)
+
+    @pulumi.runtime.test
+    def go() -> pulumi.Output[None]:
+        build()
+        return pulumi.Output.from_input(None)
+
+    go()
+    return [rules.from_registration(r) for r in monitor.registrations]
+
+
+def build_stack(compliant: bool) -> None:
+    """One resource of each kind the rules look at: every setting right, or each one wrong."""
+    ok = compliant
+    bucket = aws.s3.Bucket("source", bucket="source-bucket")
+    if ok:
+        aws.s3.BucketPublicAccessBlock(
+            "source-pab",
+            bucket=bucket.id,
+            block_public_acls=True,
+            block_public_policy=True,
+            ignore_public_acls=True,
+            restrict_public_buckets=True,
+        )
+        aws.s3.BucketServerSideEncryptionConfiguration(
+            "source-sse",
+            bucket=bucket.id,
+            rules=[
+                aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
+                    apply_server_side_encryption_by_default=aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
+                        sse_algorithm="AES256"
+                    )
+                )
+            ],
+        )
+        aws.s3.BucketVersioning(
+            "source-versioning",
+            bucket=bucket.id,
+            versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(status="Enabled"),
+        )
+        aws.s3.BucketPolicy(
+            "source-policy",
+            bucket=bucket.id,
+            policy=pulumi.Output.json_dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Deny",
+                            "Principal": "*",
+                            "Action": "s3:*",
+                            "Resource": [bucket.arn, pulumi.Output.concat(bucket.arn, "/*")],
+                            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                        }
+                    ],
+                }
+            ),
+        )
+    aws.codepipeline.Pipeline(
+        "pipeline",
+        role_arn="arn:aws:iam::123456789012:role/pipeline",
+        artifact_stores=[aws.codepipeline.PipelineArtifactStoreArgs(location="artifacts", type="S3")],
+        stages=[
+            aws.codepipeline.PipelineStageArgs(
+                name="Source",
+                actions=[
+                    aws.codepipeline.PipelineStageActionArgs(
+                        name="Source",
+                        category="Source",
+                        owner="AWS",
+                        provider="S3",
+                        version="1",
+                        output_artifacts=["source"],
+                        configuration={"S3Bucket": bucket.bucket, "S3ObjectKey": "docker-image/docker_image.zip"},
+                    )
+                ],
+            )
+        ],
+    )
+    repo = aws.ecr.Repository(
+        "repo",
+        name="app",
+        image_scanning_configuration=aws.ecr.RepositoryImageScanningConfigurationArgs(scan_on_push=ok),
+    )
+    if ok:
+        aws.ecr.LifecyclePolicy("repo-lifecycle", repository=repo.name, policy=EXPIRE_OLD)
+    role = aws.iam.Role(
+        "build-role",
+        assume_role_policy=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Service": "codebuild.amazonaws.com"} if ok else {"AWS": "*"},
+                        "Action": "sts:AssumeRole",
+                    }
+                ],
+            }
+        ),
+    )
+    aws.iam.RolePolicy(
+        "build-role-policy",
+        role=role.id,
+        policy=pulumi.Output.json_dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    allow(["ecr:GetAuthorizationToken"], ["*"]),
+                    {"Effect": "Allow", "Action": ["ecr:PutImage"], "Resource": [repo.arn]}
+                    if ok
+                    else allow("s3:*", "*"),
+                ],
+            }
+        ),
+    )
+    aws.iam.RolePolicyAttachment(
+        "build-role-managed",
+        role=role.name,
+        policy_arn="arn:aws:iam::aws:policy/AWSCodeDeployRoleForECS"
+        if ok
+        else "arn:aws:iam::aws:policy/AdministratorAccess",
+    )
+    logs = aws.cloudwatch.LogGroup("build-logs", name="/aws/codebuild/app", retention_in_days=7 if ok else None)
+    aws.codebuild.Project(
+        "build",
+        service_role=role.arn,
+        artifacts=aws.codebuild.ProjectArtifactsArgs(type="CODEPIPELINE"),
+        source=aws.codebuild.ProjectSourceArgs(type="CODEPIPELINE"),
+        environment=aws.codebuild.ProjectEnvironmentArgs(
+            compute_type="BUILD_GENERAL1_SMALL",
+            image="aws/codebuild/standard:7.0",
+            type="LINUX_CONTAINER",
+            environment_variables=[
+                aws.codebuild.ProjectEnvironmentEnvironmentVariableArgs(
+                    name="GITLAB_TOKEN", value="/app/gitlab-token", type="PARAMETER_STORE" if ok else "PLAINTEXT"
+                )
+            ],
+        ),
+        logs_config=aws.codebuild.ProjectLogsConfigArgs(
+            cloudwatch_logs=aws.codebuild.ProjectLogsConfigCloudwatchLogsArgs(group_name=logs.name)
+        )
+        if ok
+        else None,
+    )
+    aws.ecs.TaskDefinition(
+        "task",
+        family="app",
+        container_definitions=json.dumps(
+            [
+                {
+                    "name": "app",
+                    "image": "nginx",
+                    "environment": [{"name": "DB_PASSWORD" if not ok else "PORT", "value": "80"}],
+                }
+            ]
+        ),
+    )
+    alb_sg = aws.ec2.SecurityGroup("alb-sg", name="alb")
+    alb = aws.lb.LoadBalancer("alb", security_groups=[alb_sg.id], drop_invalid_header_fields=ok)
+    aws.lb.Listener(
+        "alb-prod",
+        load_balancer_arn=alb.arn,
+        port=443,
+        protocol="HTTPS",
+        default_actions=[aws.lb.ListenerDefaultActionArgs(type="fixed-response")],
+    )
+    aws.vpc.SecurityGroupIngressRule(
+        "alb-in",
+        security_group_id=alb_sg.id,
+        ip_protocol="tcp",
+        from_port=443 if ok else 22,
+        to_port=443 if ok else 22,
+        cidr_ipv4="0.0.0.0/0",
+    )
+    gitlab.ProjectVariable(
+        "aws-secret", project="platform/app", key="AWS_SECRET_ACCESS_KEY", value="x", masked=ok, protected=True
+    )
+
+
+def test_the_rules_read_the_property_names_the_sdks_register() -> None:
+    assert rules.check_stack(registered(lambda: build_stack(compliant=True))) == []
+    assert fired(registered(lambda: build_stack(compliant=False))) == ALL_RULES
+
+
+# --- The program's own stacks ---------------------------------------------------------------------------
+
+
+def stack_resources(run: ProgramRun) -> list[Resource]:
+    return [rules.from_registration(r) for r in run.resources]
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_the_programs_stacks_pass_every_rule(stack: str, request: pytest.FixtureRequest) -> None:
+    run: ProgramRun = request.getfixturevalue(stack)
+    violations = rules.check_stack(stack_resources(run))
+    assert violations == [], "\n".join(str(v) for v in violations)
+
+
+def test_the_stack_check_sees_the_programs_load_balancer_and_security_groups(dev: ProgramRun) -> None:
+    """The dev stack passes because its resources comply, not because the rules miss them."""
+    resources = stack_resources(dev)
+    lbs = [r for r in resources if r.type == LB]
+    world = [r for r in resources if r.type == INGRESS and r.props.get("cidrIpv4") == "0.0.0.0/0"]
+    assert lbs and world
+    careless_lb = dataclasses.replace(lbs[0], props={**lbs[0].props, "dropInvalidHeaderFields": False})
+    ssh = dataclasses.replace(world[0], props={**world[0].props, "fromPort": 22.0, "toPort": 22.0})
+    mutated = [careless_lb if r is lbs[0] else ssh if r is world[0] else r for r in resources]
+    assert {(v.rule, v.urn) for v in rules.check_stack(mutated)} == {
+        ("alb-drop-invalid-headers", lbs[0].urn),
+        ("security-group-world-ingress", world[0].urn),
+    }
+
+
+# --- The pulumi-policy adapter --------------------------------------------------------------------------
+
+
+def test_every_rule_becomes_one_mandatory_policy() -> None:
+    policies = pack.policies()
+    assert [p.name for p in policies] == [r.name for r in rules.RESOURCE_RULES] + [r.name for r in rules.STACK_RULES]
+    assert all(p.enforcement_level == EnforcementLevel.MANDATORY for p in policies)
+    assert sum(isinstance(p, StackValidationPolicy) for p in policies) == len(rules.STACK_RULES)
+
+
+def test_plain_turns_pulumi_policy_proxies_into_data_with_unknowns() -> None:
+    proxied = policy_proxy.unknown_checking_proxy(
+        {
+            "name": "web",
+            "port": policy_proxy.UNKNOWN_NUMBER_VALUE,
+            "subnets": ["subnet-1", policy_proxy.UNKNOWN_STRING_VALUE],
+            "nested": {"flag": policy_proxy.UNKNOWN_BOOLEAN_VALUE, "n": 1.0},
+        }
+    )
+    assert pack.plain(proxied) == {
+        "name": "web",
+        "port": UNKNOWN,
+        "subnets": ["subnet-1", UNKNOWN],
+        "nested": {"flag": UNKNOWN, "n": 1.0},
+    }
+    # Unproxied values (a secret's content, a resource handed over as is) carry the bare sentinels.
+    assert pack.plain({"arn": policy_proxy.UNKNOWN_STRING_VALUE, "tags": [policy_proxy.UNKNOWN_STRING_VALUE]}) == {
+        "arn": UNKNOWN,
+        "tags": [UNKNOWN],
+    }
+
+
+def validation_args(resource_type: str, props: dict[str, Any]) -> ResourceValidationArgs:
+    opts = PolicyResourceOptions(False, [], None, [], PolicyCustomTimeouts(0, 0, 0), [])
+    proxied = policy_proxy.unknown_checking_proxy(props)
+    return ResourceValidationArgs(resource_type, proxied, f"urn:pulumi:dev::p::{resource_type}::r", "r", opts, None)
+
+
+class Reports(list[tuple[str, str | None]]):
+    """A ``report_violation`` callback keeping (message, urn) of every report."""
+
+    def __call__(self, message: str, urn: str | None = None) -> None:
+        self.append((message, urn))
+
+
+def run_resource_policy(name: str, resource_type: str, props: dict[str, Any]) -> list[tuple[str, str | None]]:
+    policy = next(p for p in pack.policies() if p.name == name)
+    assert isinstance(policy, ResourceValidationPolicy)
+    reported = Reports()
+    policy.validate(validation_args(resource_type, props), reported)
+    return reported
+
+
+def test_a_resource_policy_reports_what_its_rule_finds() -> None:
+    reported = run_resource_policy("alb-drop-invalid-headers", LB, {"dropInvalidHeaderFields": False})
+    assert len(reported) == 1 and "dropInvalidHeaderFields" in reported[0][0]
+    assert run_resource_policy("alb-drop-invalid-headers", LB, {"dropInvalidHeaderFields": True}) == []
+    assert (
+        run_resource_policy(
+            "alb-drop-invalid-headers", LB, {"dropInvalidHeaderFields": policy_proxy.UNKNOWN_BOOLEAN_VALUE}
+        )
+        == []
+    )
+    assert run_resource_policy("alb-drop-invalid-headers", LOG_GROUP, {}) == []
+
+
+def test_a_stack_policy_matches_references_through_property_dependencies() -> None:
+    def policy_resource(type_: str, name: str, props: dict[str, Any]) -> PolicyResource:
+        opts = PolicyResourceOptions(False, [], None, [], PolicyCustomTimeouts(0, 0, 0), [])
+        urn = f"urn:pulumi:dev::p::{type_}::{name}"
+        return PolicyResource(type_, policy_proxy.unknown_checking_proxy(props), urn, name, opts, None, None, [], {})
+
+    bucket = policy_resource(BUCKET, "src", {"bucket": policy_proxy.UNKNOWN_STRING_VALUE})
+    block = policy_resource(PAB, "src-pab", {"bucket": policy_proxy.UNKNOWN_STRING_VALUE, **ALL_BLOCKED})
+    policy = next(p for p in pack.policies() if p.name == "s3-public-access-blocked")
+    assert isinstance(policy, StackValidationPolicy)
+
+    def run(resources: list[PolicyResource]) -> list[tuple[str, str | None]]:
+        reported = Reports()
+        policy.validate(StackValidationArgs(resources), reported)
+        return reported
+
+    unrelated = run([bucket, block])
+    assert [urn for _, urn in unrelated] == [bucket.urn]
+    block.property_dependencies["bucket"] = [bucket]
+    assert run([bucket, block]) == []
+
+
+@pytest.mark.e2e
+def test_the_pack_runs_as_the_pulumi_cli_starts_it() -> None:
+    """``python -m pulumi.policy <engine> <pack>`` from the pack's folder, as the CLI's analyzer plugin does:
+    the pack serves gRPC on 127.0.0.1, lists every rule, and reports a violation as mandatory."""
+    process = subprocess.Popen(
+        [sys.executable, "-u", "-m", "pulumi.policy", "127.0.0.1:1", "."],
+        cwd=ROOT / "policy",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        port = process.stdout.readline().strip()
+        assert port.isdigit(), process.stderr.read() if process.stderr else ""
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = analyzer_pb2_grpc.AnalyzerStub(channel)
+            info = stub.GetAnalyzerInfo(empty_pb2.Empty(), timeout=10)
+            assert info.name == pack.PACK_NAME
+            assert {p.name for p in info.policies} == ALL_RULES
+            props = struct_pb2.Struct()
+            props.update({"name": "web", "dropInvalidHeaderFields": False})
+            request = analyzer_pb2.AnalyzeRequest(
+                type=LB, properties=props, urn="urn:pulumi:dev::p::lb::web", name="web"
+            )
+            response = stub.Analyze(request, timeout=10)
+            assert [(d.policyName, d.enforcementLevel) for d in response.diagnostics] == [
+                ("alb-drop-invalid-headers", analyzer_pb2.MANDATORY)
+            ]
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
