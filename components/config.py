@@ -242,6 +242,11 @@ class _Reader:
     def fail(self, key: str, message: str) -> None:
         self.problems.append(f"{_qualified(key)}: {message}")
 
+    def failed(self, *keys: str) -> bool:
+        """Whether a problem was recorded for any of ``keys``: a cross-key check on a value that was
+        replaced by its default would report a second, misleading problem."""
+        return any(p.startswith(f"{_qualified(k)}:") for p in self.problems for k in keys)
+
     def _typed(self, key: str, default: T, convert: Callable[[str], T], what: str) -> T:
         raw = self.values.get(key)
         if raw is None:
@@ -265,14 +270,14 @@ class _Reader:
         return raw
 
     def integer(self, key: str, default: int, lo: int, hi: int) -> int:
-        value = self._typed(key, default, _to_int, "an integer")
+        value = self._typed(key, default, _to_int, f"an integer from {lo} to {hi}")
         if not lo <= value <= hi:
             self.fail(key, f"{value} is out of range; allowed: {lo} to {hi}")
             return default
         return value
 
     def one_of(self, key: str, default: int, allowed: tuple[int, ...], what: str) -> int:
-        value = self._typed(key, default, _to_int, "an integer")
+        value = self._typed(key, default, _to_int, f"{what} ({_listing(allowed)})")
         if value not in allowed:
             self.fail(key, f"{value} is not {what}; allowed: {_listing(allowed)}")
             return default
@@ -403,12 +408,12 @@ def _parse_network(r: _Reader) -> NetworkConfig:
     az_count = r.integer("availabilityZones", 2, 2, 4)
 
     if vpc_id is not None:
-        if len(public) < 2:
+        if not r.failed("publicSubnetIds") and len(public) < 2:
             r.fail(
                 "publicSubnetIds",
                 "with vpcId set, list at least two public subnets in different AZs (an ALB needs two)",
             )
-        if task_subnets == "private" and len(private) < 2:
+        if task_subnets == "private" and not r.failed("privateSubnetIds") and len(private) < 2:
             r.fail(
                 "privateSubnetIds",
                 "with vpcId set and taskSubnets 'private', list at least two private subnets",
@@ -442,12 +447,13 @@ def _parse_network(r: _Reader) -> NetworkConfig:
 
 def _parse_container(r: _Reader, app_name: str) -> ContainerConfig:
     name = r.string("containerName", app_name)
-    if not re.match(r"^[A-Za-z0-9_-]{1,255}$", name):
+    # The default name is the appName: when that is invalid it has been reported already.
+    if ("containerName" in r.values or not r.failed("appName")) and not re.match(r"^[A-Za-z0-9_-]{1,255}$", name):
         r.fail("containerName", f"{name!r}: use letters, digits, hyphens and underscores")
     port = r.integer("containerPort", 80, 1, 65535)
     cpu = r.one_of("cpu", 256, tuple(FARGATE_SIZES), "a Fargate CPU size")
     memory = r.integer("memory", 512, 1, 1_000_000)
-    if cpu in FARGATE_SIZES and memory not in FARGATE_SIZES[cpu]:
+    if not r.failed("cpu", "memory") and memory not in FARGATE_SIZES[cpu]:
         r.fail(
             "memory",
             f"{memory} MiB is not a Fargate size for cpu {cpu}; allowed with cpu {cpu}: {_listing(FARGATE_SIZES[cpu])}",
@@ -478,7 +484,7 @@ def _parse_container(r: _Reader, app_name: str) -> ContainerConfig:
 def _parse_alb(r: _Reader, container_port: int) -> AlbConfig:
     listener_port = r.integer("listenerPort", 80, 1, 65535)
     test_port = r.integer("testListenerPort", 8080, 1, 65535)
-    if listener_port == test_port:
+    if not r.failed("listenerPort", "testListenerPort") and listener_port == test_port:
         r.fail("testListenerPort", f"{test_port} is also listenerPort; the two listeners need two ports")
     allowed = r.string_list("allowedCidrs", ("0.0.0.0/0",))
     test_cidrs = r.string_list("testListenerCidrs", ())

@@ -57,8 +57,10 @@ class Network(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         azs = aws.get_availability_zones_output(state="available", opts=pulumi.InvokeOptions(parent=self))
         block = ipaddress.ip_network(cfg.vpc_cidr)
-        # Split the VPC into 16 equal blocks: public subnets take the first az_count, private ones the next.
-        blocks = [str(b) for b in block.subnets(prefixlen_diff=4)]
+        # Split the VPC into 8 equal blocks (up to 4 AZs x public/private): public subnets take the first
+        # az_count, private ones the next. Eight, not more, so that the smallest allowed VPC (/24) still
+        # gives /27 subnets, the smallest an ALB accepts (it needs 8 free addresses per subnet).
+        blocks = [str(b) for b in block.subnets(prefixlen_diff=3)]
 
         vpc = aws.ec2.Vpc(
             f"{name}-vpc",

@@ -62,6 +62,8 @@ class Registration:
     retain_on_delete: bool
     id: str = ""
     state: dict[str, Any] = field(default_factory=dict)
+    provider: str = ""
+    """Reference (``urn::id``) of the provider that manages it; empty for components."""
 
     @property
     def props(self) -> dict[str, Any]:
@@ -109,6 +111,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
     def __init__(self, region: str) -> None:
         self.region = region
         self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.call_providers: list[tuple[str, str]] = []
 
     def arn(self, service: str, resource: str) -> str:
         region = "" if service in _GLOBAL_SERVICES else self.region
@@ -156,6 +159,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
         self.calls.append((args.token, dict(args.args)))
+        self.call_providers.append((args.token, args.provider))
         if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
             return {
                 "accountId": ACCOUNT_ID,
@@ -204,6 +208,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                     retain_on_delete=request.retainOnDelete,
                     id=registration.id or "",
                     state=dict(registration.state or {}),
+                    provider=request.provider,
                 )
             )
         return response
@@ -219,6 +224,10 @@ class ProgramRun:
     secret_outputs: set[str]
     """Names of the stack outputs that are secret."""
     calls: list[tuple[str, dict[str, Any]]]
+    export_order: list[str] = field(default_factory=list)
+    call_providers: list[tuple[str, str]] = field(default_factory=list)
+    """(token, provider reference) of every invoke, in the order of ``calls``."""
+    """Names of the stack outputs in the order the program exported them (``outputs`` is sorted)."""
 
     def of_type(self, typ: str) -> list[Registration]:
         return [r for r in self.resources if r.type == typ]
@@ -299,4 +308,6 @@ def run_program(
         outputs=dict(sorted(exported.items())),
         secret_outputs=secret_outputs,
         calls=list(mocks.calls),
+        export_order=list(exported),
+        call_providers=list(mocks.call_providers),
     )

@@ -1,0 +1,377 @@
+"""FargateService on its own, on Pulumi mocks: what the pipeline deploys onto, and what it must leave to
+CodeDeploy.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import botocore.session
+import pytest
+from botocore.validate import ParamValidator
+from parliament import analyze_policy_string
+
+from components.fargate_service import (
+    CODEDEPLOY_OWNED,
+    DEREGISTRATION_DELAY,
+    HEALTH_CHECK_INTERVAL,
+    HEALTHY_THRESHOLD,
+    UNHEALTHY_THRESHOLD,
+)
+from components.templates import TaskDefinitionValues, render_taskdef
+from offline.engine import ACCOUNT_ID, ProgramRun, Registration, run_program
+from offline.stack_files import StackFiles
+
+REGION = "eu-west-1"
+COMPONENT = "gitlab-fargate:index:FargateService"
+SG = "aws:ec2/securityGroup:SecurityGroup"
+INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+EGRESS = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"
+LISTENER = "aws:lb/listener:Listener"
+TARGET_GROUP = "aws:lb/targetGroup:TargetGroup"
+
+VALUES = {
+    "gitlabProject": "shop/web",
+    "containerName": "web",
+    "containerPort": "8080",
+    "cpu": "512",
+    "memory": "2048",
+    "desiredCount": "2",
+    "healthCheckPath": "/health",
+    "listenerPort": "80",
+    "testListenerPort": "9000",
+    "allowedCidrs": '["203.0.113.0/24", "2001:db8::/32"]',
+    "testListenerCidrs": '["10.20.0.0/16"]',
+    "environment": '{"GREETING": "hello world", "MODE": "demo"}',
+    "logRetentionDays": "30",
+}
+
+# The program builds one FargateService per name in `test:names`, each with prefix "shop-<name>".
+PROGRAM = """
+import json
+import pulumi
+from components.config import parse_config
+from components.fargate_service import FargateService, FargateServiceArgs
+
+config = pulumi.Config("test")
+cfg = parse_config(json.loads(config.require("values")), stack="dev", region="eu-west-1")
+for name in config.require_object("names"):
+    service = FargateService(name, FargateServiceArgs(
+        name_prefix=f"shop-{name}",
+        region=cfg.region,
+        container=cfg.container,
+        alb=cfg.alb,
+        log_retention_days=cfg.log_retention_days,
+        vpc_id="vpc-0123456789abcdef0",
+        public_subnet_ids=["subnet-0public00000000a", "subnet-0public00000000b"],
+        task_subnet_ids=["subnet-0private0000000a", "subnet-0private0000000b"],
+        assign_public_ip=config.require_bool("public"),
+    ))
+    pulumi.export(f"{name}-url", service.url)
+    pulumi.export(f"{name}-testUrl", service.test_url)
+    pulumi.export(f"{name}-taskdefValues", service.taskdef_values.apply(lambda v: v.__dict__))
+"""
+
+
+def run_services(tmp_path: Path, *names: str, public: bool = False, **overrides: str) -> ProgramRun:
+    program = tmp_path / "__main__.py"
+    program.write_text(textwrap.dedent(PROGRAM))
+    config = {
+        "aws:region": REGION,
+        "test:values": json.dumps({**VALUES, **overrides}),
+        "test:names": json.dumps(list(names)),
+        "test:public": "true" if public else "false",
+    }
+    return run_program(StackFiles("gitlab-fargate", "dev", config, []), program=program)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> ProgramRun:
+    return run_services(tmp_path_factory.mktemp("fargate"), "svc")
+
+
+def named(run: ProgramRun, typ: str, name: str) -> Registration:
+    return run.one(typ, name)
+
+
+# --- Drift contract with CodeDeploy ---------------------------------------------------------------
+
+
+def test_codedeploy_owned_fields_are_pinned() -> None:
+    # Changing this list changes what `pulumi up` may overwrite after a blue/green deployment.
+    assert CODEDEPLOY_OWNED == {"service": ("taskDefinition", "loadBalancers"), "listener": ("defaultActions",)}
+
+
+def test_service_is_deployed_by_codedeploy_and_leaves_it_its_fields(run: ProgramRun) -> None:
+    service = run.one("aws:ecs/service:Service")
+    assert service.props["deploymentController"] == {"type": "CODE_DEPLOY"}
+    assert service.ignore_changes == ["taskDefinition", "loadBalancers"]
+
+
+def test_both_listeners_leave_their_actions_to_codedeploy(run: ProgramRun) -> None:
+    listeners = run.of_type(LISTENER)
+    assert len(listeners) == 2
+    assert all(listener.ignore_changes == ["defaultActions"] for listener in listeners)
+
+
+def test_nothing_else_ignores_changes(run: ProgramRun) -> None:
+    others = [r.name for r in run.resources if r.ignore_changes and r.type not in (LISTENER, "aws:ecs/service:Service")]
+    assert others == []
+
+
+# --- Load balancing ---------------------------------------------------------------------------------
+
+
+def test_two_ip_target_groups_with_fast_health_checks(run: ProgramRun) -> None:
+    groups = {r.name: r.props for r in run.of_type(TARGET_GROUP)}
+    assert set(groups) == {"svc-blue", "svc-green"}
+    for props in groups.values():
+        assert props["targetType"] == "ip", "awsvpc tasks register by IP"
+        assert (props["port"], props["protocol"]) == (8080, "HTTP")
+        assert props["vpcId"] == "vpc-0123456789abcdef0"
+        assert props["deregistrationDelay"] == DEREGISTRATION_DELAY
+        check = props["healthCheck"]
+        assert check["path"] == "/health"
+        assert check["interval"] == HEALTH_CHECK_INTERVAL
+        assert (check["healthyThreshold"], check["unhealthyThreshold"]) == (HEALTHY_THRESHOLD, UNHEALTHY_THRESHOLD)
+        assert check["timeout"] < check["interval"], "AWS requires the timeout to be shorter than the interval"
+    assert {g["name"] for g in groups.values()} == {"shop-svc-blue", "shop-svc-green"}
+    # A target turns healthy within half a minute, and a draining one is gone within 15 s.
+    assert HEALTH_CHECK_INTERVAL * HEALTHY_THRESHOLD <= 30
+    assert DEREGISTRATION_DELAY <= 30
+
+
+def test_prod_listener_forwards_to_blue_and_test_listener_to_green(run: ProgramRun) -> None:
+    blue = named(run, TARGET_GROUP, "svc-blue").state["arn"]
+    green = named(run, TARGET_GROUP, "svc-green").state["arn"]
+    alb = run.one("aws:lb/loadBalancer:LoadBalancer").state["arn"]
+    prod = named(run, LISTENER, "svc-prod").props
+    test = named(run, LISTENER, "svc-test").props
+    assert (prod["port"], prod["loadBalancerArn"]) == (80, alb)
+    assert (test["port"], test["loadBalancerArn"]) == (9000, alb)
+    assert prod["defaultActions"] == [{"type": "forward", "targetGroupArn": blue}]
+    assert test["defaultActions"] == [{"type": "forward", "targetGroupArn": green}]
+
+
+def test_service_starts_on_blue_in_the_task_subnets(run: ProgramRun) -> None:
+    service = run.one("aws:ecs/service:Service").props
+    blue = named(run, TARGET_GROUP, "svc-blue").state["arn"]
+    assert service["loadBalancers"] == [{"targetGroupArn": blue, "containerName": "web", "containerPort": 8080}]
+    assert service["desiredCount"] == 2
+    assert service["launchType"] == "FARGATE"
+    network = service["networkConfiguration"]
+    assert network["subnets"] == ["subnet-0private0000000a", "subnet-0private0000000b"]
+    assert network["assignPublicIp"] is False
+    assert network["securityGroups"] == [named(run, SG, "svc-tasks").id]
+
+
+def test_public_tasks_get_a_public_ip(tmp_path: Path) -> None:
+    service = run_services(tmp_path, "svc", public=True).one("aws:ecs/service:Service").props
+    assert service["networkConfiguration"]["assignPublicIp"] is True
+
+
+def test_alb_is_internet_facing_in_the_public_subnets(run: ProgramRun) -> None:
+    alb = run.one("aws:lb/loadBalancer:LoadBalancer").props
+    assert alb["internal"] is False and alb["loadBalancerType"] == "application"
+    assert alb["subnets"] == ["subnet-0public00000000a", "subnet-0public00000000b"]
+    assert alb["securityGroups"] == [named(run, SG, "svc-alb").id]
+    assert run.outputs["svc-url"] == f"http://shop-svc-1234567890.{REGION}.elb.amazonaws.com/"
+    assert run.outputs["svc-testUrl"] == f"http://shop-svc-1234567890.{REGION}.elb.amazonaws.com:9000/"
+
+
+# --- Security groups: who reaches what ----------------------------------------------------------------
+
+
+def reachable_ports(
+    run: ProgramRun, sg: Registration, *, source_ip: str | None = None, source_sg: str | None = None
+) -> set[int]:
+    """Ports of ``sg`` a source can open, evaluated from the ingress rules as AWS does (any rule allows)."""
+    ports: set[int] = set()
+    for rule in run.of_type(INGRESS):
+        p = rule.props
+        if p["securityGroupId"] != sg.id:
+            continue
+        assert p["ipProtocol"] == "tcp"
+        cidr = p.get("cidrIpv4") or p.get("cidrIpv6")
+        if source_ip is not None and cidr and ipaddress.ip_address(source_ip) in ipaddress.ip_network(cidr):
+            ports.update(range(int(p["fromPort"]), int(p["toPort"]) + 1))
+        if source_sg is not None and p.get("referencedSecurityGroupId") == source_sg:
+            ports.update(range(int(p["fromPort"]), int(p["toPort"]) + 1))
+    return ports
+
+
+def test_alb_takes_the_listener_ports_only_from_the_configured_cidrs(run: ProgramRun) -> None:
+    alb_sg = named(run, SG, "svc-alb")
+    assert reachable_ports(run, alb_sg, source_ip="203.0.113.9") == {80}
+    assert reachable_ports(run, alb_sg, source_ip="2001:db8::1") == {80}
+    assert reachable_ports(run, alb_sg, source_ip="10.20.3.4") == {9000}, "the test port only from test CIDRs"
+    assert reachable_ports(run, alb_sg, source_ip="198.51.100.7") == set(), "anyone else reaches nothing"
+    assert "ingress" not in alb_sg.props and "egress" not in alb_sg.props, "rules are separate resources only"
+
+
+def test_tasks_take_only_the_container_port_and_only_from_the_alb(run: ProgramRun) -> None:
+    alb_sg = named(run, SG, "svc-alb")
+    task_sg = named(run, SG, "svc-tasks")
+    assert reachable_ports(run, task_sg, source_sg=alb_sg.id) == {8080}
+    for ip in ("203.0.113.9", "10.20.3.4", "198.51.100.7", "2001:db8::1"):
+        assert reachable_ports(run, task_sg, source_ip=ip) == set(), ip
+    ingress_to_tasks = [r for r in run.of_type(INGRESS) if r.props["securityGroupId"] == task_sg.id]
+    assert len(ingress_to_tasks) == 1
+
+
+def test_egress_is_limited(run: ProgramRun) -> None:
+    alb_sg = named(run, SG, "svc-alb").id
+    task_sg = named(run, SG, "svc-tasks").id
+    rules = {(r.props["securityGroupId"], r.props["fromPort"], r.props["toPort"]): r.props for r in run.of_type(EGRESS)}
+    assert set(rules) == {(alb_sg, 8080, 8080), (task_sg, 443, 443)}
+    assert rules[(alb_sg, 8080, 8080)]["referencedSecurityGroupId"] == task_sg, "the ALB talks to the tasks only"
+
+
+def test_no_test_cidrs_means_no_way_to_the_test_listener(tmp_path: Path) -> None:
+    run = run_services(tmp_path, "svc", testListenerCidrs="[]")
+    alb_sg = named(run, SG, "svc-alb")
+    ports = [r.props["fromPort"] for r in run.of_type(INGRESS) if r.props["securityGroupId"] == alb_sg.id]
+    assert ports == [80, 80]
+
+
+# --- Logs and IAM ------------------------------------------------------------------------------------
+
+
+def test_log_group_and_its_retention(run: ProgramRun) -> None:
+    logs = run.one("aws:cloudwatch/logGroup:LogGroup").props
+    assert logs == {**logs, "name": "/ecs/shop-svc", "retentionInDays": 30}
+
+
+def test_execution_role_policy_passes_parliament_and_is_scoped_to_the_log_group(run: ProgramRun) -> None:
+    log_group_arn = run.one("aws:cloudwatch/logGroup:LogGroup").state["arn"]
+    role = named(run, "aws:iam/role:Role", "svc-execution")
+    policy = named(run, "aws:iam/rolePolicy:RolePolicy", "svc-execution-logs").props
+    assert policy["role"] == role.id
+    findings = [f"{f.issue}: {f.detail}" for f in analyze_policy_string(policy["policy"]).findings]
+    assert findings == []
+    [statement] = json.loads(policy["policy"])["Statement"]
+    assert statement["Effect"] == "Allow"
+    assert statement["Action"] == ["logs:CreateLogStream", "logs:PutLogEvents"]
+    assert statement["Resource"] == [f"{log_group_arn}:*"]
+
+
+def test_roles_are_for_ecs_tasks_of_this_account_and_the_task_role_has_no_permissions(run: ProgramRun) -> None:
+    roles = {r.name: r for r in run.of_type("aws:iam/role:Role")}
+    assert set(roles) == {"svc-execution", "svc-task"}
+    for role in roles.values():
+        [statement] = json.loads(role.props["assumeRolePolicy"])["Statement"]
+        assert statement["Principal"] == {"Service": "ecs-tasks.amazonaws.com"}
+        assert statement["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT_ID}}
+        assert "managedPolicyArns" not in role.props
+    policies = run.of_type("aws:iam/rolePolicy:RolePolicy")
+    assert [p.props["role"] for p in policies] == [roles["svc-execution"].id]
+    assert run.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment") == []
+
+
+# --- Task definition -----------------------------------------------------------------------------------
+
+
+def register_task_definition_shape() -> Any:
+    model = botocore.session.get_session().get_service_model("ecs")
+    return model.operation_model("RegisterTaskDefinition").input_shape
+
+
+def assert_valid_for_ecs(params: dict[str, Any]) -> None:
+    report = ParamValidator().validate(params, register_task_definition_shape())
+    assert not report.has_errors(), report.generate_report()
+
+
+def first_task_definition(run: ProgramRun) -> dict[str, Any]:
+    """The registered task definition as ECS RegisterTaskDefinition takes it."""
+    props = run.one("aws:ecs/taskDefinition:TaskDefinition").props
+    params = {key: props[key] for key in ("family", "cpu", "memory", "networkMode", "requiresCompatibilities")}
+    params.update(
+        executionRoleArn=props["executionRoleArn"],
+        taskRoleArn=props["taskRoleArn"],
+        runtimePlatform=props["runtimePlatform"],
+        containerDefinitions=json.loads(props["containerDefinitions"]),
+    )
+    return params
+
+
+def test_the_validator_catches_what_it_should() -> None:
+    # Guards the two tests below: a wrong type and an unknown field are reported.
+    report = ParamValidator().validate(
+        {"family": "x", "cpu": 256, "containerDefinitions": [{"name": "x", "imagee": "y"}]},
+        register_task_definition_shape(),
+    )
+    assert report.has_errors()
+    assert "cpu" in report.generate_report() and "imagee" in report.generate_report()
+
+
+def test_first_task_definition_is_valid_for_ecs_and_runs_the_initial_image(run: ProgramRun) -> None:
+    params = first_task_definition(run)
+    assert_valid_for_ecs(params)
+    assert (params["family"], params["cpu"], params["memory"]) == ("shop-svc", "512", "2048")
+    assert (params["networkMode"], params["requiresCompatibilities"]) == ("awsvpc", ["FARGATE"])
+    assert params["executionRoleArn"] == named(run, "aws:iam/role:Role", "svc-execution").state["arn"]
+    assert params["taskRoleArn"] == named(run, "aws:iam/role:Role", "svc-task").state["arn"]
+    [container] = params["containerDefinitions"]
+    assert container["name"] == "web"
+    assert container["image"] == "public.ecr.aws/nginx/nginx:stable-alpine"
+    assert container["portMappings"] == [{"containerPort": 8080, "hostPort": 8080, "protocol": "tcp"}]
+    assert container["environment"] == [
+        {"name": "GREETING", "value": "hello world"},
+        {"name": "MODE", "value": "demo"},
+    ]
+    assert container["logConfiguration"]["options"] == {
+        "awslogs-group": "/ecs/shop-svc",
+        "awslogs-region": REGION,
+        "awslogs-stream-prefix": "web",
+    }
+
+
+def test_pipeline_taskdef_json_is_valid_for_ecs_and_matches_the_first_revision(run: ProgramRun) -> None:
+    values = TaskDefinitionValues(**run.outputs["svc-taskdefValues"])
+    assert values.image == "<IMAGE1_NAME>", "CodeDeploy fills the image in"
+    rendered = json.loads(render_taskdef(values))
+    assert_valid_for_ecs(rendered)
+    first = first_task_definition(run)
+    [pipeline_container], [first_container] = rendered["containerDefinitions"], first["containerDefinitions"]
+    assert {**pipeline_container, "image": None} == {**first_container, "image": None}
+    assert {k: v for k, v in rendered.items() if k != "containerDefinitions"} == {
+        k: v for k, v in first.items() if k != "containerDefinitions"
+    }
+
+
+def test_taskdef_template_renders_any_environment_value_safely() -> None:
+    tricky = {"QUOTE": 'say "hi"', "BRACES": "${not_a_placeholder}", "NEWLINE": "a\nb"}
+    values = TaskDefinitionValues(
+        family="f", cpu=256, memory=512, execution_role_arn="arn:aws:iam::1:role/e",
+        task_role_arn="arn:aws:iam::1:role/t", container_name="c", container_port=80, image="i",
+        environment=tricky, log_group="/ecs/f", region=REGION,
+    )  # fmt: skip
+    rendered = json.loads(render_taskdef(values))
+    assert_valid_for_ecs(rendered)
+    assert {e["name"]: e["value"] for e in rendered["containerDefinitions"][0]["environment"]} == tricky
+
+
+# --- Component shape -----------------------------------------------------------------------------------
+
+
+def test_every_child_is_named_after_the_component_and_parented_to_it(run: ProgramRun) -> None:
+    component = run.one(COMPONENT)
+    children = run.children_of(component)
+    others = [r for r in run.resources if r is not component]
+    assert {r.urn for r in children} == {r.urn for r in others}, "every resource is a direct child"
+    assert all(r.name.startswith(f"{component.name}-") for r in children), [r.name for r in children]
+
+
+def test_two_instances_do_not_collide(tmp_path: Path) -> None:
+    run = run_services(tmp_path, "one", "two")
+    components = run.of_type(COMPONENT)
+    assert len(components) == 2
+    assert len(run.children_of(components[0])) == len(run.children_of(components[1])) > 10
+    urns = [r.urn for r in run.resources]
+    assert len(urns) == len(set(urns))
+    physical = [(r.type, r.props["name"]) for r in run.resources if isinstance(r.props.get("name"), str)]
+    assert len(physical) == len(set(physical)), "physical names derive from each instance's prefix"

@@ -1,0 +1,123 @@
+"""The stack-file loader hands the program its config the way the Pulumi CLI does.
+
+Tests and the offline plan trust it to see a stack exactly as `pulumi up` would, so a divergence here would
+let a broken stack file pass every test.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from offline.stack_files import (
+    ROOT,
+    StackFileError,
+    committed_stacks,
+    load_stack_files,
+    secret_placeholder,
+)
+
+
+def write(root: Path, stack: str, config: dict[str, object], project_config: dict[str, object] | None = None) -> None:
+    project: dict[str, object] = {"name": "proj", "runtime": "python"}
+    if project_config is not None:
+        project["config"] = project_config
+    (root / "Pulumi.yaml").write_text(yaml.safe_dump(project))
+    (root / f"Pulumi.{stack}.yaml").write_text(yaml.safe_dump({"config": config}))
+
+
+def test_namespaced_keys_are_kept_as_written(tmp_path: Path) -> None:
+    write(tmp_path, "dev", {"proj:appName": "shop", "aws:region": "eu-west-1"})
+    files = load_stack_files("dev", tmp_path)
+    assert files.project == "proj" and files.stack == "dev"
+    assert files.config == {"proj:appName": "shop", "aws:region": "eu-west-1"}
+    assert files.secret_keys == []
+
+
+def test_a_bare_key_in_a_stack_file_is_an_error_naming_the_fix(tmp_path: Path) -> None:
+    write(tmp_path, "dev", {"appName": "shop"})
+    with pytest.raises(
+        StackFileError, match=r"Pulumi\.dev\.yaml: config key 'appName' needs a namespace, like 'proj:appName'"
+    ):
+        load_stack_files("dev", tmp_path)
+
+
+def test_structured_values_become_json(tmp_path: Path) -> None:
+    tags = {"team": "web", "env": "dev"}
+    write(tmp_path, "dev", {"proj:tags": tags, "proj:cidrs": ["10.0.0.0/8", "192.168.0.0/16"]})
+    config = load_stack_files("dev", tmp_path).config
+    assert json.loads(config["proj:tags"]) == tags
+    assert json.loads(config["proj:cidrs"]) == ["10.0.0.0/8", "192.168.0.0/16"]
+
+
+def test_scalars_become_strings_as_the_cli_passes_them(tmp_path: Path) -> None:
+    write(tmp_path, "dev", {"proj:flag": True, "proj:off": False, "proj:count": 3, "proj:ratio": 0.5, "proj:s": "x"})
+    config = load_stack_files("dev", tmp_path).config
+    assert config == {"proj:flag": "true", "proj:off": "false", "proj:count": "3", "proj:ratio": "0.5", "proj:s": "x"}
+    assert all(isinstance(v, str) for v in config.values())
+
+
+def test_secure_values_become_marked_placeholders_registered_as_secret(tmp_path: Path) -> None:
+    write(tmp_path, "dev", {"proj:token": {"secure": "AAABAKc0ZGVmYXVsdA=="}, "proj:plain": "x"})
+    files = load_stack_files("dev", tmp_path)
+    assert files.config["proj:token"] == secret_placeholder("proj:token")
+    assert "PLACEHOLDER" in files.config["proj:token"] and "token" in files.config["proj:token"]
+    assert "AAAB" not in files.config["proj:token"], "the ciphertext is not handed to the program"
+    assert files.secret_keys == ["proj:token"]
+
+
+def test_a_map_that_merely_contains_secure_is_not_a_secret(tmp_path: Path) -> None:
+    write(tmp_path, "dev", {"proj:tags": {"secure": "yes", "team": "web"}})
+    files = load_stack_files("dev", tmp_path)
+    assert json.loads(files.config["proj:tags"]) == {"secure": "yes", "team": "web"}
+    assert files.secret_keys == []
+
+
+def test_required_secrets_are_filled_only_when_missing(tmp_path: Path) -> None:
+    write(tmp_path, "dev", {"proj:token": {"secure": "AAAB"}})
+    files = load_stack_files("dev", tmp_path, required_secrets=("token", "apiKey"))
+    assert files.config["proj:apiKey"] == secret_placeholder("proj:apiKey")
+    assert files.secret_keys == ["proj:apiKey", "proj:token"]
+    write(tmp_path, "dev", {"proj:token": "given"})
+    files = load_stack_files("dev", tmp_path, required_secrets=("token",))
+    assert files.config["proj:token"] == "given"
+    assert files.secret_keys == [], "a value that is set is not replaced by a placeholder"
+
+
+def test_project_level_values_apply_and_the_stack_file_wins(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "dev",
+        {"proj:size": 2},
+        project_config={
+            "aws:region": {"value": "eu-west-1"},
+            "size": {"type": "integer", "default": 1},
+            "color": {"type": "string", "default": "blue"},
+            "undocumented": {"type": "string"},
+        },
+    )
+    config = load_stack_files("dev", tmp_path).config
+    assert config == {"aws:region": "eu-west-1", "proj:size": "2", "proj:color": "blue"}
+
+
+def test_an_unknown_stack_lists_the_committed_ones(tmp_path: Path) -> None:
+    write(tmp_path, "dev", {})
+    (tmp_path / "Pulumi.prod.yaml").write_text("config: {}\n")
+    with pytest.raises(StackFileError, match=r"no stack file Pulumi\.staging\.yaml; committed stacks: dev, prod"):
+        load_stack_files("staging", tmp_path)
+    assert committed_stacks(tmp_path) == ["dev", "prod"]
+
+
+def test_an_empty_stack_file_is_an_empty_config(tmp_path: Path) -> None:
+    write(tmp_path, "dev", {})
+    (tmp_path / "Pulumi.dev.yaml").write_text("")
+    assert load_stack_files("dev", tmp_path).config == {}
+
+
+def test_the_committed_stacks_are_the_repository_files() -> None:
+    expected = sorted(p.name.split(".")[1] for p in ROOT.glob("Pulumi.*.yaml"))
+    assert committed_stacks() == expected
+    assert "dev" in expected and "prod" in expected
