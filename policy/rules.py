@@ -190,6 +190,7 @@ RESOURCE_STAR_ACTIONS: dict[str, str] = {
     "sts:GetServiceBearerToken": "needed with ecr-public:GetAuthorizationToken; STS defines no resource for it",
     "ecs:DescribeTaskDefinition": "ECS defines no resource type for describing task definitions",
     "ecs:ListTaskDefinitions": "a list call over the account; ECS defines no resource for it",
+    "ecs:CreateTaskSet": "ECS defines no resource type for it; scope it with ecs:cluster/ecs:service conditions",
     "cloudwatch:PutMetricData": "metrics are not resources; scope it with the cloudwatch:namespace condition",
     "ec2:DescribeNetworkInterfaces": "EC2 Describe calls take no resource (CodeBuild in a VPC)",
     "ec2:DescribeSubnets": "EC2 Describe calls take no resource (CodeBuild in a VPC)",

@@ -1,0 +1,489 @@
+"""DeployStage: CodeDeploy ECS blue/green, the CodePipeline that runs Source -> Build -> Deploy, and its trigger.
+
+- The CodeDeploy application and deployment group shift traffic between the FargateService's two target
+  groups through its production and test listeners, and roll back by themselves on failure.
+- The pipeline (type V2) reads the uploaded zip from the SourceBucket (never polling: an EventBridge rule
+  starts it), runs the BuildStage's project, and hands the build's artifact (``imageDetail.json``,
+  ``taskdef.json``, ``appspec.yaml``) to the CodeDeployToECS action.
+- The artifact bucket belongs here; the build role is granted access to it here, by its owner.
+
+Every role is scoped to the resources it touches, by ARN.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from components import iam
+from components.config import PipelineConfig
+from components.source_bucket import physical_bucket_name, tls_only_statement
+
+# SUPERSEDED: every upload overwrites the same key, so only the newest one matters. A newer execution
+# replaces an older one that is waiting between stages, but never interrupts a stage in progress, so a
+# running blue/green deployment always completes (or rolls back) before the next one starts. QUEUED would
+# deploy every intermediate upload in turn, each taking the whole deployment time.
+EXECUTION_MODE = "SUPERSEDED"
+# Build artifacts are only inputs of one execution; a re-run of an older execution rebuilds from its source
+# version, so they are kept for a month only.
+ARTIFACT_EXPIRY_DAYS = 30
+# Artifact names passed between stages.
+SOURCE_ARTIFACT = "SourceOutput"
+BUILD_ARTIFACT = "BuildOutput"
+SOURCE_NAMESPACE = "SourceVariables"
+# The action names, used by `aws codepipeline start-pipeline-execution --source-revisions actionName=Source,...`.
+SOURCE_ACTION = "Source"
+BUILD_ACTION = "Build"
+DEPLOY_ACTION = "Deploy"
+
+
+@dataclass(frozen=True)
+class DeployStageArgs:
+    name_prefix: str
+    region: str
+    pipeline: PipelineConfig
+    # SourceBucket
+    source_bucket_name: pulumi.Input[str]
+    source_bucket_arn: pulumi.Input[str]
+    source_object_key: str
+    source_event_pattern: pulumi.Input[str]
+    """EventBridge pattern matching only an upload of the source object; the rule starts the pipeline on it."""
+    # BuildStage
+    project_name: pulumi.Input[str]
+    project_arn: pulumi.Input[str]
+    build_role_name: pulumi.Input[str]
+    """The build role, granted read/write on the artifact bucket."""
+    # FargateService
+    cluster_name: pulumi.Input[str]
+    service_name: pulumi.Input[str]
+    blue_target_group_name: pulumi.Input[str]
+    green_target_group_name: pulumi.Input[str]
+    prod_listener_arn: pulumi.Input[str]
+    test_listener_arn: pulumi.Input[str]
+    family: str
+    """Task-definition family; the pipeline registers new revisions of it only."""
+    task_role_arn: pulumi.Input[str]
+    execution_role_arn: pulumi.Input[str]
+    alarm_names: tuple[str, ...] = ()
+    """CloudWatch alarms that stop and roll back a deployment (none yet)."""
+
+
+def console_url(region: str, pipeline_name: str) -> str:
+    return (
+        f"https://{region}.console.aws.amazon.com/codesuite/codepipeline/pipelines/{pipeline_name}/view?region={region}"
+    )
+
+
+def _any_load_balancer_type(listener_arn: str) -> str:
+    """``…:listener/app/<lb>/<lb-id>/<id>`` as ``…:listener/*/<lb>/<lb-id>/<id>``: still only this listener.
+
+    The Service Authorization Reference lists both ``listener/app`` and ``listener/net`` as resource types of
+    ``elasticloadbalancing:ModifyListener``, and the IAM linter (parliament) wants a statement to match both;
+    the load balancer's and the listener's ids keep the ARN unique.
+    """
+    return listener_arn.replace(":listener/app/", ":listener/*/", 1)
+
+
+class DeployStage(pulumi.ComponentResource):
+    application_name: pulumi.Output[str]
+    deployment_group_name: pulumi.Output[str]
+    artifact_bucket_name: pulumi.Output[str]
+    pipeline_name: pulumi.Output[str]
+    pipeline_arn: pulumi.Output[str]
+    pipeline_url: pulumi.Output[str]
+    trigger_rule_name: pulumi.Output[str]
+
+    def __init__(self, name: str, args: DeployStageArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("gitlab-fargate:index:DeployStage", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        prefix = args.name_prefix
+        p = args.pipeline
+        invoke = pulumi.InvokeOptions(parent=self)
+        account_id = aws.get_caller_identity_output(opts=invoke).account_id
+        partition = aws.get_partition_output(opts=invoke).partition
+
+        def arn(service: str, resource: pulumi.Input[str]) -> pulumi.Output[str]:
+            return pulumi.Output.concat("arn:", partition, f":{service}:{args.region}:", account_id, ":", resource)
+
+        cluster_arn = arn("ecs", pulumi.Output.concat("cluster/", args.cluster_name))
+        service_arn = arn("ecs", pulumi.Output.concat("service/", args.cluster_name, "/", args.service_name))
+        task_roles = [args.task_role_arn, args.execution_role_arn]
+        pass_task_roles = iam.allow(
+            ["iam:PassRole"],
+            task_roles,
+            sid="PassTheTaskRolesToEcs",
+            condition={"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
+        )
+
+        # --- CodeDeploy -------------------------------------------------------------------------------
+        application = aws.codedeploy.Application(f"{name}-application", name=prefix, compute_platform="ECS", opts=child)
+        codedeploy_role = aws.iam.Role(
+            f"{name}-codedeploy",
+            name=f"{prefix}-codedeploy",
+            assume_role_policy=iam.service_trust_policy("codedeploy.amazonaws.com", source_account=account_id),
+            opts=child,
+        )
+        # What AWSCodeDeployRoleForECS grants on "*", narrowed to this service, its listeners and task roles.
+        codedeploy_statements: list[dict[str, Any]] = [
+            iam.allow(
+                ["ecs:DescribeServices", "ecs:UpdateServicePrimaryTaskSet"], [service_arn], sid="ManageTheService"
+            ),
+            # ECS defines no resource type for CreateTaskSet, so "*" narrowed by its cluster and service keys.
+            iam.allow(
+                ["ecs:CreateTaskSet"],
+                ["*"],
+                sid="CreateTaskSetsOfTheService",
+                condition={"ArnEquals": {"ecs:cluster": cluster_arn, "ecs:service": service_arn}},
+            ),
+            iam.allow(
+                ["ecs:DeleteTaskSet"],
+                [arn("ecs", pulumi.Output.concat("task-set/", args.cluster_name, "/", args.service_name, "/*"))],
+                sid="DeleteTaskSetsOfTheService",
+            ),
+            # ELB Describe calls take no resource.
+            iam.allow(
+                [
+                    "elasticloadbalancing:DescribeListeners",
+                    "elasticloadbalancing:DescribeRules",
+                    "elasticloadbalancing:DescribeTargetGroups",
+                ],
+                ["*"],
+                sid="DescribeLoadBalancing",
+            ),
+            # Traffic moves by rewriting the listeners' default actions (the program uses no listener rules,
+            # so no ModifyRule).
+            iam.allow(
+                ["elasticloadbalancing:ModifyListener"],
+                [
+                    pulumi.Output.from_input(args.prod_listener_arn).apply(_any_load_balancer_type),
+                    pulumi.Output.from_input(args.test_listener_arn).apply(_any_load_balancer_type),
+                ],
+                sid="ShiftTrafficOnTheListeners",
+            ),
+            pass_task_roles,
+        ]
+        if args.alarm_names:
+            codedeploy_statements.append(
+                iam.allow(
+                    ["cloudwatch:DescribeAlarms"],
+                    [arn("cloudwatch", f"alarm:{alarm}") for alarm in args.alarm_names],
+                    sid="ReadTheDeploymentAlarms",
+                )
+            )
+        codedeploy_policy = aws.iam.RolePolicy(
+            f"{name}-codedeploy-policy",
+            name="ecs-blue-green",
+            role=codedeploy_role.id,
+            policy=iam.policy_document(*codedeploy_statements),
+            opts=child,
+        )
+        rollback_events = ["DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_REQUEST"]
+        if args.alarm_names:
+            rollback_events.append("DEPLOYMENT_STOP_ON_ALARM")
+        deployment_group = aws.codedeploy.DeploymentGroup(
+            f"{name}-group",
+            app_name=application.name,
+            deployment_group_name=prefix,
+            service_role_arn=codedeploy_role.arn,
+            deployment_config_name=p.deployment_config,
+            deployment_style=aws.codedeploy.DeploymentGroupDeploymentStyleArgs(
+                deployment_type="BLUE_GREEN", deployment_option="WITH_TRAFFIC_CONTROL"
+            ),
+            blue_green_deployment_config=aws.codedeploy.DeploymentGroupBlueGreenDeploymentConfigArgs(
+                # Shift traffic as soon as the new tasks are healthy, without waiting for a person.
+                deployment_ready_option=aws.codedeploy.DeploymentGroupBlueGreenDeploymentConfigDeploymentReadyOptionArgs(
+                    action_on_timeout="CONTINUE_DEPLOYMENT"
+                ),
+                # The old tasks stay this long after the switch: a rollback within it is instantaneous.
+                terminate_blue_instances_on_deployment_success=aws.codedeploy.DeploymentGroupBlueGreenDeploymentConfigTerminateBlueInstancesOnDeploymentSuccessArgs(
+                    action="TERMINATE", termination_wait_time_in_minutes=p.termination_wait_minutes
+                ),
+            ),
+            ecs_service=aws.codedeploy.DeploymentGroupEcsServiceArgs(
+                cluster_name=args.cluster_name, service_name=args.service_name
+            ),
+            load_balancer_info=aws.codedeploy.DeploymentGroupLoadBalancerInfoArgs(
+                target_group_pair_info=aws.codedeploy.DeploymentGroupLoadBalancerInfoTargetGroupPairInfoArgs(
+                    prod_traffic_route=aws.codedeploy.DeploymentGroupLoadBalancerInfoTargetGroupPairInfoProdTrafficRouteArgs(
+                        listener_arns=[args.prod_listener_arn]
+                    ),
+                    test_traffic_route=aws.codedeploy.DeploymentGroupLoadBalancerInfoTargetGroupPairInfoTestTrafficRouteArgs(
+                        listener_arns=[args.test_listener_arn]
+                    ),
+                    target_groups=[
+                        aws.codedeploy.DeploymentGroupLoadBalancerInfoTargetGroupPairInfoTargetGroupArgs(name=tg)
+                        for tg in (args.blue_target_group_name, args.green_target_group_name)
+                    ],
+                )
+            ),
+            auto_rollback_configuration=aws.codedeploy.DeploymentGroupAutoRollbackConfigurationArgs(
+                enabled=True, events=rollback_events
+            ),
+            alarm_configuration=(
+                aws.codedeploy.DeploymentGroupAlarmConfigurationArgs(enabled=True, alarms=list(args.alarm_names))
+                if args.alarm_names
+                else None
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[codedeploy_policy]),
+        )
+
+        # --- Artifact store -----------------------------------------------------------------------------
+        artifacts = aws.s3.Bucket(
+            f"{name}-artifacts",
+            bucket=account_id.apply(lambda account: physical_bucket_name(prefix, "artifacts", account, args.region)),
+            # Artifacts are rebuilt from the source bucket's versions; they must not block a stack deletion.
+            force_destroy=True,
+            opts=child,
+        )
+        public_access = aws.s3.BucketPublicAccessBlock(
+            f"{name}-artifacts-public-access",
+            bucket=artifacts.id,
+            block_public_acls=True,
+            block_public_policy=True,
+            ignore_public_acls=True,
+            restrict_public_buckets=True,
+            opts=child,
+        )
+        aws.s3.BucketServerSideEncryptionConfiguration(
+            f"{name}-artifacts-encryption",
+            bucket=artifacts.id,
+            rules=[
+                aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
+                    apply_server_side_encryption_by_default=aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
+                        sse_algorithm="AES256"
+                    )
+                )
+            ],
+            opts=child,
+        )
+        aws.s3.BucketPolicy(
+            f"{name}-artifacts-tls-only",
+            bucket=artifacts.id,
+            policy=iam.policy_document(tls_only_statement(artifacts.arn)),
+            # S3 refuses concurrent changes of one bucket's configuration; the block also proves it is not public.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[public_access]),
+        )
+        aws.s3.BucketLifecycleConfiguration(
+            f"{name}-artifacts-expiry",
+            bucket=artifacts.id,
+            rules=[
+                aws.s3.BucketLifecycleConfigurationRuleArgs(
+                    id="expire-artifacts",
+                    status="Enabled",
+                    filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
+                    expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(days=ARTIFACT_EXPIRY_DAYS),
+                    abort_incomplete_multipart_upload=aws.s3.BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(
+                        days_after_initiation=1
+                    ),
+                )
+            ],
+            opts=child,
+        )
+        artifact_objects = pulumi.Output.concat(artifacts.arn, "/*")
+        bucket_metadata = ["s3:GetBucketAcl", "s3:GetBucketLocation"]
+        aws.iam.RolePolicy(
+            f"{name}-build-artifacts",
+            name="pipeline-artifacts",
+            role=args.build_role_name,
+            policy=iam.policy_document(
+                iam.allow(bucket_metadata, [artifacts.arn], sid="ArtifactBucket"),
+                iam.allow(
+                    ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"], [artifact_objects], sid="ArtifactObjects"
+                ),
+            ),
+            opts=child,
+        )
+
+        # --- Pipeline -----------------------------------------------------------------------------------
+        source_object = pulumi.Output.concat(args.source_bucket_arn, "/", args.source_object_key)
+        pipeline_role = aws.iam.Role(
+            f"{name}-pipeline-role",
+            name=f"{prefix}-pipeline",
+            assume_role_policy=iam.service_trust_policy("codepipeline.amazonaws.com", source_account=account_id),
+            opts=child,
+        )
+        pipeline_policy = aws.iam.RolePolicy(
+            f"{name}-pipeline-policy",
+            name="pipeline",
+            role=pipeline_role.id,
+            policy=iam.policy_document(
+                iam.allow(
+                    [*bucket_metadata, "s3:GetBucketVersioning"],
+                    [args.source_bucket_arn, artifacts.arn],
+                    sid="SourceAndArtifactBuckets",
+                ),
+                iam.allow(["s3:GetObject", "s3:GetObjectVersion"], [source_object], sid="ReadTheSourceObject"),
+                iam.allow(
+                    ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject", "s3:PutObjectAcl"],
+                    [artifact_objects],
+                    sid="ArtifactObjects",
+                ),
+                iam.allow(["codebuild:BatchGetBuilds", "codebuild:StartBuild"], [args.project_arn], sid="RunTheBuild"),
+                iam.allow(
+                    ["codedeploy:CreateDeployment", "codedeploy:GetDeployment"],
+                    [
+                        arn(
+                            "codedeploy",
+                            pulumi.Output.concat(
+                                "deploymentgroup:", application.name, "/", deployment_group.deployment_group_name
+                            ),
+                        )
+                    ],
+                    sid="DeployWithTheGroup",
+                ),
+                iam.allow(
+                    [
+                        "codedeploy:GetApplication",
+                        "codedeploy:GetApplicationRevision",
+                        "codedeploy:RegisterApplicationRevision",
+                    ],
+                    [application.arn],
+                    sid="RegisterRevisions",
+                ),
+                iam.allow(
+                    ["codedeploy:GetDeploymentConfig"],
+                    [arn("codedeploy", f"deploymentconfig:{p.deployment_config}")],
+                    sid="ReadTheDeploymentConfig",
+                ),
+                # CodeDeployToECS registers taskdef.json as a new revision of the family before deploying.
+                iam.allow(
+                    ["ecs:RegisterTaskDefinition"],
+                    [arn("ecs", f"task-definition/{args.family}:*")],
+                    sid="RegisterTaskDefinitionRevisions",
+                ),
+                pass_task_roles,
+            ),
+            opts=child,
+        )
+        build_variables = [
+            {"name": "PIPELINE_EXECUTION_ID", "value": "#{codepipeline.PipelineExecutionId}", "type": "PLAINTEXT"},
+            {"name": "SOURCE_VERSION_ID", "value": f"#{{{SOURCE_NAMESPACE}.VersionId}}", "type": "PLAINTEXT"},
+        ]
+        pipeline = aws.codepipeline.Pipeline(
+            f"{name}-pipeline",
+            name=prefix,
+            role_arn=pipeline_role.arn,
+            pipeline_type="V2",
+            execution_mode=EXECUTION_MODE,
+            artifact_stores=[aws.codepipeline.PipelineArtifactStoreArgs(location=artifacts.bucket, type="S3")],
+            stages=[
+                aws.codepipeline.PipelineStageArgs(
+                    name="Source",
+                    actions=[
+                        aws.codepipeline.PipelineStageActionArgs(
+                            name=SOURCE_ACTION,
+                            category="Source",
+                            owner="AWS",
+                            provider="S3",
+                            version="1",
+                            namespace=SOURCE_NAMESPACE,
+                            output_artifacts=[SOURCE_ARTIFACT],
+                            configuration={
+                                "S3Bucket": args.source_bucket_name,
+                                "S3ObjectKey": args.source_object_key,
+                                # The EventBridge rule below starts the pipeline; polling too would run it twice.
+                                "PollForSourceChanges": "false",
+                            },
+                        )
+                    ],
+                ),
+                aws.codepipeline.PipelineStageArgs(
+                    name="Build",
+                    actions=[
+                        aws.codepipeline.PipelineStageActionArgs(
+                            name=BUILD_ACTION,
+                            category="Build",
+                            owner="AWS",
+                            provider="CodeBuild",
+                            version="1",
+                            input_artifacts=[SOURCE_ARTIFACT],
+                            output_artifacts=[BUILD_ARTIFACT],
+                            configuration={
+                                "ProjectName": args.project_name,
+                                "EnvironmentVariables": json.dumps(build_variables),
+                            },
+                        )
+                    ],
+                ),
+                aws.codepipeline.PipelineStageArgs(
+                    name="Deploy",
+                    actions=[
+                        aws.codepipeline.PipelineStageActionArgs(
+                            name=DEPLOY_ACTION,
+                            category="Deploy",
+                            owner="AWS",
+                            provider="CodeDeployToECS",
+                            version="1",
+                            input_artifacts=[BUILD_ARTIFACT],
+                            configuration={
+                                "ApplicationName": application.name,
+                                "DeploymentGroupName": deployment_group.deployment_group_name,
+                                "TaskDefinitionTemplateArtifact": BUILD_ARTIFACT,
+                                "TaskDefinitionTemplatePath": "taskdef.json",
+                                "AppSpecTemplateArtifact": BUILD_ARTIFACT,
+                                "AppSpecTemplatePath": "appspec.yaml",
+                                "Image1ArtifactName": BUILD_ARTIFACT,
+                                # The placeholder's name in taskdef.json (<IMAGE1_NAME>), not the container's.
+                                "Image1ContainerName": "IMAGE1_NAME",
+                            },
+                        )
+                    ],
+                ),
+            ],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[pipeline_policy]),
+        )
+
+        # --- Trigger ------------------------------------------------------------------------------------
+        trigger_role = aws.iam.Role(
+            f"{name}-trigger-role",
+            name=f"{prefix}-pipeline-trigger",
+            assume_role_policy=iam.service_trust_policy("events.amazonaws.com", source_account=account_id),
+            opts=child,
+        )
+        aws.iam.RolePolicy(
+            f"{name}-trigger-policy",
+            name="start-pipeline",
+            role=trigger_role.id,
+            policy=iam.policy_document(
+                iam.allow(["codepipeline:StartPipelineExecution"], [pipeline.arn], sid="StartThePipeline")
+            ),
+            opts=child,
+        )
+        rule = aws.cloudwatch.EventRule(
+            f"{name}-trigger",
+            name=f"{prefix}-source-upload",
+            description=f"Starts the {prefix} pipeline when the source archive is uploaded",
+            event_pattern=args.source_event_pattern,
+            opts=child,
+        )
+        aws.cloudwatch.EventTarget(
+            f"{name}-trigger-target",
+            rule=rule.name,
+            target_id="pipeline",
+            arn=pipeline.arn,
+            role_arn=trigger_role.arn,
+            opts=child,
+        )
+
+        self.application_name = application.name
+        self.deployment_group_name = deployment_group.deployment_group_name
+        self.artifact_bucket_name = artifacts.bucket
+        self.pipeline_name = pipeline.name
+        self.pipeline_arn = pipeline.arn
+        self.pipeline_url = pipeline.name.apply(lambda n: console_url(args.region, n))
+        self.trigger_rule_name = rule.name
+        self.register_outputs(
+            {
+                "application_name": self.application_name,
+                "deployment_group_name": self.deployment_group_name,
+                "artifact_bucket_name": self.artifact_bucket_name,
+                "pipeline_name": self.pipeline_name,
+                "pipeline_arn": self.pipeline_arn,
+                "pipeline_url": self.pipeline_url,
+                "trigger_rule_name": self.trigger_rule_name,
+            }
+        )
