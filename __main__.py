@@ -7,9 +7,14 @@ pipeline flows, and exports what an operator needs (the site URL first).
 import pulumi
 import pulumi_aws as aws
 
+from components.build_stage import BuildStage, BuildStageArgs
 from components.config import load_stack_config
+from components.deploy_stage import DeployStage, DeployStageArgs
 from components.fargate_service import FargateService, FargateServiceArgs
+from components.gitlab_project import GitLabProject, GitLabProjectArgs, gitlab_provider
 from components.network import Network, NetworkArgs
+from components.source_bucket import SourceBucket, SourceBucketArgs
+from components.upload_identity import UploadIdentity, UploadIdentityArgs
 
 cfg = load_stack_config()
 
@@ -40,9 +45,105 @@ service = FargateService(
     aws_only,
 )
 
+# --- Delivery pipeline: upload -> Source -> Build -> Deploy ---
+source = SourceBucket(
+    "source",
+    SourceBucketArgs(
+        name_prefix=cfg.name_prefix,
+        object_key=cfg.pipeline.source_object_key,
+        trigger_mode=cfg.pipeline.trigger_mode,
+        log_retention_days=cfg.log_retention_days,
+    ),
+    aws_only,
+)
+
+build = BuildStage(
+    "build",
+    BuildStageArgs(
+        name_prefix=cfg.name_prefix,
+        pipeline=cfg.pipeline,
+        log_retention_days=cfg.log_retention_days,
+        taskdef_values=service.taskdef_values,
+        execution_role_name=service.execution_role_name,
+    ),
+    aws_only,
+)
+
+deploy = DeployStage(
+    "deploy",
+    DeployStageArgs(
+        name_prefix=cfg.name_prefix,
+        region=cfg.region,
+        pipeline=cfg.pipeline,
+        source_bucket_name=source.bucket_name,
+        source_bucket_arn=source.bucket_arn,
+        source_object_key=source.object_key,
+        source_event_pattern=source.event_pattern,
+        project_name=build.project_name,
+        project_arn=build.project_arn,
+        build_role_name=build.build_role_name,
+        cluster_name=service.cluster_name,
+        service_name=service.service_name,
+        blue_target_group_name=service.blue_target_group_name,
+        green_target_group_name=service.green_target_group_name,
+        prod_listener_arn=service.prod_listener_arn,
+        test_listener_arn=service.test_listener_arn,
+        family=service.family,
+        task_role_arn=service.task_role_arn,
+        execution_role_arn=service.execution_role_arn,
+    ),
+    aws_only,
+)
+
+# --- GitLab side: the job's AWS identity, and on the application project its variables, key and CI file ---
+upload_identity = UploadIdentity(
+    "upload-identity",
+    UploadIdentityArgs(
+        name_prefix=cfg.name_prefix,
+        mode=cfg.gitlab.upload_identity,
+        bucket_arn=source.bucket_arn,
+        object_key=source.object_key,
+        gitlab_url=cfg.gitlab.url,
+        project=cfg.gitlab.project,
+        default_branch=cfg.gitlab.default_branch,
+    ),
+    aws_only,
+)
+
+gitlab_api = gitlab_provider("gitlab", cfg.gitlab)
+gitlab_project = GitLabProject(
+    "gitlab-project",
+    GitLabProjectArgs(
+        project=cfg.gitlab.project,
+        stack=cfg.stack,
+        default_branch=cfg.gitlab.default_branch,
+        gitlab_url=cfg.gitlab.url,
+        region=cfg.region,
+        bucket_name=source.bucket_name,
+        object_key=source.object_key,
+        upload_identity=cfg.gitlab.upload_identity,
+        access_key_id=upload_identity.access_key_id,
+        secret_access_key=upload_identity.secret_access_key,
+        role_arn=upload_identity.role_arn,
+        commit_ci_file=cfg.gitlab.commit_ci_file,
+    ),
+    pulumi.ResourceOptions(providers={"gitlab": gitlab_api}),
+)
+
 pulumi.export("url", service.url)
 pulumi.export("testUrl", service.test_url)
 pulumi.export("clusterName", service.cluster_name)
 pulumi.export("serviceName", service.service_name)
 pulumi.export("logGroupName", service.log_group_name)
 pulumi.export("vpcId", network.vpc_id)
+pulumi.export("pipelineName", deploy.pipeline_name)
+pulumi.export("pipelineUrl", deploy.pipeline_url)
+pulumi.export("ecrRepositoryUrl", build.repository_url)
+pulumi.export("sourceBucket", source.bucket_name)
+pulumi.export("sourceObjectKey", source.object_key)
+pulumi.export("buildspecYml", build.buildspec)
+pulumi.export("taskdefJson", build.taskdef_json)
+pulumi.export("appspecYaml", build.appspec_yaml)
+pulumi.export("gitlabCiYml", gitlab_project.ci_yml)
+pulumi.export("gitlabVariables", gitlab_project.variable_keys)
+pulumi.export("uploadIdentity", {"mode": upload_identity.mode, "principalArn": upload_identity.principal_arn})

@@ -1,0 +1,295 @@
+"""Both .gitlab-ci.yml files: the application's (rendered by the program, per stack) and this project's own.
+
+Each is checked with GitLab's own CI schema (check-jsonschema's vendored copy), has its job scripts run
+through shellcheck, and has its rules evaluated by gitlab-ci-local for the pipelines that matter (a push to
+the default branch, a push to another branch, a merge request), so that "runs on X" is tested, not read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from components.gitlab_project import CiValues, render_app_ci
+from offline.engine import ProgramRun
+from offline.stack_files import committed_stacks
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+NODE_BIN = ROOT / "node_modules" / ".bin"
+PROJECT_CI = ROOT / ".gitlab-ci.yml"
+STACKS = committed_stacks()
+PRODUCTION_STACKS = {"prod"}
+
+
+# --- Tools ------------------------------------------------------------------------------------------------
+
+
+def tool(name: str, where: Path = BIN) -> str:
+    path = where / name
+    if not path.exists():
+        found = shutil.which(name)
+        if found is None:
+            pytest.fail(f"{name} is not installed: run `make install` (pip install -r requirements-dev.txt, npm ci)")
+        return found
+    return str(path)
+
+
+def clean_env(home: Path) -> dict[str, str]:
+    """The environment of a local CI run: the project's tools first, nothing of the operator's CI, GitLab or
+    AWS settings (their ~/.aws, their ~/.gitlab-ci-local variables) leaking in."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AWS_", "GCL_", "CI_", "GITLAB_", "PULUMI_")) and k != "CI"
+    }
+    env["PATH"] = os.pathsep.join([str(NODE_BIN), str(BIN), env.get("PATH", "")])
+    env["HOME"] = str(home)
+    env["AWS_CONFIG_FILE"] = str(home / "no-aws-config")
+    env["AWS_SHARED_CREDENTIALS_FILE"] = str(home / "no-aws-credentials")
+    return env
+
+
+def git(repo: Path, *args: str) -> str:
+    identity = ["-c", "user.email=ci@example.com", "-c", "user.name=CI", "-c", "commit.gpgsign=false"]
+    done = subprocess.run(["git", *identity, *args], cwd=repo, capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
+def make_repo(path: Path, files: dict[str, str], branch: str = "main") -> Path:
+    """A git repository with one commit of ``files`` on ``branch`` (gitlab-ci-local needs a commit)."""
+    path.mkdir(parents=True)
+    git(path, "init", "-q", "-b", branch)
+    for name, text in files.items():
+        (path / name).parent.mkdir(parents=True, exist_ok=True)
+        (path / name).write_text(text)
+    git(path, "add", "-A")
+    git(path, "commit", "-q", "-m", "initial commit")
+    return path
+
+
+def gitlab_ci_local(repo: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Runs gitlab-ci-local in ``repo``; its state and home live beside the repository, not in it, so that a
+    job's archive of the working tree holds only the repository's files."""
+    home = repo.parent / f"{repo.name}-home"
+    home.mkdir(exist_ok=True)
+    command = [
+        tool("gitlab-ci-local", NODE_BIN),
+        # Relative: gitlab-ci-local joins it to the working directory even when it is absolute.
+        "--state-dir",
+        f"../{repo.name}-state",
+        "--home",
+        str(home),
+        "--no-color",
+        *args,
+    ]
+    return subprocess.run(command, cwd=repo, env=clean_env(home), capture_output=True, text=True, timeout=timeout)
+
+
+def jobs_when(repo: Path, *variables: str, unset: tuple[str, ...] = ()) -> dict[str, str]:
+    """job -> ``when`` (``never`` if its rules exclude it) for a pipeline with these variables."""
+    args = ["--list-json", "--ignore-predefined-vars", "CI_PIPELINE_SOURCE,CI_COMMIT_BRANCH"]
+    for variable in variables:
+        args += ["--variable", variable]
+    for name in unset:
+        args += ["--unset-variable", name]
+    done = gitlab_ci_local(repo, *args)
+    assert done.returncode == 0, done.stdout + done.stderr
+    listing = json.loads(done.stdout[done.stdout.index("[") :])
+    return {job["name"]: job["when"] for job in listing}
+
+
+def expanded(repo: Path) -> dict[str, Any]:
+    """The file as GitLab sees it: extends and defaults resolved (gitlab-ci-local --preview)."""
+    done = gitlab_ci_local(repo, "--preview")
+    assert done.returncode == 0, done.stdout + done.stderr
+    document: dict[str, Any] = yaml.safe_load(done.stdout)
+    return document
+
+
+def schema_errors(*paths: Path) -> str:
+    """check-jsonschema against GitLab's CI schema: '' when every file is valid, else its report."""
+    done = subprocess.run(
+        [tool("check-jsonschema"), "--builtin-schema", "vendor.gitlab-ci", *map(str, paths)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return "" if done.returncode == 0 else done.stdout + done.stderr
+
+
+def shellcheck(script: str, tmp_path: Path, name: str) -> str:
+    path = tmp_path / f"{name.replace(':', '-')}.sh"
+    path.write_text("#!/usr/bin/env bash\n" + script + "\n")
+    done = subprocess.run([tool("shellcheck"), "-s", "bash", str(path)], capture_output=True, text=True)
+    return "" if done.returncode == 0 else done.stdout + done.stderr
+
+
+def job_script(job: dict[str, Any]) -> str:
+    """What runs in one shell: before_script then script."""
+    return "\n".join([*job.get("before_script", []), *job.get("script", [])])
+
+
+def keys_anywhere(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield key
+            yield from keys_anywhere(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from keys_anywhere(item)
+
+
+# --- The application's file ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def app_files(dev: ProgramRun, prod: ProgramRun, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The rendered file of every committed stack, plus one for a key at the bucket's root."""
+    out = tmp_path_factory.mktemp("app-ci")
+    texts = {"dev": dev.outputs["gitlabCiYml"], "prod": prod.outputs["gitlabCiYml"]}
+    assert set(texts) == set(STACKS), "a committed stack is not rendered here"
+    texts["root-key"] = render_app_ci(
+        CiValues(
+            stack="qa",
+            default_branch="release/1.x",
+            gitlab_url="https://git.example.org/gitlab",
+            region="us-east-1",
+            bucket="b-123",
+            object_key="app.zip",
+        )
+    )
+    paths = {}
+    for name, text in texts.items():
+        paths[name] = out / f"{name}.gitlab-ci.yml"
+        paths[name].write_text(text)
+    return paths
+
+
+def test_rendered_files_pass_gitlabs_schema(app_files: dict[str, Path]) -> None:
+    assert schema_errors(*app_files.values()) == ""
+
+
+def test_the_schema_check_rejects_the_original_jobs_mistake(tmp_path: Path) -> None:
+    """The original job's `only: master` (a bare string) is what this check exists to catch."""
+    bad = tmp_path / "original.gitlab-ci.yml"
+    bad.write_text("upload:\n  script: [echo]\n  only: master\n")
+    assert "only" in schema_errors(bad)
+
+
+def test_rendered_job_scripts_pass_shellcheck(app_files: dict[str, Path], tmp_path: Path) -> None:
+    for name, path in app_files.items():
+        for job_name, job in yaml.safe_load(path.read_text()).items():
+            assert shellcheck(job_script(job), tmp_path, f"{name}-{job_name}") == ""
+
+
+def test_rendered_file_uses_rules_installs_nothing_and_holds_one_job_per_stack(app_files: dict[str, Path]) -> None:
+    for stack in STACKS:
+        document = yaml.safe_load(app_files[stack].read_text())
+        assert list(document) == [f"upload-{stack}"], "one job named after the stack, nothing global"
+        assert not {"only", "except"} & set(keys_anywhere(document))
+        [job] = document.values()
+        assert job["environment"]["name"] == stack
+        assert job["resource_group"] == f"upload-{stack}"
+        script = job_script(job)
+        assert not re.search(r"\b(apt-get|apt|apk|yum|dnf|microdnf)\s+(install|add)|pip3? install", script)
+        assert "set -euo pipefail" in script.splitlines()[0]
+
+
+def test_rendered_job_runs_on_the_default_branch_only(dev: ProgramRun, tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "app", {".gitlab-ci.yml": dev.outputs["gitlabCiYml"]})
+    assert jobs_when(repo) == {"upload-dev": "on_success"}
+    git(repo, "checkout", "-q", "-b", "feature")
+    assert jobs_when(repo) == {"upload-dev": "never"}
+    git(repo, "checkout", "-q", "main")
+    assert jobs_when(repo, "CI_PIPELINE_SOURCE=merge_request_event", unset=("CI_COMMIT_BRANCH",)) == {
+        "upload-dev": "never"
+    }
+
+
+# --- This project's file ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def project_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_repo(tmp_path_factory.mktemp("infra") / "repo", {".gitlab-ci.yml": PROJECT_CI.read_text()})
+
+
+@pytest.fixture(scope="module")
+def project_jobs(project_repo: Path) -> dict[str, Any]:
+    document = expanded(project_repo)
+    return {k: v for k, v in document.items() if isinstance(v, dict) and "script" in v}
+
+
+def test_project_file_passes_gitlabs_schema() -> None:
+    assert schema_errors(PROJECT_CI) == ""
+
+
+def test_project_file_uses_rules_only() -> None:
+    assert not {"only", "except"} & set(keys_anywhere(yaml.safe_load(PROJECT_CI.read_text())))
+
+
+def test_project_job_scripts_pass_shellcheck(project_jobs: dict[str, Any], tmp_path: Path) -> None:
+    assert project_jobs
+    for name, job in project_jobs.items():
+        assert shellcheck(job_script(job), tmp_path, name) == "", name
+
+
+def test_tests_run_in_every_pipeline(project_repo: Path, project_jobs: dict[str, Any]) -> None:
+    assert "make test" in project_jobs["test"]["script"]
+    merge_request = jobs_when(
+        project_repo, "CI_PIPELINE_SOURCE=merge_request_event", "CI_OPEN_MERGE_REQUESTS=1", unset=("CI_COMMIT_BRANCH",)
+    )
+    assert merge_request["test"] == "on_success"
+    assert jobs_when(project_repo)["test"] == "on_success"
+
+
+def test_merge_requests_preview_every_stack_and_keep_the_output(
+    project_repo: Path, project_jobs: dict[str, Any]
+) -> None:
+    merge_request = jobs_when(
+        project_repo, "CI_PIPELINE_SOURCE=merge_request_event", "CI_OPEN_MERGE_REQUESTS=1", unset=("CI_COMMIT_BRANCH",)
+    )
+    for stack in STACKS:
+        assert merge_request[f"preview:{stack}"] == "on_success"
+        assert merge_request[f"deploy:{stack}"] == "never", "a merge request deploys nothing"
+        job = project_jobs[f"preview:{stack}"]
+        assert job["variables"]["STACK"] == stack
+        script = job_script(job)
+        assert 'pulumi preview --stack "${STACK}" --diff' in script
+        assert 'make plan STACK="${STACK}"' in script
+        assert 'tee "preview-${STACK}.txt"' in script
+        assert "set -euo pipefail" in script, "a failed preview must fail the job, tee or not"
+        assert set(job["artifacts"]["paths"]) == {"preview-$STACK.txt", "build/$STACK/"}
+        assert job["artifacts"]["when"] == "always"
+
+
+def test_the_default_branch_deploys_every_stack_one_run_at_a_time(
+    project_repo: Path, project_jobs: dict[str, Any]
+) -> None:
+    default_branch = jobs_when(project_repo)
+    for stack in STACKS:
+        job = project_jobs[f"deploy:{stack}"]
+        assert job["variables"]["STACK"] == stack
+        assert job["resource_group"] == stack
+        assert 'pulumi up --stack "${STACK}" --yes' in job_script(job)
+        assert default_branch[f"deploy:{stack}"] == ("manual" if stack in PRODUCTION_STACKS else "on_success")
+        assert default_branch[f"preview:{stack}"] == "never"
+    git(project_repo, "checkout", "-q", "-b", "feature")
+    try:
+        other_branch = jobs_when(project_repo)
+    finally:
+        git(project_repo, "checkout", "-q", "main")
+    assert {name: when for name, when in other_branch.items() if name.startswith("deploy:")} == {
+        f"deploy:{stack}": "never" for stack in STACKS
+    }
