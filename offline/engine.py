@@ -25,6 +25,12 @@ from pulumi.runtime import rpc, settings
 from offline.stack_files import ROOT, StackFiles
 
 ACCOUNT_ID = "123456789012"
+OFFLINE_PUBLIC_KEY = (
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE9GRkxJTkUtUExBQ0VIT0xERVItS0VZLTAwMDAwMDAw offline-placeholder\n"
+)
+OFFLINE_PRIVATE_KEY = (
+    "-----BEGIN OPENSSH PRIVATE KEY-----\nOFFLINE-PLACEHOLDER-KEY\n-----END OPENSSH PRIVATE KEY-----\n"
+)
 SECRET_SIG = rpc._special_sig_key
 SECRET_VALUE = rpc._special_secret_sig
 
@@ -154,7 +160,11 @@ class RecordingMocks(pulumi.runtime.Mocks):
             state.setdefault("name", name)
         if typ == "aws:iam/accessKey:AccessKey":
             state["secret"] = pulumi_secret("mock-secret-access-key")
-            state["id"] = "AKIAEXAMPLE000000000"
+            return "AKIAEXAMPLE000000000", state
+        if typ == "tls:index/privateKey:PrivateKey":
+            # A fixed stand-in key pair: the plan must be deterministic, and no real key is needed offline.
+            state["publicKeyOpenssh"] = OFFLINE_PUBLIC_KEY
+            state["privateKeyOpenssh"] = pulumi_secret(OFFLINE_PRIVATE_KEY)
         return f"{name}-id", state
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:

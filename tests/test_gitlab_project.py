@@ -5,6 +5,7 @@ from config, both upload identities, the committed CI file, two stacks on one pr
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import textwrap
@@ -30,7 +31,7 @@ from components.gitlab_project import (
     with_trailing_newline,
 )
 from offline import engine
-from offline.engine import ProgramRun, Registration, is_secret, run_program
+from offline.engine import ProgramRun, Registration, is_secret, run_program, unwrap
 from offline.stack_files import StackFiles
 
 VARIABLE = "gitlab:index/projectVariable:ProjectVariable"
@@ -103,9 +104,10 @@ def openssh_key_pair() -> tuple[str, str]:
     return private.rstrip("\n"), public.decode() + "\n"
 
 
-@pytest.fixture(scope="module")
+@contextlib.contextmanager
 def real_keys() -> Iterator[None]:
-    """The mock engine, answering for ``tls.PrivateKey`` with a real key pair (it knows no TLS outputs)."""
+    """The mock engine answering for ``tls.PrivateKey`` with a real key pair instead of its fixed stand-in,
+    only for the component runs of this module (the shared stack fixtures must not see it)."""
     original = engine.RecordingMocks.new_resource
 
     def new_resource(self: engine.RecordingMocks, args: Any) -> tuple[str | None, dict[str, Any]]:
@@ -124,16 +126,17 @@ def run_projects(tmp_path: Path, *specs: dict[str, Any]) -> ProgramRun:
     program = tmp_path / "__main__.py"
     program.write_text(textwrap.dedent(PROGRAM))
     config = {"aws:region": "eu-west-1", "gitlab-fargate:projects": json.dumps(list(specs))}
-    return run_program(StackFiles("gitlab-fargate", "dev", config, []), program=program)
+    with real_keys():
+        return run_program(StackFiles("gitlab-fargate", "dev", config, []), program=program)
 
 
 @pytest.fixture(scope="module")
-def access_key(tmp_path_factory: pytest.TempPathFactory, real_keys: None) -> ProgramRun:
+def access_key(tmp_path_factory: pytest.TempPathFactory) -> ProgramRun:
     return run_projects(tmp_path_factory.mktemp("access-key"), project("app", "access-key"))
 
 
 @pytest.fixture(scope="module")
-def oidc(tmp_path_factory: pytest.TempPathFactory, real_keys: None) -> ProgramRun:
+def oidc(tmp_path_factory: pytest.TempPathFactory) -> ProgramRun:
     return run_projects(tmp_path_factory.mktemp("oidc"), project("app", "oidc", commit_ci_file=True))
 
 
@@ -201,7 +204,7 @@ def test_masked_values_meet_gitlabs_masking_rules(access_key: ProgramRun) -> Non
 
 
 @pytest.mark.parametrize("mode", ["access-key", "oidc"])
-def test_deploy_key_is_read_only_and_made_from_the_generated_pair(mode: str, request: Any, real_keys: None) -> None:
+def test_deploy_key_is_read_only_and_made_from_the_generated_pair(mode: str, request: Any) -> None:
     run: ProgramRun = request.getfixturevalue(mode.replace("-", "_"))
     pair = run.one(PRIVATE_KEY)
     assert pair.props["algorithm"] == "ED25519"
@@ -280,7 +283,7 @@ def test_a_key_without_folder_renders_an_empty_folder() -> None:
 # --- The component's shape -------------------------------------------------------------------------------
 
 
-def test_two_stacks_share_one_project_without_collisions(tmp_path: Path, real_keys: None) -> None:
+def test_two_stacks_share_one_project_without_collisions(tmp_path: Path) -> None:
     run = run_projects(
         tmp_path,
         project("dev-app", "access-key"),
@@ -424,3 +427,20 @@ def test_the_job_reads_the_variables_the_program_registers(dev: ProgramRun, dev_
     for mode, keys in registered.items():
         # SSH_PRIVATE_KEY is for the project's other jobs (cloning private dependencies); the upload needs none.
         assert keys - {"SSH_PRIVATE_KEY"} <= read, mode
+
+
+def test_whole_stack_wires_one_key_pair_into_the_deploy_key_and_the_secret_variable() -> None:
+    """In the real program (not a component test) the generated pair reaches GitLab: public half as the
+    read-only deploy key, private half only in SSH_PRIVATE_KEY, as a secret. (Its own run, not the shared
+    ``dev`` fixture: this module patches the engine's key pair.)"""
+    dev = stack_run("dev")
+    pair = dev.one("tls:index/privateKey:PrivateKey")
+    deploy_key = dev.one("gitlab:index/deployKey:DeployKey")
+    ssh = next(
+        v for v in dev.of_type("gitlab:index/projectVariable:ProjectVariable") if v.props["key"] == "SSH_PRIVATE_KEY"
+    )
+    assert deploy_key.props["key"] == pair.state["publicKeyOpenssh"]
+    assert deploy_key.props["canPush"] is False
+    assert is_secret(ssh.inputs["value"])
+    # GitLab wants a file-type key variable to end with a newline.
+    assert ssh.props["value"] == unwrap(pair.state["privateKeyOpenssh"]).rstrip("\n") + "\n"
