@@ -19,9 +19,8 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components import iam
+from components import buckets, iam
 from components.config import PipelineConfig
-from components.source_bucket import physical_bucket_name, tls_only_statement
 
 # SUPERSEDED: every upload overwrites the same key, so only the newest one matters. A newer execution
 # replaces an older one that is waiting between stages, but never interrupts a stage in progress, so a
@@ -232,40 +231,15 @@ class DeployStage(pulumi.ComponentResource):
         )
 
         # --- Artifact store -----------------------------------------------------------------------------
-        artifacts = aws.s3.Bucket(
+        # Artifacts are rebuilt from the source bucket's versions; they must not block a stack deletion.
+        artifacts, public_access = buckets.private_bucket(
+            self,
             f"{name}-artifacts",
-            bucket=account_id.apply(lambda account: physical_bucket_name(prefix, "artifacts", account, args.region)),
-            # Artifacts are rebuilt from the source bucket's versions; they must not block a stack deletion.
+            account_id.apply(lambda account: buckets.physical_bucket_name(prefix, "artifacts", account, args.region)),
             force_destroy=True,
-            opts=child,
         )
-        public_access = aws.s3.BucketPublicAccessBlock(
-            f"{name}-artifacts-public-access",
-            bucket=artifacts.id,
-            block_public_acls=True,
-            block_public_policy=True,
-            ignore_public_acls=True,
-            restrict_public_buckets=True,
-            opts=child,
-        )
-        aws.s3.BucketServerSideEncryptionConfiguration(
-            f"{name}-artifacts-encryption",
-            bucket=artifacts.id,
-            rules=[
-                aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
-                    apply_server_side_encryption_by_default=aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
-                        sse_algorithm="AES256"
-                    )
-                )
-            ],
-            opts=child,
-        )
-        aws.s3.BucketPolicy(
-            f"{name}-artifacts-tls-only",
-            bucket=artifacts.id,
-            policy=iam.policy_document(tls_only_statement(artifacts.arn)),
-            # S3 refuses concurrent changes of one bucket's configuration; the block also proves it is not public.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[public_access]),
+        buckets.bucket_policy(
+            self, f"{name}-artifacts-tls-only", artifacts, public_access, [buckets.tls_only_statement(artifacts.arn)]
         )
         aws.s3.BucketLifecycleConfiguration(
             f"{name}-artifacts-expiry",

@@ -17,7 +17,6 @@ pipeline the rule starts.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components import iam
+from components import buckets
 
 TRIGGER_MODES = ("eventbridge", "cloudtrail")
 
@@ -40,8 +39,6 @@ WRITE_EVENT_NAMES = ("PutObject", "CompleteMultipartUpload", "CopyObject")
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9/._-]*$")
 
 # S3 bucket names: 3 to 63 characters, lower-case letters, digits, hyphens (and dots, which we never use).
-BUCKET_NAME_MAX = 63
-_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 
 # Incomplete multipart uploads are invisible in listings yet billed; a CI upload that died is retried by the
 # next pipeline run, so its parts are useless after a day.
@@ -95,37 +92,6 @@ def check_object_key(key: str) -> None:
         )
 
 
-def physical_bucket_name(prefix: str, role: str, account_id: str, region: str) -> str:
-    """A global S3 bucket name ``<prefix>-<role>-<account>-<region>``, unlikely to be taken by anyone else.
-
-    Bucket names are global across all AWS accounts: the account id and region make the name unique to this
-    stack in this account. When that would exceed 63 characters, the prefix is shortened and a hash of the
-    full name keeps the result unique.
-    """
-    full = f"{prefix}-{role}-{account_id}-{region}"
-    if len(full) <= BUCKET_NAME_MAX:
-        name = full
-    else:
-        digest = hashlib.sha256(full.encode()).hexdigest()[:8]
-        tail = f"-{digest}-{role}-{account_id}-{region}"
-        name = f"{prefix[: BUCKET_NAME_MAX - len(tail)].rstrip('-')}{tail}"
-    if not _BUCKET_NAME.match(name) or "--" in name:
-        raise ValueError(f"{name!r} is not a valid S3 bucket name (from prefix {prefix!r}, region {region!r})")
-    return name
-
-
-def tls_only_statement(bucket_arn: pulumi.Input[str]) -> dict[str, Any]:
-    """Denies every request to the bucket and its objects that is not made over TLS."""
-    return {
-        "Sid": "DenyInsecureTransport",
-        "Effect": "Deny",
-        "Principal": "*",
-        "Action": "s3:*",
-        "Resource": [bucket_arn, pulumi.Output.concat(bucket_arn, "/*")],
-        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-    }
-
-
 class SourceBucket(pulumi.ComponentResource):
     bucket_name: pulumi.Output[str]
     bucket_arn: pulumi.Output[str]
@@ -149,9 +115,12 @@ class SourceBucket(pulumi.ComponentResource):
         partition = aws.get_partition_output(opts=invoke).partition
 
         def bucket_name(role: str) -> pulumi.Output[str]:
-            return pulumi.Output.all(account_id, region).apply(lambda v: physical_bucket_name(prefix, role, v[0], v[1]))
+            return pulumi.Output.all(account_id, region).apply(
+                lambda v: buckets.physical_bucket_name(prefix, role, v[0], v[1])
+            )
 
-        bucket, bucket_block = self._private_bucket(
+        bucket, bucket_block = buckets.private_bucket(
+            self,
             f"{name}-bucket",
             bucket_name("source"),
             # The bucket only holds uploads GitLab can repeat (any commit's job re-uploads its archive), and a
@@ -184,7 +153,7 @@ class SourceBucket(pulumi.ComponentResource):
             # asynchronously and refuses concurrent changes of one bucket's configuration).
             opts=pulumi.ResourceOptions(parent=self, depends_on=[versioning]),
         )
-        self._bucket_policy(f"{name}-policy", bucket, bucket_block, [tls_only_statement(bucket.arn)])
+        buckets.bucket_policy(self, f"{name}-policy", bucket, bucket_block, [buckets.tls_only_statement(bucket.arn)])
 
         self.trail_arn = None
         if args.trigger_mode == "eventbridge":
@@ -197,7 +166,8 @@ class SourceBucket(pulumi.ComponentResource):
             trail_arn = pulumi.Output.concat(
                 "arn:", partition, ":cloudtrail:", region, ":", account_id, ":trail/", trail_name
             )
-            logs, logs_block = self._private_bucket(
+            logs, logs_block = buckets.private_bucket(
+                self,
                 f"{name}-trail-logs",
                 bucket_name("trail"),
                 # CloudTrail must write the logs somewhere, but nothing reads them: the events reach EventBridge
@@ -221,12 +191,13 @@ class SourceBucket(pulumi.ComponentResource):
             # The statements CloudTrail documents for a trail's bucket, each limited to this trail by
             # aws:SourceArn so that no other trail (of any account) can write here.
             from_this_trail = {"aws:SourceArn": trail_arn}
-            logs_policy = self._bucket_policy(
+            logs_policy = buckets.bucket_policy(
+                self,
                 f"{name}-trail-logs-policy",
                 logs,
                 logs_block,
                 [
-                    tls_only_statement(logs.arn),
+                    buckets.tls_only_statement(logs.arn),
                     {
                         "Sid": "CloudTrailAclCheck",
                         "Effect": "Allow",
@@ -284,62 +255,6 @@ class SourceBucket(pulumi.ComponentResource):
                 "event_pattern": self.event_pattern,
                 "trail_arn": self.trail_arn,
             }
-        )
-
-    def _private_bucket(
-        self, name: str, physical_name: pulumi.Input[str], *, force_destroy: bool
-    ) -> tuple[aws.s3.Bucket, aws.s3.BucketPublicAccessBlock]:
-        """A bucket only this account reaches: encrypted, owner-enforced, every kind of public access blocked."""
-        child = pulumi.ResourceOptions(parent=self)
-        bucket = aws.s3.Bucket(name, bucket=physical_name, force_destroy=force_destroy, opts=child)
-        # ACLs disabled: the bucket owner owns every object, whoever wrote it (CloudTrail, the GitLab job).
-        aws.s3.BucketOwnershipControls(
-            f"{name}-ownership",
-            bucket=bucket.id,
-            rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
-            opts=child,
-        )
-        # SSE-S3 rather than KMS: every reader (CodePipeline, the uploader, CloudTrail) works without key grants,
-        # and there is no key to pay for. SSE-C is refused explicitly (no upload can use a key AWS does not hold)
-        # rather than left to the default AWS applies to new buckets, which changed in 2026.
-        aws.s3.BucketServerSideEncryptionConfiguration(
-            f"{name}-encryption",
-            bucket=bucket.id,
-            rules=[
-                aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
-                    apply_server_side_encryption_by_default=aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
-                        sse_algorithm="AES256"
-                    ),
-                    blocked_encryption_types=["SSE-C"],
-                )
-            ],
-            opts=child,
-        )
-        block = aws.s3.BucketPublicAccessBlock(
-            f"{name}-public-access",
-            bucket=bucket.id,
-            block_public_acls=True,
-            block_public_policy=True,
-            ignore_public_acls=True,
-            restrict_public_buckets=True,
-            opts=child,
-        )
-        return bucket, block
-
-    def _bucket_policy(
-        self,
-        name: str,
-        bucket: aws.s3.Bucket,
-        block: aws.s3.BucketPublicAccessBlock,
-        statements: list[dict[str, Any]],
-    ) -> aws.s3.BucketPolicy:
-        return aws.s3.BucketPolicy(
-            name,
-            bucket=bucket.id,
-            policy=iam.policy_document(*statements),
-            # S3 refuses concurrent changes to one bucket's configuration (OperationAborted); the policy waits
-            # for the public-access block, which also proves the policy is not public.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[block]),
         )
 
 

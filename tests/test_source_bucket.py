@@ -21,11 +21,11 @@ from moto import mock_aws
 from moto.events.models import EventPattern
 from parliament import analyze_policy_string
 
+from components.buckets import physical_bucket_name
 from components.source_bucket import (
     ABORT_INCOMPLETE_UPLOADS_DAYS,
     WRITE_EVENT_NAMES,
     event_pattern,
-    physical_bucket_name,
 )
 from offline.engine import ACCOUNT_ID, ProgramRun, Registration, run_program
 from offline.stack_files import StackFiles
