@@ -240,7 +240,8 @@ class ProgramRun:
     """Names of the stack outputs in the order the program exported them (``outputs`` is sorted)."""
 
     def of_type(self, typ: str) -> list[Registration]:
-        return [r for r in self.resources if r.type == typ]
+        """Resources of one type in name order: registration order under mocks depends on scheduling."""
+        return sorted((r for r in self.resources if r.type == typ), key=lambda r: r.name)
 
     def one(self, typ: str, name: str | None = None) -> Registration:
         found = [r for r in self.of_type(typ) if name is None or r.name == name]
