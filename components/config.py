@@ -64,6 +64,15 @@ TRIGGER_MODES = ("eventbridge", "cloudtrail")
 UPLOAD_IDENTITIES = ("access-key", "oidc")
 TASK_SUBNETS = ("public", "private")
 NAT_GATEWAYS = ("single", "per-az")
+# TLS policies of the HTTPS listener: TLS 1.3 with TLS 1.2 at most as the floor, forward-secret ciphers only.
+# https://docs.aws.amazon.com/elasticloadbalancing/latest/application/describe-ssl-policies.html
+SSL_POLICIES = (
+    "ELBSecurityPolicy-TLS13-1-2-2021-06",
+    "ELBSecurityPolicy-TLS13-1-2-Res-2021-06",
+    "ELBSecurityPolicy-TLS13-1-3-2021-06",
+)
+# The only stack that may delete non-empty buckets and repositories with the stack (``forceDestroy``).
+FORCE_DESTROY_STACKS = ("dev",)
 BUILD_COMPUTE_TYPES = (
     "BUILD_GENERAL1_SMALL",
     "BUILD_GENERAL1_MEDIUM",
@@ -83,6 +92,11 @@ _SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8,17}$")
 _BRANCH = re.compile(r"^[A-Za-z0-9._/-]+$")
 _GITLAB_PROJECT = re.compile(r"^(\d+|[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+)$")
 _TAG_KEY = re.compile(r"^[\w .:/=+\-@]{1,128}$")
+_DOMAIN = re.compile(r"^(?=.{4,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+_HOSTED_ZONE_ID = re.compile(r"^Z[A-Z0-9]{1,31}$")
+_CERTIFICATE_ARN = re.compile(r"^arn:aws[a-z-]*:acm:(?P<region>[a-z0-9-]+):\d{12}:certificate/[0-9a-f-]{36}$")
+_EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
+_WORLD = ("0.0.0.0/0", "::/0")
 
 
 # --- The model --------------------------------------------------------------------------------
@@ -130,11 +144,30 @@ class ContainerConfig:
 @dataclass(frozen=True)
 class AlbConfig:
     listener_port: int
+    """Production listener port: HTTPS when ``https``, else HTTP."""
     test_listener_port: int
     allowed_cidrs: tuple[str, ...]
     """Who reaches the production listener."""
     test_listener_cidrs: tuple[str, ...]
-    """Who reaches the test listener (empty: nobody from outside the VPC)."""
+    """Who reaches the test listener (empty: nobody from outside the VPC; never the whole internet)."""
+    domain_name: str | None = None
+    """DNS name of the site; required for HTTPS."""
+    hosted_zone_id: str | None = None
+    """Route 53 zone of ``domain_name``: the alias record, and the certificate's DNS validation."""
+    certificate_arn: str | None = None
+    """Existing ACM certificate; ``None`` with a zone creates one."""
+    ssl_policy: str = SSL_POLICIES[0]
+    deletion_protection: bool = True
+    access_logs: bool = True
+
+    @property
+    def https(self) -> bool:
+        """HTTPS on ``listener_port`` with port 80 redirecting to it."""
+        return self.certificate_arn is not None or self.hosted_zone_id is not None
+
+    @property
+    def creates_certificate(self) -> bool:
+        return self.hosted_zone_id is not None and self.certificate_arn is None
 
 
 @dataclass(frozen=True)
@@ -147,6 +180,19 @@ class PipelineConfig:
     build_image: str
     build_compute_type: str
     build_timeout_minutes: int
+    manual_approval: bool = False
+    """A manual approval stage between Build and Deploy."""
+
+
+@dataclass(frozen=True)
+class AlarmsConfig:
+    """CloudWatch alarms on the target groups that stop a deployment and roll it back."""
+
+    enabled: bool
+    server_error_percent: int
+    """Target 5xx responses, as a percentage of requests, that raise the alarm."""
+    unhealthy_hosts: int
+    """Unhealthy targets in a target group that raise the alarm."""
 
 
 @dataclass(frozen=True)
@@ -179,6 +225,12 @@ class StackConfig:
     alb: AlbConfig
     pipeline: PipelineConfig
     gitlab: GitLabConfig
+    alarms: AlarmsConfig
+    notification_emails: tuple[str, ...]
+    """Subscribed to the stack's SNS topic: pipeline failures, rollbacks, alarms, approvals."""
+    force_destroy: bool
+    """Dev only: delete non-empty buckets and repositories with the stack, and leave stateful resources
+    unprotected. Otherwise they are protected (``protect``) and must be emptied or released by hand."""
 
     @property
     def name_prefix(self) -> str:
@@ -211,7 +263,13 @@ KEYS: dict[str, str] = {
     "listenerPort": "production listener port",
     "testListenerPort": "test listener port (CodeDeploy test traffic)",
     "allowedCidrs": "CIDRs allowed to reach the production listener",
-    "testListenerCidrs": "CIDRs allowed to reach the test listener",
+    "testListenerCidrs": "CIDRs allowed to reach the test listener (never 0.0.0.0/0)",
+    "domainName": "DNS name of the site; needed for HTTPS",
+    "hostedZoneId": "Route 53 zone of domainName: alias record, and a DNS-validated certificate",
+    "certificateArn": "existing ACM certificate for domainName, in the stack's region",
+    "sslPolicy": "TLS policy of the HTTPS listener",
+    "albDeletionProtection": "ALB deletion protection",
+    "albAccessLogs": "ALB access logs to an S3 bucket of the stack",
     "sourceObjectKey": "S3 key the GitLab job uploads to",
     "triggerMode": "how an upload starts the pipeline: eventbridge or cloudtrail",
     "deploymentConfig": "CodeDeploy deployment configuration",
@@ -220,6 +278,12 @@ KEYS: dict[str, str] = {
     "buildImage": "CodeBuild image",
     "buildComputeType": "CodeBuild compute type",
     "buildTimeoutMinutes": "CodeBuild timeout",
+    "manualApproval": "manual approval stage before the deployment",
+    "rollbackOnAlarm": "CloudWatch alarms (5xx rate, unhealthy hosts) that roll a deployment back",
+    "alarm5xxPercent": "target 5xx responses (% of requests over a minute) that raise the alarm",
+    "alarmUnhealthyHosts": "unhealthy targets that raise the alarm",
+    "notificationEmails": "emails subscribed to pipeline failures, rollbacks, alarms and approvals",
+    "forceDestroy": "delete non-empty buckets and repositories with the stack (dev only)",
     "gitlabUrl": "base URL of the GitLab instance",
     "gitlabProject": "application project: path (group/app) or numeric id",
     "gitlabToken": "GitLab API token (secret)",
@@ -370,9 +434,31 @@ def parse_config(
 
     network = _parse_network(r)
     container = _parse_container(r, app_name)
-    alb = _parse_alb(r, container.port)
+    alb = _parse_alb(r, region)
     pipeline = _parse_pipeline(r)
     gitlab = _parse_gitlab(r)
+    alarms = AlarmsConfig(
+        enabled=r.boolean("rollbackOnAlarm", True),
+        server_error_percent=r.integer("alarm5xxPercent", 5, 1, 100),
+        unhealthy_hosts=r.integer("alarmUnhealthyHosts", 1, 1, 100),
+    )
+    if not alarms.enabled:
+        for key in ("alarm5xxPercent", "alarmUnhealthyHosts"):
+            if key in r.values:
+                r.fail(key, "applies only with rollbackOnAlarm true")
+    emails = r.string_list("notificationEmails", ())
+    for email in emails:
+        if not _EMAIL.match(email):
+            r.fail("notificationEmails", f"{email!r} is not an email address")
+    if len(set(emails)) != len(emails):
+        r.fail("notificationEmails", "lists an address twice")
+    force_destroy = r.boolean("forceDestroy", False)
+    if force_destroy and stack.lower() not in FORCE_DESTROY_STACKS:
+        r.fail(
+            "forceDestroy",
+            f"only the {_listing(FORCE_DESTROY_STACKS)} stack may delete non-empty buckets and repositories; "
+            f"stack {stack!r} keeps them protected",
+        )
 
     if r.problems:
         raise ConfigError(r.problems)
@@ -387,6 +473,9 @@ def parse_config(
         alb=alb,
         pipeline=pipeline,
         gitlab=gitlab,
+        alarms=alarms,
+        notification_emails=emails,
+        force_destroy=force_destroy,
     )
 
 
@@ -481,11 +570,47 @@ def _parse_container(r: _Reader, app_name: str) -> ContainerConfig:
     )
 
 
-def _parse_alb(r: _Reader, container_port: int) -> AlbConfig:
-    listener_port = r.integer("listenerPort", 80, 1, 65535)
+def _parse_alb(r: _Reader, region: str) -> AlbConfig:
+    domain = r.values.get("domainName")
+    if domain is not None and not _DOMAIN.match(domain):
+        r.fail("domainName", f"{domain!r} is not a lower-case DNS name (like app.example.com)")
+    zone = r.values.get("hostedZoneId")
+    if zone is not None and not _HOSTED_ZONE_ID.match(zone):
+        r.fail("hostedZoneId", f"{zone!r} is not a Route 53 hosted zone id (like Z0123456789ABCDEFGHIJ)")
+    certificate = r.values.get("certificateArn")
+    if certificate is not None:
+        match = _CERTIFICATE_ARN.match(certificate)
+        if not match:
+            r.fail(
+                "certificateArn",
+                f"{certificate!r} is not an ACM certificate ARN (arn:aws:acm:<region>:<account>:certificate/<id>)",
+            )
+        elif match["region"] != region:
+            r.fail(
+                "certificateArn",
+                f"the certificate is in {match['region']}; an ALB uses a certificate of its own region {region}",
+            )
+    for key in ("hostedZoneId", "certificateArn"):
+        if key in r.values and domain is None:
+            r.fail(key, "needs domainName: the name the certificate and the site are for")
+    if domain is not None and zone is None and certificate is None:
+        r.fail(
+            "domainName",
+            "needs hostedZoneId (a certificate validated through Route 53, and the DNS record) or certificateArn",
+        )
+    https = zone is not None or certificate is not None
+    ssl_policy = r.choice("sslPolicy", SSL_POLICIES[0], SSL_POLICIES)
+    if "sslPolicy" in r.values and not https:
+        r.fail("sslPolicy", "applies only with HTTPS (set domainName with hostedZoneId or certificateArn)")
+
+    listener_port = r.integer("listenerPort", 443 if https else 80, 1, 65535)
     test_port = r.integer("testListenerPort", 8080, 1, 65535)
     if not r.failed("listenerPort", "testListenerPort") and listener_port == test_port:
         r.fail("testListenerPort", f"{test_port} is also listenerPort; the two listeners need two ports")
+    if https:
+        for key, port in (("listenerPort", listener_port), ("testListenerPort", test_port)):
+            if port == 80 and not r.failed(key):
+                r.fail(key, "port 80 redirects to HTTPS when the site has a certificate; use another port")
     allowed = r.string_list("allowedCidrs", ("0.0.0.0/0",))
     test_cidrs = r.string_list("testListenerCidrs", ())
     for key, cidrs in (("allowedCidrs", allowed), ("testListenerCidrs", test_cidrs)):
@@ -496,11 +621,24 @@ def _parse_alb(r: _Reader, container_port: int) -> AlbConfig:
                 r.fail(key, f"{cidr!r} is not a CIDR block (like 203.0.113.0/24 or 0.0.0.0/0)")
     if not allowed:
         r.fail("allowedCidrs", "must list at least one CIDR, or nobody reaches the site")
+    for cidr in test_cidrs:
+        if cidr in _WORLD:
+            r.fail(
+                "testListenerCidrs",
+                f"{cidr!r} opens the test listener, which serves a version before it is approved, to the internet; "
+                "list your office or VPN CIDRs",
+            )
     return AlbConfig(
         listener_port=listener_port,
         test_listener_port=test_port,
         allowed_cidrs=allowed,
         test_listener_cidrs=test_cidrs,
+        domain_name=domain,
+        hosted_zone_id=zone,
+        certificate_arn=certificate,
+        ssl_policy=ssl_policy,
+        deletion_protection=r.boolean("albDeletionProtection", True),
+        access_logs=r.boolean("albAccessLogs", True),
     )
 
 
@@ -530,6 +668,7 @@ def _parse_pipeline(r: _Reader) -> PipelineConfig:
         build_image=build_image,
         build_compute_type=r.choice("buildComputeType", "BUILD_GENERAL1_SMALL", BUILD_COMPUTE_TYPES),
         build_timeout_minutes=r.integer("buildTimeoutMinutes", 20, 5, 480),
+        manual_approval=r.boolean("manualApproval", False),
     )
 
 

@@ -352,6 +352,77 @@ def test_tag_keys() -> None:
     assert "'aws:owner'" in only_problem({"tags": '{"aws:owner": "me"}'}, "tags")
 
 
+# --- Production hardening: HTTPS, alarms, approval, notifications, protection ---------------------
+
+ZONE = "Z0123456789ABCDEFGHIJ"
+CERT = "arn:aws:acm:eu-west-1:123456789012:certificate/0b3e1c2d-4f5a-6b7c-8d9e-0f1a2b3c4d5e"
+
+
+def test_http_by_default_with_protection_alarms_and_access_logs_on() -> None:
+    cfg = parse()
+    assert not cfg.alb.https and cfg.alb.listener_port == 80
+    assert cfg.alb.deletion_protection and cfg.alb.access_logs
+    assert cfg.alarms.enabled and (cfg.alarms.server_error_percent, cfg.alarms.unhealthy_hosts) == (5, 1)
+    assert not cfg.force_destroy, "stateful resources are protected unless a dev stack opts out"
+    assert not cfg.pipeline.manual_approval and cfg.notification_emails == ()
+
+
+def test_a_hosted_zone_creates_a_certificate_and_moves_the_site_to_443() -> None:
+    cfg = parse({"domainName": "app.example.com", "hostedZoneId": ZONE})
+    assert cfg.alb.https and cfg.alb.creates_certificate
+    assert cfg.alb.listener_port == 443
+    assert cfg.alb.ssl_policy == "ELBSecurityPolicy-TLS13-1-2-2021-06"
+
+
+def test_an_existing_certificate_needs_no_zone() -> None:
+    cfg = parse({"domainName": "app.example.com", "certificateArn": CERT})
+    assert cfg.alb.https and not cfg.alb.creates_certificate and cfg.alb.certificate_arn == CERT
+
+
+def test_a_certificate_of_another_region_is_refused() -> None:
+    message = only_problem(
+        {"domainName": "app.example.com", "certificateArn": CERT.replace("eu-west-1", "us-east-1")}, "certificateArn"
+    )
+    assert "us-east-1" in message and "eu-west-1" in message
+
+
+@pytest.mark.parametrize(
+    ("values", "key", "says"),
+    [
+        ({"domainName": "app.example.com"}, "domainName", "hostedZoneId"),
+        ({"hostedZoneId": ZONE}, "hostedZoneId", "needs domainName"),
+        ({"certificateArn": CERT}, "certificateArn", "needs domainName"),
+        ({"domainName": "App.Example.com", "hostedZoneId": ZONE}, "domainName", "DNS name"),
+        ({"domainName": "app.example.com", "hostedZoneId": "zone-1"}, "hostedZoneId", "hosted zone id"),
+        ({"domainName": "app.example.com", "certificateArn": "arn:aws:iam::1:x"}, "certificateArn", "ACM"),
+        ({"sslPolicy": "ELBSecurityPolicy-TLS13-1-2-2021-06"}, "sslPolicy", "only with HTTPS"),
+        (
+            {"domainName": "app.example.com", "hostedZoneId": ZONE, "sslPolicy": "ELBSecurityPolicy-2016-08"},
+            "sslPolicy",
+            "ELBSecurityPolicy-TLS13-1-3-2021-06",
+        ),
+        ({"domainName": "app.example.com", "hostedZoneId": ZONE, "listenerPort": "80"}, "listenerPort", "redirect"),
+        ({"domainName": "a.example.com", "hostedZoneId": ZONE, "testListenerPort": "80"}, "testListenerPort", "80"),
+        ({"testListenerCidrs": '["0.0.0.0/0"]'}, "testListenerCidrs", "internet"),
+        ({"testListenerCidrs": '["::/0"]'}, "testListenerCidrs", "internet"),
+        ({"notificationEmails": '["ops"]'}, "notificationEmails", "not an email"),
+        ({"notificationEmails": '["a@example.com", "a@example.com"]'}, "notificationEmails", "twice"),
+        ({"alarm5xxPercent": "0"}, "alarm5xxPercent", "1 to 100"),
+        ({"rollbackOnAlarm": "false", "alarmUnhealthyHosts": "2"}, "alarmUnhealthyHosts", "rollbackOnAlarm"),
+        ({"manualApproval": "yes"}, "manualApproval", "true or false"),
+    ],
+)
+def test_hardening_mistakes_name_the_key(values: dict[str, str], key: str, says: str) -> None:
+    assert says in only_problem(values, key)
+
+
+@pytest.mark.parametrize("stack", ["prod", "staging"])
+def test_only_dev_may_force_destroy(stack: str) -> None:
+    message = only_problem({"forceDestroy": "true"}, "forceDestroy", stack=stack)
+    assert "dev" in message and stack in message
+    assert parse({"forceDestroy": "true"}, stack="dev").force_destroy
+
+
 # --- Secrets, region, several problems ---------------------------------------------------------
 
 
