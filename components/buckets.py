@@ -51,11 +51,24 @@ def tls_only_statement(bucket_arn: pulumi.Input[str]) -> dict[str, Any]:
 
 
 def private_bucket(
-    parent: pulumi.Resource, name: str, physical_name: pulumi.Input[str], *, force_destroy: bool
+    parent: pulumi.Resource,
+    name: str,
+    physical_name: pulumi.Input[str],
+    *,
+    force_destroy: bool,
+    protect: bool = False,
 ) -> tuple[aws.s3.Bucket, aws.s3.BucketPublicAccessBlock]:
-    """A bucket only this account reaches: encrypted, owner-enforced, every kind of public access blocked."""
+    """A bucket only this account reaches: encrypted, owner-enforced, every kind of public access blocked.
+
+    ``protect`` protects the bucket itself (the data); its settings stay unprotected, as they hold none.
+    """
     child = pulumi.ResourceOptions(parent=parent)
-    bucket = aws.s3.Bucket(name, bucket=physical_name, force_destroy=force_destroy, opts=child)
+    bucket = aws.s3.Bucket(
+        name,
+        bucket=physical_name,
+        force_destroy=force_destroy,
+        opts=pulumi.ResourceOptions(parent=parent, protect=protect),
+    )
     # ACLs disabled: the bucket owner owns every object, whoever wrote it (CloudTrail, the GitLab job).
     aws.s3.BucketOwnershipControls(
         f"{name}-ownership",

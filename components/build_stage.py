@@ -46,6 +46,10 @@ class BuildStageArgs:
     """The FargateService's task definition values, image ``<IMAGE1_NAME>``."""
     execution_role_name: pulumi.Input[str]
     """The task execution role, granted pull on the repository."""
+    force_destroy: bool = False
+    """``StackConfig.force_destroy`` (dev only): ``pulumi destroy`` deletes the repository with its images.
+    Otherwise the repository and the build log group are protected: destroying the stack, or a change that
+    would replace them, stops with an error."""
 
 
 def render_appspec(container_name: str, container_port: int) -> str:
@@ -149,6 +153,11 @@ class BuildStage(pulumi.ComponentResource):
         prefix = args.name_prefix
         p = args.pipeline
         account_id = aws.get_caller_identity_output(opts=pulumi.InvokeOptions(parent=self)).account_id
+        # `protect` rather than `retain_on_delete`: retained, the repository and log group would silently leave
+        # the stack on `pulumi destroy` (or on a replacement) and stay in AWS under their names, so the next
+        # `pulumi up` of the same stack could not create them again; protected, any deletion stops with an
+        # error before it happens, and releasing them is a deliberate `pulumi state unprotect`.
+        stateful = pulumi.ResourceOptions(parent=self, protect=not args.force_destroy)
 
         repository = aws.ecr.Repository(
             f"{name}-repository",
@@ -157,9 +166,10 @@ class BuildStage(pulumi.ComponentResource):
             image_tag_mutability="MUTABLE",
             image_scanning_configuration=aws.ecr.RepositoryImageScanningConfigurationArgs(scan_on_push=True),
             encryption_configurations=[aws.ecr.RepositoryEncryptionConfigurationArgs(encryption_type="AES256")],
-            # Deleting the stack must not silently delete the images a running service uses.
-            force_delete=False,
-            opts=child,
+            # Outside dev, ECR refuses to delete a repository that still holds images (the ones a running
+            # service pulls), even once it is unprotected.
+            force_delete=args.force_destroy,
+            opts=stateful,
         )
         aws.ecr.LifecyclePolicy(
             f"{name}-lifecycle",
@@ -172,7 +182,7 @@ class BuildStage(pulumi.ComponentResource):
             f"{name}-logs",
             name=f"/aws/codebuild/{prefix}",
             retention_in_days=args.log_retention_days,
-            opts=child,
+            opts=stateful,
         )
 
         role = aws.iam.Role(

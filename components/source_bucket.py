@@ -2,7 +2,8 @@
 
 The pipeline's S3 source action reads one object (``object_key``) of this bucket; CodePipeline requires the
 bucket to be versioned, and each execution records the version it read. The bucket is private and
-encrypted, accepts TLS requests only, and expires superseded versions after ``log_retention_days``.
+encrypted, accepts TLS requests only, and expires superseded versions after ``log_retention_days``. Unless
+``force_destroy`` (dev only), the buckets are protected: no ``pulumi destroy`` or replacement deletes them.
 
 An upload becomes an EventBridge event in one of two ways (``trigger_mode``, see ``docs/source.md``):
 
@@ -55,6 +56,9 @@ class SourceBucketArgs:
     """``eventbridge`` or ``cloudtrail``: how an upload becomes the event that starts the pipeline."""
     log_retention_days: int
     """Days superseded source versions and trail log files are kept."""
+    force_destroy: bool = False
+    """``StackConfig.force_destroy`` (dev only): ``pulumi destroy`` empties and deletes the buckets. Otherwise
+    they are protected: destroying the stack, or a change that would replace a bucket, stops with an error."""
 
 
 def event_pattern(mode: str, bucket: str, key: str) -> dict[str, Any]:
@@ -119,13 +123,19 @@ class SourceBucket(pulumi.ComponentResource):
                 lambda v: buckets.physical_bucket_name(prefix, role, v[0], v[1])
             )
 
+        # `protect` rather than `retain_on_delete`: retained, a bucket would silently leave the stack on
+        # `pulumi destroy` (or on a replacement) and stay in AWS holding its global name, so the next `pulumi up`
+        # of the same stack could not create it again; protected, any deletion stops with an error before it
+        # happens, and releasing the bucket is a deliberate `pulumi state unprotect`.
+        # force_destroy: a versioned bucket cannot be deleted before every version is; only dev lets
+        # `pulumi destroy` empty it.
+        protected = not args.force_destroy
         bucket, bucket_block = buckets.private_bucket(
             self,
             f"{name}-bucket",
             bucket_name("source"),
-            # The bucket only holds uploads GitLab can repeat (any commit's job re-uploads its archive), and a
-            # versioned bucket cannot be deleted before every version is: let `pulumi destroy` empty it.
-            force_destroy=True,
+            force_destroy=args.force_destroy,
+            protect=protected,
         )
         versioning = aws.s3.BucketVersioning(
             f"{name}-versioning",
@@ -170,9 +180,10 @@ class SourceBucket(pulumi.ComponentResource):
                 self,
                 f"{name}-trail-logs",
                 bucket_name("trail"),
-                # CloudTrail must write the logs somewhere, but nothing reads them: the events reach EventBridge
-                # without them. They expire, and `pulumi destroy` (or a switch to eventbridge mode) removes them.
-                force_destroy=True,
+                # The log files record who uploaded what: protected like the source bucket (a switch to
+                # eventbridge mode, which removes the trail, then needs `pulumi state unprotect` on this bucket).
+                force_destroy=args.force_destroy,
+                protect=protected,
             )
             aws.s3.BucketLifecycleConfiguration(
                 f"{name}-trail-logs-lifecycle",

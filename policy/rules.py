@@ -141,6 +141,11 @@ SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup"
 SECURITY_GROUP_RULE = "aws:ec2/securityGroupRule:SecurityGroupRule"
 SECURITY_GROUP_INGRESS_RULE = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
 DEPLOYMENT_GROUP = "aws:codedeploy/deploymentGroup:DeploymentGroup"
+SNS_TOPIC = "aws:sns/topic:Topic"
+KMS_KEY = "aws:kms/key:Key"
+METRIC_ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+COMPOSITE_ALARM = "aws:cloudwatch/compositeAlarm:CompositeAlarm"
+ALARMS = frozenset({METRIC_ALARM, COMPOSITE_ALARM})
 GITLAB_VARIABLES = frozenset(
     {
         "gitlab:index/projectVariable:ProjectVariable",
@@ -472,6 +477,53 @@ def gitlab_credentials_masked_protected(resource_type: str, props: Mapping[str, 
     return messages
 
 
+# The ELB policies that negotiate TLS 1.3 and accept nothing older than TLS 1.2. ``ELBSecurityPolicy-TLS13-1-0-*``
+# and ``-1-1-*`` also offer TLS 1.3 but still accept TLS 1.0 / 1.1, which RFC 8996 deprecates.
+_TLS13_POLICY = re.compile(r"^ELBSecurityPolicy-TLS13-1-[23]-")
+
+
+def https_listener_tls13(resource_type: str, props: Mapping[str, Any]) -> list[str]:
+    """An HTTPS listener uses a TLS 1.3 policy (TLS 1.2 at the oldest) and has a certificate."""
+    protocol = props.get("protocol")
+    if not isinstance(protocol, str) or protocol.upper() != "HTTPS":
+        return []
+    messages = []
+    policy = props.get("sslPolicy")
+    if policy is not UNKNOWN and not (isinstance(policy, str) and _TLS13_POLICY.match(policy)):
+        shown = f"uses TLS policy {policy!r}" if policy else "sets no sslPolicy (the ELB default may change)"
+        messages.append(
+            f"{shown}: use an ELBSecurityPolicy-TLS13-1-2-* or -1-3-* policy (TLS 1.3, nothing older than 1.2)"
+        )
+    certificate = props.get("certificateArn")
+    if certificate is not UNKNOWN and not (isinstance(certificate, str) and certificate):
+        messages.append("has no certificateArn: an HTTPS listener needs a default (ACM) certificate")
+    return messages
+
+
+def sns_topic_encrypted(resource_type: str, props: Mapping[str, Any]) -> list[str]:
+    key = props.get("kmsMasterKeyId")
+    if key is UNKNOWN or (isinstance(key, str) and key):
+        return []
+    return [
+        "is not encrypted at rest: set kmsMasterKeyId (a customer managed key whose policy lets the services "
+        "that publish to the topic, such as CloudWatch or EventBridge, use it)"
+    ]
+
+
+def kms_key_rotation(resource_type: str, props: Mapping[str, Any]) -> list[str]:
+    """A symmetric encryption key with key material KMS generates rotates it (the only keys KMS can rotate)."""
+    spec = props.get("customerMasterKeySpec") or "SYMMETRIC_DEFAULT"
+    usage = props.get("keyUsage") or "ENCRYPT_DECRYPT"
+    if spec != "SYMMETRIC_DEFAULT" or usage != "ENCRYPT_DECRYPT":
+        return []
+    if props.get("customKeyStoreId") or props.get("xksKeyId"):
+        return []
+    rotation = props.get("enableKeyRotation")
+    if rotation is UNKNOWN or rotation is True:
+        return []
+    return ["does not rotate its key material: set enableKeyRotation to true"]
+
+
 _IAM_TYPES = frozenset(POLICY_DOCUMENTS)
 
 RESOURCE_RULES: tuple[ResourceRule, ...] = (
@@ -534,6 +586,24 @@ RESOURCE_RULES: tuple[ResourceRule, ...] = (
         "GitLab CI/CD variables holding credentials are masked and protected (private keys: protected).",
         GITLAB_VARIABLES,
         gitlab_credentials_masked_protected,
+    ),
+    ResourceRule(
+        "https-listener-tls13",
+        "Every HTTPS listener has a certificate and a TLS 1.3 policy accepting nothing older than TLS 1.2.",
+        LISTENERS,
+        https_listener_tls13,
+    ),
+    ResourceRule(
+        "sns-topic-encrypted",
+        "Every SNS topic is encrypted with a KMS key.",
+        frozenset({SNS_TOPIC}),
+        sns_topic_encrypted,
+    ),
+    ResourceRule(
+        "kms-key-rotation",
+        "Every symmetric encryption KMS key rotates its key material.",
+        frozenset({KMS_KEY}),
+        kms_key_rotation,
     ),
 )
 
@@ -808,6 +878,45 @@ def codebuild_logs_retained(resources: Sequence[Resource]) -> list[tuple[str, st
     return found
 
 
+def _watches(watcher: Resource, alarm: Resource) -> bool:
+    """Whether ``watcher`` acts on ``alarm``'s state: a deployment group rolling back on it, or a composite
+    alarm whose rule names it (``ALARM("name")``, ``OK(arn)``...). By value, or by dependency when not known."""
+    names = set(alarm.ids) | {
+        n for n in (alarm.props.get("name"), alarm.props.get("alarmName")) if isinstance(n, str) and n
+    }
+    if watcher.type == DEPLOYMENT_GROUP:
+        config = watcher.props.get("alarmConfiguration")
+        # The provider sends a configuration without `enabled` as disabled: CodeDeploy then ignores its alarms.
+        if _get(config, "enabled") not in (True, UNKNOWN):
+            return False
+        return bool(names & set(_strings(config))) or _refers_to(watcher, "alarmConfiguration", alarm)
+    rule = watcher.props.get("alarmRule")
+    named = isinstance(rule, str) and any(re.search(rf'\(\s*"?{re.escape(n)}"?\s*\)', rule) for n in names)
+    return watcher is not alarm and (named or _refers_to(watcher, "alarmRule", alarm))
+
+
+def cloudwatch_alarm_actions(resources: Sequence[Resource]) -> list[tuple[str, str]]:
+    """Every alarm does something when it fires: an alarm action, or a watcher in the stack (a CodeDeploy
+    deployment group that rolls back on it, a composite alarm built on it). A silent alarm is useless."""
+    watchers = _of_type(resources, [DEPLOYMENT_GROUP, COMPOSITE_ALARM])
+    found = []
+    for alarm in _of_type(resources, ALARMS):
+        actions, enabled = alarm.props.get("alarmActions"), alarm.props.get("actionsEnabled")
+        if actions is UNKNOWN or enabled is UNKNOWN or (enabled is not False and _as_list(actions)):
+            continue
+        if any(_watches(w, alarm) for w in watchers):
+            continue
+        why = "its actions are disabled" if enabled is False else "it has no alarmActions"
+        found.append(
+            (
+                alarm.urn,
+                f"{_label(alarm)} fires silently ({why}) and no deployment group or composite alarm watches it: "
+                "send it to an SNS topic (alarmActions) or roll deployments back on it",
+            )
+        )
+    return found
+
+
 STACK_RULES: tuple[StackRule, ...] = (
     StackRule(
         "s3-public-access-blocked", "Every S3 bucket blocks public access (all four flags).", s3_public_access_blocked
@@ -829,6 +938,11 @@ STACK_RULES: tuple[StackRule, ...] = (
         "codebuild-logs-retained",
         "Every CodeBuild project logs to a log group of the stack (with a retention).",
         codebuild_logs_retained,
+    ),
+    StackRule(
+        "cloudwatch-alarm-actions",
+        "Every CloudWatch alarm has an alarm action, or a deployment group or composite alarm watching it.",
+        cloudwatch_alarm_actions,
     ),
 )
 

@@ -53,6 +53,7 @@ values = TaskDefinitionValues(
 stage = BuildStage("build", BuildStageArgs(
     name_prefix="shop-dev", pipeline=cfg.pipeline, log_retention_days=30,
     taskdef_values=pulumi.Output.from_input(values), execution_role_name="shop-dev-execution",
+    force_destroy=config.get_bool("forceDestroy") or False,
 ))
 pulumi.export("buildspec", stage.buildspec)
 pulumi.export("taskdef", stage.taskdef_json)
@@ -61,7 +62,9 @@ pulumi.export("repositoryUrl", stage.repository_url)
 """
 
 
-def run_build_stage(tmp_path: Path, cpu: int = 256, memory: int = 512, environment: Any = None) -> ProgramRun:
+def run_build_stage(
+    tmp_path: Path, cpu: int = 256, memory: int = 512, environment: Any = None, force_destroy: bool | None = None
+) -> ProgramRun:
     program = tmp_path / "__main__.py"
     program.write_text(textwrap.dedent(PROGRAM))
     config = {
@@ -72,6 +75,8 @@ def run_build_stage(tmp_path: Path, cpu: int = 256, memory: int = 512, environme
         "gitlab-fargate:executionRole": EXECUTION_ROLE,
         "gitlab-fargate:taskRole": TASK_ROLE,
     }
+    if force_destroy is not None:
+        config["gitlab-fargate:forceDestroy"] = json.dumps(force_destroy)
     return run_program(StackFiles("gitlab-fargate", "dev", config, []), program=program)
 
 
@@ -102,13 +107,33 @@ def parliament_findings(document: str) -> list[str]:
 # --- Repository ------------------------------------------------------------------------------------
 
 
-def test_repository_scans_encrypts_and_keeps_images_on_stack_deletion(stage: ProgramRun) -> None:
+def test_repository_scans_and_encrypts(stage: ProgramRun) -> None:
     repo = stage.one("aws:ecr/repository:Repository").props
     assert repo["name"] == PREFIX
     assert repo["imageScanningConfiguration"] == {"scanOnPush": True}
     assert repo["encryptionConfigurations"] == [{"encryptionType": "AES256"}]
     assert repo["imageTagMutability"] == "MUTABLE"
-    assert repo["forceDelete"] is False
+
+
+def test_by_default_the_repository_and_build_logs_are_protected_and_images_kept(stage: ProgramRun) -> None:
+    repo = stage.one("aws:ecr/repository:Repository")
+    logs = stage.one("aws:cloudwatch/logGroup:LogGroup")
+    assert repo.props["forceDelete"] is False
+    # Exactly these two: the rest (project, roles, lifecycle policy) is rebuilt from the program, and a
+    # protected component would protect every child.
+    assert {r.name for r in stage.resources if r.protect} == {repo.name, logs.name}
+
+
+@pytest.mark.parametrize("force_destroy", [False, True])
+def test_force_destroy_lets_pulumi_destroy_delete_the_repository_with_its_images(
+    tmp_path: Path, force_destroy: bool
+) -> None:
+    run = run_build_stage(tmp_path, force_destroy=force_destroy)
+    repo = run.one("aws:ecr/repository:Repository")
+    logs = run.one("aws:cloudwatch/logGroup:LogGroup")
+    assert repo.props["forceDelete"] is force_destroy
+    assert repo.protect is not force_destroy
+    assert logs.protect is not force_destroy
 
 
 def test_lifecycle_policy_is_accepted_by_ecr_and_keeps_the_configured_number(stage: ProgramRun) -> None:

@@ -34,6 +34,7 @@ from pulumi_policy import (
 from pulumi_policy import proxy as policy_proxy
 
 import policy.__main__ as pack
+from components.config import SSL_POLICIES
 from offline.engine import ProgramRun, RecordingMocks, RecordingMonitor
 from policy import rules
 from policy.rules import UNKNOWN, Resource
@@ -659,6 +660,145 @@ def test_values_unknown_during_a_preview_are_left_to_pulumi_up() -> None:
     assert messages(TASK_DEFINITION, {"containerDefinitions": UNKNOWN}) == {}
 
 
+# --- TLS, encryption at rest, alarms ------------------------------------------------------------------
+
+CERTIFICATE = "arn:aws:acm:eu-west-1:123456789012:certificate/0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b"
+HTTPS = {"protocol": "HTTPS", "port": 443.0, "sslPolicy": "ELBSecurityPolicy-TLS13-1-2-2021-06"}
+
+
+@pytest.mark.parametrize("policy", SSL_POLICIES)
+def test_an_https_listener_with_a_certificate_and_each_configurable_tls13_policy_is_accepted(policy: str) -> None:
+    assert messages(LISTENER, {**HTTPS, "sslPolicy": policy, "certificateArn": CERTIFICATE}) == {}
+
+
+@pytest.mark.parametrize(
+    ("props", "complaint"),
+    [
+        ({"sslPolicy": None}, "sets no sslPolicy"),
+        ({"sslPolicy": "ELBSecurityPolicy-2016-08"}, "ELBSecurityPolicy-2016-08"),
+        ({"sslPolicy": "ELBSecurityPolicy-TLS-1-2-2017-01"}, "ELBSecurityPolicy-TLS-1-2-2017-01"),
+        # TLS 1.3, but TLS 1.0 and 1.1 are still accepted.
+        ({"sslPolicy": "ELBSecurityPolicy-TLS13-1-0-2021-06"}, "ELBSecurityPolicy-TLS13-1-0-2021-06"),
+        ({"sslPolicy": "ELBSecurityPolicy-TLS13-1-1-2021-06"}, "ELBSecurityPolicy-TLS13-1-1-2021-06"),
+        ({"certificateArn": None}, "has no certificateArn"),
+        ({"certificateArn": ""}, "has no certificateArn"),
+        ({"protocol": "https", "certificateArn": None}, "has no certificateArn"),
+    ],
+    ids=["no-policy", "2016", "tls12-only", "tls13-from-1.0", "tls13-from-1.1", "no-cert", "empty-cert", "lowercase"],
+)
+def test_an_https_listener_without_a_tls13_policy_or_a_certificate_is_refused(
+    props: dict[str, Any], complaint: str
+) -> None:
+    listener = {k: v for k, v in {**HTTPS, "certificateArn": CERTIFICATE, **props}.items() if v is not None}
+    for listener_type in rules.LISTENERS:
+        found = messages(listener_type, listener)
+        assert list(found) == ["https-listener-tls13"], listener_type
+        assert any(complaint in m for m in found["https-listener-tls13"])
+
+
+def test_other_listeners_are_not_concerned() -> None:
+    assert messages(LISTENER, {"protocol": "HTTP", "port": 80.0}) == {}
+    assert messages(LISTENER, {"protocol": "TCP", "port": 5432.0}) == {}
+
+
+SNS_TOPIC = "aws:sns/topic:Topic"
+KMS_KEY = "aws:kms/key:Key"
+
+
+def test_an_unencrypted_topic_is_refused() -> None:
+    assert list(messages(SNS_TOPIC, {"name": "alerts"})) == ["sns-topic-encrypted"]
+    assert list(messages(SNS_TOPIC, {"name": "alerts", "kmsMasterKeyId": ""})) == ["sns-topic-encrypted"]
+    key = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    assert messages(SNS_TOPIC, {"name": "alerts", "kmsMasterKeyId": key}) == {}
+    assert messages(SNS_TOPIC, {"name": "alerts", "kmsMasterKeyId": "alias/aws/sns"}) == {}
+
+
+def test_a_symmetric_key_that_does_not_rotate_is_refused() -> None:
+    assert list(messages(KMS_KEY, {"description": "alerts"})) == ["kms-key-rotation"]
+    assert list(messages(KMS_KEY, {"enableKeyRotation": False, "keyUsage": "ENCRYPT_DECRYPT"})) == ["kms-key-rotation"]
+    assert list(messages(KMS_KEY, {"customerMasterKeySpec": "SYMMETRIC_DEFAULT"})) == ["kms-key-rotation"]
+    assert messages(KMS_KEY, {"enableKeyRotation": True}) == {}
+
+
+@pytest.mark.parametrize(
+    "props",
+    [
+        {"customerMasterKeySpec": "RSA_2048", "keyUsage": "SIGN_VERIFY"},
+        {"customerMasterKeySpec": "HMAC_256", "keyUsage": "GENERATE_VERIFY_MAC"},
+        {"customKeyStoreId": "cks-1234567890abcdef0"},
+    ],
+    ids=["asymmetric", "hmac", "custom-key-store"],
+)
+def test_keys_kms_cannot_rotate_are_not_concerned(props: dict[str, Any]) -> None:
+    assert messages(KMS_KEY, props) == {}
+
+
+METRIC_ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+COMPOSITE_ALARM = "aws:cloudwatch/compositeAlarm:CompositeAlarm"
+DEPLOYMENT_GROUP = "aws:codedeploy/deploymentGroup:DeploymentGroup"
+TOPIC_ARN = "arn:aws:sns:eu-west-1:123456789012:alerts"
+
+
+def alarm(name: str = "web-5xx", **props: Any) -> Resource:
+    arn = f"arn:aws:cloudwatch:eu-west-1:123456789012:alarm:{name}"
+    return res(METRIC_ALARM, name, {"name": name, "metricName": "HTTPCode_Target_5XX_Count", **props}, ids=(arn,))
+
+
+def deployment_group(**alarm_configuration: Any) -> Resource:
+    return res(DEPLOYMENT_GROUP, "dg", {"alarmConfiguration": alarm_configuration})
+
+
+def test_an_alarm_nobody_hears_is_refused() -> None:
+    silent = alarm()
+    assert [(v.rule, v.urn) for v in rules.check_stack([silent])] == [("cloudwatch-alarm-actions", silent.urn)]
+    assert fired([alarm(alarmActions=[])]) == {"cloudwatch-alarm-actions"}
+    # Actions that never run.
+    assert fired([alarm(alarmActions=[TOPIC_ARN], actionsEnabled=False)]) == {"cloudwatch-alarm-actions"}
+    # A deployment group that lists it but does not use its alarms (the provider sends no `enabled` as false).
+    assert fired([alarm(), deployment_group(alarms=["web-5xx"])]) == {"cloudwatch-alarm-actions"}
+    assert fired([alarm(), deployment_group(alarms=["web-5xx"], enabled=False)]) == {"cloudwatch-alarm-actions"}
+    assert fired([alarm(), deployment_group(alarms=["another-alarm"], enabled=True)]) == {"cloudwatch-alarm-actions"}
+
+
+def test_an_alarm_with_an_action_or_rolling_deployments_back_is_accepted() -> None:
+    assert fired([alarm(alarmActions=[TOPIC_ARN])]) == set()
+    assert fired([alarm(alarmActions=[TOPIC_ARN], actionsEnabled=True)]) == set()
+    assert fired([alarm(), deployment_group(alarms=["web-5xx"], enabled=True)]) == set()
+
+
+def test_an_alarm_a_composite_alarm_is_built_on_is_accepted_and_the_composite_is_judged() -> None:
+    cpu, memory = alarm("cpu-high"), alarm("memory-high")
+    rule = 'ALARM("cpu-high") AND ALARM(arn:aws:cloudwatch:eu-west-1:123456789012:alarm:memory-high)'
+    heard = res(COMPOSITE_ALARM, "busy", {"alarmName": "busy", "alarmRule": rule, "alarmActions": [TOPIC_ARN]})
+    assert fired([cpu, memory, heard]) == set()
+    silent = res(COMPOSITE_ALARM, "busy", {"alarmName": "busy", "alarmRule": rule})
+    assert [v.urn for v in rules.check_stack([cpu, memory, silent])] == [silent.urn]
+    # A name inside another alarm's name is not a reference to it.
+    other = res(COMPOSITE_ALARM, "other", {"alarmRule": 'ALARM("cpu-high-2")', "alarmActions": [TOPIC_ARN]})
+    assert [v.urn for v in rules.check_stack([cpu, other])] == [cpu.urn]
+
+
+def test_new_rules_leave_unknown_values_to_pulumi_up() -> None:
+    assert messages(LISTENER, {**HTTPS, "sslPolicy": UNKNOWN, "certificateArn": UNKNOWN}) == {}
+    assert messages(LISTENER, {"protocol": UNKNOWN, "port": 443.0}) == {}
+    assert messages(SNS_TOPIC, {"kmsMasterKeyId": UNKNOWN}) == {}
+    assert messages(KMS_KEY, {"enableKeyRotation": UNKNOWN}) == {}
+    assert fired([alarm(alarmActions=UNKNOWN)]) == set()
+    assert fired([alarm(alarmActions=[TOPIC_ARN], actionsEnabled=UNKNOWN)]) == set()
+    # The alarm's name and the group's configuration not known yet: the dependency says which alarm it names.
+    unnamed = res(METRIC_ALARM, "web-5xx", {"name": UNKNOWN})
+    group = res(DEPLOYMENT_GROUP, "dg", {"alarmConfiguration": UNKNOWN}, deps={"alarmConfiguration": {unnamed.urn}})
+    assert fired([unnamed, group]) == set()
+    composite = res(
+        COMPOSITE_ALARM, "c", {"alarmRule": UNKNOWN, "alarmActions": [TOPIC_ARN]}, deps={"alarmRule": {unnamed.urn}}
+    )
+    assert fired([unnamed, composite]) == set()
+    # Known to name nothing, and no dependency: still silent.
+    assert fired([unnamed, res(DEPLOYMENT_GROUP, "dg", {"alarmConfiguration": UNKNOWN})]) == {
+        "cloudwatch-alarm-actions"
+    }
+
+
 # --- The real SDKs' property names ------------------------------------------------------------------------
 
 
@@ -832,7 +972,23 @@ def build_stack(compliant: bool) -> None:
         load_balancer_arn=alb.arn,
         port=443,
         protocol="HTTPS",
+        ssl_policy="ELBSecurityPolicy-TLS13-1-2-2021-06" if ok else "ELBSecurityPolicy-2016-08",
+        certificate_arn=CERTIFICATE if ok else None,
         default_actions=[aws.lb.ListenerDefaultActionArgs(type="fixed-response")],
+    )
+    key = aws.kms.Key("alerts-key", description="alerts", enable_key_rotation=ok)
+    topic = aws.sns.Topic("alerts", kms_master_key_id=key.arn if ok else None)
+    aws.cloudwatch.MetricAlarm(
+        "alb-5xx",
+        name="alb-5xx",
+        comparison_operator="GreaterThanThreshold",
+        evaluation_periods=1,
+        namespace="AWS/ApplicationELB",
+        metric_name="HTTPCode_Target_5XX_Count",
+        statistic="Sum",
+        period=60,
+        threshold=0,
+        alarm_actions=[topic.arn] if ok else [],
     )
     aws.vpc.SecurityGroupIngressRule(
         "alb-in",
@@ -850,6 +1006,35 @@ def build_stack(compliant: bool) -> None:
 def test_the_rules_read_the_property_names_the_sdks_register() -> None:
     assert rules.check_stack(registered(lambda: build_stack(compliant=True))) == []
     assert fired(registered(lambda: build_stack(compliant=False))) == ALL_RULES
+
+
+@pytest.mark.parametrize("enabled", [True, None])
+def test_the_alarm_rule_reads_the_deployment_groups_alarm_configuration_as_the_sdk_registers_it(
+    enabled: bool | None,
+) -> None:
+    def build() -> None:
+        silent = aws.cloudwatch.MetricAlarm(
+            "unhealthy",
+            name="unhealthy",
+            comparison_operator="GreaterThanOrEqualToThreshold",
+            evaluation_periods=1,
+            namespace="AWS/ApplicationELB",
+            metric_name="UnHealthyHostCount",
+            statistic="Maximum",
+            period=60,
+            threshold=1,
+        )
+        aws.codedeploy.DeploymentGroup(
+            "dg",
+            app_name="app",
+            deployment_group_name="app",
+            service_role_arn="arn:aws:iam::123456789012:role/codedeploy",
+            alarm_configuration=aws.codedeploy.DeploymentGroupAlarmConfigurationArgs(
+                alarms=[silent.name], enabled=enabled
+            ),
+        )
+
+    assert fired(registered(build)) == (set() if enabled else {"cloudwatch-alarm-actions"})
 
 
 # --- The program's own stacks ---------------------------------------------------------------------------

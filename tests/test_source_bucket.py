@@ -42,7 +42,7 @@ from components.source_bucket import SourceBucket, SourceBucketArgs
 for spec in pulumi.Config().require_object("sources"):
     source = SourceBucket(spec["name"], SourceBucketArgs(
         name_prefix=spec["prefix"], object_key=spec["key"], trigger_mode=spec["mode"],
-        log_retention_days=spec["days"],
+        log_retention_days=spec["days"], force_destroy=spec.get("forceDestroy", False),
     ))
     pulumi.export(spec["name"], {
         "bucketName": source.bucket_name, "bucketArn": source.bucket_arn, "objectKey": source.object_key,
@@ -51,8 +51,13 @@ for spec in pulumi.Config().require_object("sources"):
 """
 
 
-def source(name: str, mode: str, prefix: str = "shop-dev", key: str = KEY) -> dict[str, Any]:
-    return {"name": name, "prefix": prefix, "key": key, "mode": mode, "days": RETENTION}
+def source(
+    name: str, mode: str, prefix: str = "shop-dev", key: str = KEY, force_destroy: bool | None = None
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {"name": name, "prefix": prefix, "key": key, "mode": mode, "days": RETENTION}
+    if force_destroy is not None:
+        spec["forceDestroy"] = force_destroy
+    return spec
 
 
 def run_sources(tmp_path: Path, *sources: dict[str, Any]) -> ProgramRun:
@@ -153,6 +158,29 @@ def test_bucket_name_is_global_unique_per_account_and_region(either: ProgramRun)
     name = either.named("source-bucket").props["bucket"]
     assert ACCOUNT_ID in name and REGION in name and name.startswith("shop-dev-")
     assert_valid_bucket_name(name)
+
+
+# --- Deletion protection ---------------------------------------------------------------------------------
+
+
+def test_by_default_the_buckets_are_protected_and_never_emptied(either: ProgramRun) -> None:
+    buckets = either.of_type("aws:s3/bucket:Bucket")
+    assert buckets
+    for bucket in buckets:
+        assert bucket.protect is True, bucket.name
+        assert bucket.props["forceDestroy"] is False, bucket.name
+    # Exactly the buckets: their settings hold no data (and a protected component would protect every child).
+    assert {r.name for r in either.resources if r.protect} == {b.name for b in buckets}
+
+
+@pytest.mark.parametrize("force_destroy", [False, True])
+def test_force_destroy_lets_pulumi_destroy_empty_and_delete_every_bucket(tmp_path: Path, force_destroy: bool) -> None:
+    run = run_sources(tmp_path, source("source", "cloudtrail", force_destroy=force_destroy))
+    buckets = run.of_type("aws:s3/bucket:Bucket")
+    assert {b.name for b in buckets} == {"source-bucket", "source-trail-logs"}
+    for bucket in buckets:
+        assert bucket.props["forceDestroy"] is force_destroy, bucket.name
+        assert bucket.protect is not force_destroy, bucket.name
 
 
 # --- The two modes -------------------------------------------------------------------------------------
