@@ -53,6 +53,7 @@ source = SourceBucket(
         object_key=cfg.pipeline.source_object_key,
         trigger_mode=cfg.pipeline.trigger_mode,
         log_retention_days=cfg.log_retention_days,
+        force_destroy=cfg.force_destroy,
     ),
     aws_only,
 )
@@ -65,6 +66,7 @@ build = BuildStage(
         log_retention_days=cfg.log_retention_days,
         taskdef_values=service.taskdef_values,
         execution_role_name=service.execution_role_name,
+        force_destroy=cfg.force_destroy,
     ),
     aws_only,
 )

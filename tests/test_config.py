@@ -484,12 +484,13 @@ def _stack_with(tmp_path: Path, extra: dict[str, object]) -> tuple[str, dict[str
     shutil.copy(ROOT / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
     doc = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())
     doc["config"].update(extra)
-    (tmp_path / "Pulumi.broken.yaml").write_text(yaml.safe_dump(doc))
-    files = load_stack_files("broken", tmp_path, required_secrets=tuple(SECRET_KEYS))
+    # Still the dev stack (its file may use dev-only keys such as forceDestroy), in another directory.
+    (tmp_path / "Pulumi.dev.yaml").write_text(yaml.safe_dump(doc))
+    files = load_stack_files("dev", tmp_path, required_secrets=tuple(SECRET_KEYS))
     prefix = f"{files.project}:"
     values = {k[len(prefix) :]: v for k, v in files.config.items() if k.startswith(prefix)}
     secret = frozenset(k[len(prefix) :] for k in files.secret_keys)
-    return "broken", values, secret, files.config.get("aws:region")
+    return "dev", values, secret, files.config.get("aws:region")
 
 
 @pytest.mark.parametrize(
