@@ -8,6 +8,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.build_stage import BuildStage, BuildStageArgs
+from components.certificate import Certificate, CertificateArgs
 from components.config import load_stack_config
 from components.deploy_stage import DeployStage, DeployStageArgs
 from components.fargate_service import FargateService, FargateServiceArgs
@@ -29,6 +30,17 @@ aws_only = pulumi.ResourceOptions(providers={"aws": aws_provider})
 
 network = Network("network", NetworkArgs(config=cfg.network, name_prefix=cfg.name_prefix), aws_only)
 
+# HTTPS: a certificate validated through the stack's Route 53 zone, or the one given by ARN, or none (HTTP).
+certificate_arn = (
+    Certificate(
+        "certificate",
+        CertificateArgs(domain_name=cfg.alb.domain_name, hosted_zone_id=cfg.alb.hosted_zone_id),
+        aws_only,
+    ).arn
+    if cfg.alb.creates_certificate and cfg.alb.domain_name and cfg.alb.hosted_zone_id
+    else cfg.alb.certificate_arn
+)
+
 service = FargateService(
     "service",
     FargateServiceArgs(
@@ -41,6 +53,8 @@ service = FargateService(
         public_subnet_ids=network.public_subnet_ids,
         task_subnet_ids=network.task_subnet_ids,
         assign_public_ip=network.assign_public_ip,
+        certificate_arn=certificate_arn,
+        force_destroy=cfg.force_destroy,
     ),
     aws_only,
 )
@@ -134,6 +148,7 @@ gitlab_project = GitLabProject(
 
 pulumi.export("url", service.url)
 pulumi.export("testUrl", service.test_url)
+pulumi.export("albDnsName", service.alb_dns_name)
 pulumi.export("clusterName", service.cluster_name)
 pulumi.export("serviceName", service.service_name)
 pulumi.export("logGroupName", service.log_group_name)

@@ -4,6 +4,10 @@ ECS cluster, log group, task execution and task roles, the first task definition
 with two ``ip`` target groups (blue and green) and two listeners (production and test), and an ECS service
 whose deployments are controlled by CodeDeploy.
 
+With a certificate (``certificate_arn``) the production listener is HTTPS, port 80 answers with a permanent
+redirect to it, and with a Route 53 zone the site's name is an alias of the ALB. The ALB can be protected
+against deletion and write access logs to a bucket of its own.
+
 After the first blue/green deployment CodeDeploy owns some fields: it registers new task-definition
 revisions on the service, swaps the service's target group, and rewrites both listeners' actions. The
 program creates them once and then leaves exactly those fields alone (``CODEDEPLOY_OWNED``), so that a later
@@ -19,7 +23,7 @@ from dataclasses import dataclass, replace
 import pulumi
 import pulumi_aws as aws
 
-from components import iam
+from components import buckets, iam
 from components.config import AlbConfig, ContainerConfig
 from components.templates import TaskDefinitionValues, render_taskdef
 
@@ -38,6 +42,23 @@ HEALTHY_THRESHOLD = 2
 UNHEALTHY_THRESHOLD = 2
 DEREGISTRATION_DELAY = 15
 
+# Port 80 only redirects to HTTPS when the site has a certificate: browsers and links that start with
+# http:// still arrive, and nothing is ever served in clear text. 301 (permanent) so that clients and search
+# engines remember the HTTPS address.
+HTTP_PORT = 80
+REDIRECT_STATUS = "HTTP_301"
+
+# Access logs go under <bucket>/access/AWSLogs/<account>/...: the ALB's connection and health-check logs, if
+# ever enabled, get prefixes of their own in the same bucket.
+ACCESS_LOGS_PREFIX = "access"
+# ALB log delivery writes as this service principal. AWS first documented a per-region Elastic Load Balancing
+# account (``aws.elb.get_service_account``) for regions opened before August 2022 and this principal for the
+# newer ones; it now recommends the principal in every region, and the per-region account does not exist in
+# the newer regions at all (the lookup fails there). The principal needs only s3:PutObject, without ACL
+# conditions (the bucket has ACLs disabled anyway).
+# https://docs.aws.amazon.com/elasticloadbalancing/latest/application/enable-access-logging.html
+ELB_LOG_DELIVERY = "logdelivery.elasticloadbalancing.amazonaws.com"
+
 
 @dataclass(frozen=True)
 class FargateServiceArgs:
@@ -53,6 +74,21 @@ class FargateServiceArgs:
     task_subnet_ids: pulumi.Input[list[str]]
     assign_public_ip: bool
     """True when tasks run in public subnets and need a public IP to pull images."""
+    certificate_arn: pulumi.Input[str] | None = None
+    """Certificate of the HTTPS listener: a ``Certificate``'s (validated) ``arn``, or the configured existing
+    ``certificateArn``. Given exactly when ``alb.https``; ``None`` serves HTTP only."""
+    force_destroy: bool = False
+    """Dev only: ``pulumi destroy`` also deletes the log group and a non-empty access-log bucket. Otherwise
+    both are protected."""
+
+
+def check_certificate(args: FargateServiceArgs) -> None:
+    """Refuses a certificate that disagrees with the ALB config: HTTP on port 443, or HTTPS without a name."""
+    if args.alb.https != (args.certificate_arn is not None):
+        want = "a certificate_arn (HTTPS)" if args.alb.https else "no certificate_arn (HTTP only)"
+        raise ValueError(f"alb config (domain {args.alb.domain_name!r}) needs {want}")
+    if args.alb.https and args.alb.domain_name is None:
+        raise ValueError("HTTPS needs alb.domain_name: the name the certificate is for")
 
 
 def _ipv4(cidr: str) -> str | None:
@@ -82,10 +118,15 @@ class FargateService(pulumi.ComponentResource):
     container_port: int
     url: pulumi.Output[str]
     test_url: pulumi.Output[str]
+    alb_dns_name: pulumi.Output[str]
+    """The ALB's own DNS name: point the site's name at it when the stack manages no DNS record."""
+    access_logs_bucket: pulumi.Output[str] | None
+    """Bucket of the ALB's access logs (``None`` without access logs)."""
     taskdef_values: pulumi.Output[TaskDefinitionValues]
     """Values of the task definition without the image, for the pipeline's ``taskdef.json``."""
 
     def __init__(self, name: str, args: FargateServiceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        check_certificate(args)
         super().__init__("gitlab-fargate:index:FargateService", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         prefix = args.name_prefix
@@ -101,7 +142,8 @@ class FargateService(pulumi.ComponentResource):
             f"{name}-logs",
             name=f"/ecs/{prefix}",
             retention_in_days=args.log_retention_days,
-            opts=child,
+            # The application's logs outlive the stack unless it is a dev stack that says otherwise.
+            opts=pulumi.ResourceOptions(parent=self, protect=not args.force_destroy),
         )
 
         # Execution role: what ECS itself needs to start a task (write its logs). Pulling from the
@@ -128,8 +170,9 @@ class FargateService(pulumi.ComponentResource):
             opts=child,
         )
 
-        # Security groups: the ALB takes the listener ports from the configured CIDRs; tasks take the
-        # container port from the ALB only.
+        # Security groups: the ALB takes the listener ports from the configured CIDRs (with HTTPS also port
+        # 80, which only redirects); tasks take the container port from the ALB only.
+        https = args.certificate_arn is not None
         alb_sg = aws.ec2.SecurityGroup(
             f"{name}-alb",
             name=f"{prefix}-alb",
@@ -156,6 +199,18 @@ class FargateService(pulumi.ComponentResource):
                 cidr_ipv6=_ipv6(cidr),
                 opts=child,
             )
+            if https:
+                aws.vpc.SecurityGroupIngressRule(
+                    f"{name}-alb-redirect-{i}",
+                    security_group_id=alb_sg.id,
+                    ip_protocol="tcp",
+                    from_port=HTTP_PORT,
+                    to_port=HTTP_PORT,
+                    description="HTTP, redirected to HTTPS",
+                    cidr_ipv4=_ipv4(cidr),
+                    cidr_ipv6=_ipv6(cidr),
+                    opts=child,
+                )
         for i, cidr in enumerate(args.alb.test_listener_cidrs):
             aws.vpc.SecurityGroupIngressRule(
                 f"{name}-alb-test-{i}",
@@ -200,6 +255,19 @@ class FargateService(pulumi.ComponentResource):
             opts=child,
         )
 
+        access_logs: aws.lb.LoadBalancerAccessLogsArgs | None = None
+        alb_depends_on: list[pulumi.Resource] = []
+        self.access_logs_bucket = None
+        if args.alb.access_logs:
+            logs_bucket, logs_policy = self._access_logs_bucket(name, args, account_id)
+            access_logs = aws.lb.LoadBalancerAccessLogsArgs(
+                bucket=logs_bucket.bucket, prefix=ACCESS_LOGS_PREFIX, enabled=True
+            )
+            # Enabling access logs makes ELB write a test object first; without the policy it cannot, and the
+            # ALB is not created.
+            alb_depends_on = [logs_policy]
+            self.access_logs_bucket = logs_bucket.bucket
+
         alb = aws.lb.LoadBalancer(
             f"{name}-alb",
             name=prefix,
@@ -208,7 +276,11 @@ class FargateService(pulumi.ComponentResource):
             security_groups=[alb_sg.id],
             subnets=args.public_subnet_ids,
             drop_invalid_header_fields=True,
-            opts=child,
+            # Deleting the ALB takes the site offline and changes its DNS name (and the alias to it): with
+            # protection on, `pulumi destroy` or a replacement fails until it is turned off first.
+            enable_deletion_protection=args.alb.deletion_protection,
+            access_logs=access_logs,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=alb_depends_on),
         )
 
         def target_group(color: str) -> aws.lb.TargetGroup:
@@ -235,14 +307,55 @@ class FargateService(pulumi.ComponentResource):
         green = target_group("green")
 
         listener_opts = pulumi.ResourceOptions(parent=self, ignore_changes=list(CODEDEPLOY_OWNED["listener"]))
+        # The production listener: HTTPS with the certificate when there is one. Same Pulumi name either way,
+        # so turning HTTPS on changes the listener in place and CodeDeploy's reference to it (by ARN) holds.
         prod_listener = aws.lb.Listener(
             f"{name}-prod",
             load_balancer_arn=alb.arn,
             port=args.alb.listener_port,
-            protocol="HTTP",
+            protocol="HTTPS" if https else "HTTP",
+            ssl_policy=args.alb.ssl_policy if https else None,
+            certificate_arn=args.certificate_arn,
             default_actions=[aws.lb.ListenerDefaultActionArgs(type="forward", target_group_arn=blue.arn)],
             opts=listener_opts,
         )
+        if https:
+            # Port 80 only redirects (same host, path and query) to the HTTPS port. CodeDeploy never touches
+            # it: it is not a traffic route of the deployment group, so its action stays under Pulumi's control.
+            aws.lb.Listener(
+                f"{name}-http-redirect",
+                load_balancer_arn=alb.arn,
+                port=HTTP_PORT,
+                protocol="HTTP",
+                default_actions=[
+                    aws.lb.ListenerDefaultActionArgs(
+                        type="redirect",
+                        redirect=aws.lb.ListenerDefaultActionRedirectArgs(
+                            protocol="HTTPS", port=str(args.alb.listener_port), status_code=REDIRECT_STATUS
+                        ),
+                    )
+                ],
+                # Turning HTTPS on moves the production listener off port 80: that update must be done before
+                # this listener takes the port (an ALB refuses two listeners on one port).
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[prod_listener]),
+            )
+            if args.alb.hosted_zone_id is not None:
+                aws.route53.Record(
+                    f"{name}-dns",
+                    zone_id=args.alb.hosted_zone_id,
+                    name=args.alb.domain_name,
+                    type="A",
+                    aliases=[
+                        aws.route53.RecordAliasArgs(
+                            name=alb.dns_name,
+                            zone_id=alb.zone_id,
+                            # The record counts as unhealthy while the ALB has no healthy target: what a
+                            # failover record added next to it would need.
+                            evaluate_target_health=True,
+                        )
+                    ],
+                    opts=child,
+                )
         test_listener = aws.lb.Listener(
             f"{name}-test",
             load_balancer_arn=alb.arn,
@@ -326,11 +439,18 @@ class FargateService(pulumi.ComponentResource):
         self.execution_role_name = execution_role.name
         self.task_role_arn = task_role.arn
         self.log_group_name = log_group.name
-        self.url = alb.dns_name.apply(lambda dns: _url(dns, args.alb.listener_port))
+        self.alb_dns_name = alb.dns_name
+        if https:
+            self.url = pulumi.Output.from_input(_url(str(args.alb.domain_name), args.alb.listener_port, "https"))
+        else:
+            self.url = alb.dns_name.apply(lambda dns: _url(dns, args.alb.listener_port))
         self.test_url = alb.dns_name.apply(lambda dns: _url(dns, args.alb.test_listener_port))
         self.register_outputs(
             {
                 "url": self.url,
+                "test_url": self.test_url,
+                "alb_dns_name": self.alb_dns_name,
+                "access_logs_bucket": self.access_logs_bucket,
                 "cluster_name": self.cluster_name,
                 "service_name": self.service_name,
                 "blue_target_group_name": self.blue_target_group_name,
@@ -343,6 +463,50 @@ class FargateService(pulumi.ComponentResource):
             }
         )
 
+    def _access_logs_bucket(
+        self, name: str, args: FargateServiceArgs, account_id: pulumi.Output[str]
+    ) -> tuple[aws.s3.Bucket, aws.s3.BucketPolicy]:
+        """The ALB's access-log bucket: SSE-S3 (the only encryption ALB log delivery supports), TLS only,
+        writable by ELB log delivery under this account's prefix only, logs kept ``log_retention_days``."""
+        physical_name = account_id.apply(
+            lambda account: buckets.physical_bucket_name(args.name_prefix, "alb-logs", account, args.region)
+        )
+        bucket, block = buckets.private_bucket(
+            self,
+            f"{name}-access-logs",
+            physical_name,
+            force_destroy=args.force_destroy,
+            protect=not args.force_destroy,
+        )
+        aws.s3.BucketLifecycleConfiguration(
+            f"{name}-access-logs-lifecycle",
+            bucket=bucket.id,
+            rules=[
+                aws.s3.BucketLifecycleConfigurationRuleArgs(
+                    id="expire-logs",
+                    status="Enabled",
+                    filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(),
+                    expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(days=args.log_retention_days),
+                )
+            ],
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        # ELB writes <prefix>/AWSLogs/<account>/ELBAccessLogTestFile and then the logs, with PutObject only:
+        # nothing else is granted, and nowhere else in the bucket.
+        log_objects = pulumi.Output.concat(bucket.arn, f"/{ACCESS_LOGS_PREFIX}/AWSLogs/", account_id, "/*")
+        deliver = {
+            "Sid": "ElbLogDelivery",
+            "Effect": "Allow",
+            "Principal": {"Service": ELB_LOG_DELIVERY},
+            "Action": "s3:PutObject",
+            "Resource": log_objects,
+        }
+        policy = buckets.bucket_policy(
+            self, f"{name}-access-logs-policy", bucket, block, [buckets.tls_only_statement(bucket.arn), deliver]
+        )
+        return bucket, policy
 
-def _url(dns: str, port: int) -> str:
-    return f"http://{dns}/" if port == 80 else f"http://{dns}:{port}/"
+
+def _url(host: str, port: int, scheme: str = "http") -> str:
+    default = 443 if scheme == "https" else 80
+    return f"{scheme}://{host}/" if port == default else f"{scheme}://{host}:{port}/"

@@ -148,6 +148,19 @@ class RecordingMocks(pulumi.runtime.Mocks):
         if typ == "aws:ecr/repository:Repository":
             state["repositoryUrl"] = f"{ACCOUNT_ID}.dkr.ecr.{self.region}.amazonaws.com/{name}"
             state["registryId"] = ACCOUNT_ID
+        if typ == "aws:acm/certificate:Certificate":
+            # ACM's DNS validation: one CNAME per domain, in the shape ACM chooses (underscore-prefixed names).
+            domain = unwrap(inputs.get("domainName"))
+            state["domainValidationOptions"] = [
+                {
+                    "domainName": domain,
+                    "resourceRecordName": f"_0123456789abcdef0123456789abcdef.{domain}.",
+                    "resourceRecordType": "CNAME",
+                    "resourceRecordValue": "_fedcba9876543210fedcba9876543210.xlfgrmvvlj.acm-validations.aws.",
+                }
+            ]
+        if typ == "aws:route53/record:Record":
+            state["fqdn"] = str(name).rstrip(".")
         if typ == "aws:s3/bucket:Bucket":
             state["bucketDomainName"] = f"{name}.s3.amazonaws.com"
             state["bucketRegionalDomainName"] = f"{name}.s3.{self.region}.amazonaws.com"

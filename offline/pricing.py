@@ -145,6 +145,12 @@ def _trail_logs_management_events(trail: Registration) -> bool:
     return any(s.get("includeManagementEvents", True) for s in selectors)
 
 
+def _alarm_metrics(alarm: Registration) -> int:
+    """Metrics an alarm reads: one, or each ``metric`` of its metric-math queries (expressions are free)."""
+    queries = alarm.props.get("metricQueries") or []
+    return max(1, sum(1 for q in queries if q.get("metric")))
+
+
 def estimate(run: ProgramRun, region: str, table: PriceTable | None = None) -> CostEstimate:
     """The monthly cost of what ``run`` registered, in ``region``."""
     table = table or load_prices()
@@ -293,9 +299,21 @@ def estimate(run: ProgramRun, region: str, table: PriceTable | None = None) -> C
         )
 
     # --- Small per-resource monthly charges, when the program registers any.
+    # CloudWatch bills a standard alarm per metric it reads: a metric-math alarm over two metrics costs two.
+    alarms = run.of_type(ALARM)
+    if alarms:
+        metrics = sum(_alarm_metrics(a) for a in alarms)
+        fixed.append(
+            CostLine(
+                "CloudWatch alarm metrics",
+                metrics,
+                "alarm-metric-month",
+                prices["cloudwatch_alarm_month"],
+                ", ".join(f"{a.name} ({_plural(_alarm_metrics(a), 'metric')})" for a in alarms),
+            )
+        )
     for typ, item, unit, key in (
         (KMS_KEY, "KMS keys", "key-month", "kms_key_month"),
-        (ALARM, "CloudWatch alarms", "alarm-month", "cloudwatch_alarm_month"),
         (SECRET, "Secrets Manager secrets", "secret-month", "secret_month"),
     ):
         found = run.of_type(typ)

@@ -130,5 +130,7 @@ if __name__ == "__main__":
         name=PACK_NAME,
         policies=policies(),
         enforcement_level=EnforcementLevel.MANDATORY,
-        description="gitlab-fargate: S3, ECR, IAM, network, TLS, secrets, encryption, logging and alarm rules (docs/security.md)",
+        description=(
+            "gitlab-fargate: S3, ECR, IAM, network, TLS, secrets, encryption, logging, alarm rules (docs/security.md)"
+        ),
     )

@@ -15,16 +15,22 @@ import pytest
 from botocore.validate import ParamValidator
 from parliament import analyze_policy_string
 
+from components.buckets import physical_bucket_name
+from components.config import StackConfig, parse_config
 from components.fargate_service import (
+    ACCESS_LOGS_PREFIX,
     CODEDEPLOY_OWNED,
     DEREGISTRATION_DELAY,
     HEALTH_CHECK_INTERVAL,
     HEALTHY_THRESHOLD,
     UNHEALTHY_THRESHOLD,
+    FargateServiceArgs,
+    check_certificate,
 )
 from components.templates import TaskDefinitionValues, render_taskdef
 from offline.engine import ACCOUNT_ID, ProgramRun, Registration, run_program
 from offline.stack_files import StackFiles
+from policy import rules
 
 REGION = "eu-west-1"
 COMPONENT = "gitlab-fargate:index:FargateService"
@@ -50,16 +56,23 @@ VALUES = {
     "logRetentionDays": "30",
 }
 
-# The program builds one FargateService per name in `test:names`, each with prefix "shop-<name>".
+# The program builds one FargateService per name in `test:names`, each with prefix "shop-<name>", and wires the
+# certificate as __main__.py does: a Certificate when the config creates one, else the configured ARN (or none).
 PROGRAM = """
 import json
 import pulumi
+from components.certificate import Certificate, CertificateArgs
 from components.config import parse_config
 from components.fargate_service import FargateService, FargateServiceArgs
 
 config = pulumi.Config("test")
 cfg = parse_config(json.loads(config.require("values")), stack="dev", region="eu-west-1")
 for name in config.require_object("names"):
+    certificate_arn = cfg.alb.certificate_arn
+    if cfg.alb.creates_certificate:
+        certificate_arn = Certificate(f"{name}-certificate", CertificateArgs(
+            domain_name=cfg.alb.domain_name, hosted_zone_id=cfg.alb.hosted_zone_id,
+        )).arn
     service = FargateService(name, FargateServiceArgs(
         name_prefix=f"shop-{name}",
         region=cfg.region,
@@ -70,19 +83,26 @@ for name in config.require_object("names"):
         public_subnet_ids=["subnet-0public00000000a", "subnet-0public00000000b"],
         task_subnet_ids=["subnet-0private0000000a", "subnet-0private0000000b"],
         assign_public_ip=config.require_bool("public"),
+        certificate_arn=certificate_arn,
+        force_destroy=cfg.force_destroy,
     ))
     pulumi.export(f"{name}-url", service.url)
+    pulumi.export(f"{name}-albDnsName", service.alb_dns_name)
+    pulumi.export(f"{name}-prodListenerArn", service.prod_listener_arn)
+    pulumi.export(f"{name}-accessLogsBucket", service.access_logs_bucket)
     pulumi.export(f"{name}-testUrl", service.test_url)
     pulumi.export(f"{name}-taskdefValues", service.taskdef_values.apply(lambda v: v.__dict__))
 """
 
 
-def run_services(tmp_path: Path, *names: str, public: bool = False, **overrides: str) -> ProgramRun:
+def run_services(tmp_path: Path, *names: str, public: bool = False, **overrides: str | None) -> ProgramRun:
+    """Runs the program with ``VALUES`` changed by ``overrides`` (``None`` removes a key)."""
     program = tmp_path / "__main__.py"
     program.write_text(textwrap.dedent(PROGRAM))
+    values = {k: v for k, v in {**VALUES, **overrides}.items() if v is not None}
     config = {
         "aws:region": REGION,
-        "test:values": json.dumps({**VALUES, **overrides}),
+        "test:values": json.dumps(values),
         "test:names": json.dumps(list(names)),
         "test:public": "true" if public else "false",
     }
@@ -375,3 +395,340 @@ def test_two_instances_do_not_collide(tmp_path: Path) -> None:
     assert len(urns) == len(set(urns))
     physical = [(r.type, r.props["name"]) for r in run.resources if isinstance(r.props.get("name"), str)]
     assert len(physical) == len(set(physical)), "physical names derive from each instance's prefix"
+
+
+# --- HTTP only (no certificate) ---------------------------------------------------------------------------
+
+
+def test_without_a_certificate_the_site_is_plain_http_on_one_listener_and_no_dns(run: ProgramRun) -> None:
+    assert [r.name for r in run.of_type(LISTENER)] == ["svc-prod", "svc-test"]
+    prod = named(run, LISTENER, "svc-prod").props
+    assert prod["protocol"] == "HTTP"
+    assert "sslPolicy" not in prod and "certificateArn" not in prod
+    assert run.of_type(RECORD) == [] and run.of_type(CERTIFICATE) == []
+    assert run.outputs["svc-albDnsName"] == f"shop-svc-1234567890.{REGION}.elb.amazonaws.com"
+    assert run.outputs["svc-prodListenerArn"] == named(run, LISTENER, "svc-prod").state["arn"]
+
+
+def test_a_certificate_that_disagrees_with_the_alb_config_is_refused_before_anything_exists() -> None:
+    http_only = parse_config({"gitlabProject": "shop/web"}, stack="dev", region=REGION)
+    https = parse_config(
+        {"gitlabProject": "shop/web", "domainName": DOMAIN, "hostedZoneId": ZONE}, stack="dev", region=REGION
+    )
+
+    def args(cfg: StackConfig, certificate_arn: str | None) -> FargateServiceArgs:
+        return FargateServiceArgs(
+            name_prefix="shop-svc", region=REGION, container=cfg.container, alb=cfg.alb, log_retention_days=7,
+            vpc_id="vpc-1", public_subnet_ids=[], task_subnet_ids=[], assign_public_ip=False,
+            certificate_arn=certificate_arn,
+        )  # fmt: skip
+
+    with pytest.raises(ValueError, match="needs a certificate_arn"):
+        check_certificate(args(https, None))  # would serve plain HTTP on port 443
+    with pytest.raises(ValueError, match="needs no certificate_arn"):
+        check_certificate(args(http_only, EXISTING_CERTIFICATE))
+    check_certificate(args(https, EXISTING_CERTIFICATE))
+    check_certificate(args(http_only, None))
+
+
+# --- HTTPS ---------------------------------------------------------------------------------------------------
+
+DOMAIN = "shop.example.com"
+ZONE = "Z0123456789ABCDEFGHIJ"
+EXISTING_CERTIFICATE = f"arn:aws:acm:{REGION}:{ACCOUNT_ID}:certificate/0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b"
+CERTIFICATE = "aws:acm/certificate:Certificate"
+VALIDATION = "aws:acm/certificateValidation:CertificateValidation"
+RECORD = "aws:route53/record:Record"
+ALB = "aws:lb/loadBalancer:LoadBalancer"
+
+
+@pytest.fixture(scope="module")
+def https(tmp_path_factory: pytest.TempPathFactory) -> ProgramRun:
+    """HTTPS with a certificate the stack creates in the site's zone; the production port is left to default."""
+    return run_services(
+        tmp_path_factory.mktemp("https"), "svc", listenerPort=None, domainName=DOMAIN, hostedZoneId=ZONE
+    )
+
+
+def test_https_listener_serves_the_validated_certificate_with_a_tls13_policy(https: ProgramRun) -> None:
+    prod = named(https, LISTENER, "svc-prod")
+    validation = https.one(VALIDATION)
+    assert (prod.props["protocol"], prod.props["port"]) == ("HTTPS", 443)
+    assert prod.props["sslPolicy"] == "ELBSecurityPolicy-TLS13-1-2-2021-06"
+    assert prod.props["certificateArn"] == validation.props["certificateArn"]
+    assert validation.urn in prod.dependencies, "the listener waits until ACM has issued the certificate"
+    blue = named(https, TARGET_GROUP, "svc-blue").state["arn"]
+    assert prod.props["defaultActions"] == [{"type": "forward", "targetGroupArn": blue}]
+    assert prod.ignore_changes == ["defaultActions"], "still CodeDeploy's production route"
+    assert https.outputs["svc-prodListenerArn"] == prod.state["arn"]
+
+
+def test_port_80_redirects_permanently_to_https_and_is_not_codedeploys(https: ProgramRun) -> None:
+    redirect = named(https, LISTENER, "svc-http-redirect")
+    alb = https.one(ALB).state["arn"]
+    assert (redirect.props["protocol"], redirect.props["port"], redirect.props["loadBalancerArn"]) == ("HTTP", 80, alb)
+    [action] = redirect.props["defaultActions"]
+    assert action["type"] == "redirect"
+    assert action["redirect"] == {"protocol": "HTTPS", "port": "443", "statusCode": "HTTP_301"}
+    assert redirect.ignore_changes == [], "Pulumi keeps this action: CodeDeploy never routes through it"
+    assert https.outputs["svc-prodListenerArn"] != redirect.state["arn"]
+    assert named(https, LISTENER, "svc-prod").urn in redirect.dependencies, "port 80 is freed first"
+
+
+def test_test_listener_stays_http_and_closed_to_the_internet(https: ProgramRun) -> None:
+    test = named(https, LISTENER, "svc-test").props
+    assert (test["protocol"], test["port"]) == ("HTTP", 9000)
+    assert "certificateArn" not in test
+    alb_sg = named(https, SG, "svc-alb")
+    assert reachable_ports(https, alb_sg, source_ip="203.0.113.9") == {80, 443}
+    assert reachable_ports(https, alb_sg, source_ip="2001:db8::1") == {80, 443}
+    assert reachable_ports(https, alb_sg, source_ip="10.20.3.4") == {9000}
+    assert reachable_ports(https, alb_sg, source_ip="198.51.100.7") == set()
+
+
+def test_with_the_default_world_cidrs_the_internet_reaches_80_and_443_only(tmp_path: Path) -> None:
+    run = run_services(
+        tmp_path, "svc", listenerPort=None, allowedCidrs=None, domainName=DOMAIN, certificateArn=EXISTING_CERTIFICATE
+    )
+    alb_sg = named(run, SG, "svc-alb")
+    assert reachable_ports(run, alb_sg, source_ip="198.51.100.7") == {80, 443}
+    assert reachable_ports(run, alb_sg, source_ip="10.20.3.4") == {80, 443, 9000}
+    assert rules.check_stack([rules.from_registration(r) for r in run.resources]) == []
+
+
+def test_the_sites_name_is_an_alias_of_the_alb(https: ProgramRun) -> None:
+    alb = https.one(ALB).state
+    record = named(https, RECORD, "svc-dns").props
+    assert (record["zoneId"], record["name"], record["type"]) == (ZONE, DOMAIN, "A")
+    assert record["aliases"] == [{"name": alb["dnsName"], "zoneId": alb["zoneId"], "evaluateTargetHealth": True}]
+    assert "records" not in record and "ttl" not in record, "an alias has neither"
+
+
+def test_https_urls(https: ProgramRun) -> None:
+    assert https.outputs["svc-url"] == f"https://{DOMAIN}/"
+    assert https.outputs["svc-testUrl"] == f"http://shop-svc-1234567890.{REGION}.elb.amazonaws.com:9000/"
+    assert https.outputs["svc-albDnsName"] == f"shop-svc-1234567890.{REGION}.elb.amazonaws.com"
+
+
+def test_a_non_default_https_port_is_in_the_url_and_the_redirect(tmp_path: Path) -> None:
+    run = run_services(tmp_path, "svc", listenerPort="8443", domainName=DOMAIN, hostedZoneId=ZONE)
+    assert run.outputs["svc-url"] == f"https://{DOMAIN}:8443/"
+    assert named(run, LISTENER, "svc-prod").props["port"] == 8443
+    [action] = named(run, LISTENER, "svc-http-redirect").props["defaultActions"]
+    assert action["redirect"]["port"] == "8443"
+    assert reachable_ports(run, named(run, SG, "svc-alb"), source_ip="203.0.113.9") == {80, 8443}
+
+
+def test_the_configured_ssl_policy_is_used(tmp_path: Path) -> None:
+    policy = "ELBSecurityPolicy-TLS13-1-3-2021-06"
+    run = run_services(tmp_path, "svc", listenerPort=None, domainName=DOMAIN, hostedZoneId=ZONE, sslPolicy=policy)
+    assert named(run, LISTENER, "svc-prod").props["sslPolicy"] == policy
+
+
+def test_an_existing_certificate_creates_no_acm_or_dns_resources(tmp_path: Path) -> None:
+    run = run_services(tmp_path, "svc", listenerPort=None, domainName=DOMAIN, certificateArn=EXISTING_CERTIFICATE)
+    assert [r.type for r in run.resources if r.type.startswith(("aws:acm/", "aws:route53/"))] == []
+    assert named(run, LISTENER, "svc-prod").props["certificateArn"] == EXISTING_CERTIFICATE
+    assert run.outputs["svc-url"] == f"https://{DOMAIN}/", "the operator points the name at albDnsName"
+    assert run.outputs["svc-albDnsName"] == f"shop-svc-1234567890.{REGION}.elb.amazonaws.com"
+
+
+def test_an_existing_certificate_with_a_zone_gets_the_alias_but_no_new_certificate(tmp_path: Path) -> None:
+    run = run_services(
+        tmp_path, "svc", listenerPort=None, domainName=DOMAIN, hostedZoneId=ZONE, certificateArn=EXISTING_CERTIFICATE
+    )
+    assert run.of_type(CERTIFICATE) == [] and run.of_type(VALIDATION) == []
+    assert [r.name for r in run.of_type(RECORD)] == ["svc-dns"]
+    assert named(run, LISTENER, "svc-prod").props["certificateArn"] == EXISTING_CERTIFICATE
+
+
+# --- Deletion protection and access logs -----------------------------------------------------------------
+
+
+def test_alb_deletion_protection_follows_the_config(run: ProgramRun, tmp_path: Path) -> None:
+    assert run.one(ALB).props["enableDeletionProtection"] is True, "on by default"
+    off = run_services(tmp_path, "svc", albDeletionProtection="false")
+    assert off.one(ALB).props["enableDeletionProtection"] is False
+
+
+def access_logs_bucket(run: ProgramRun) -> Registration:
+    return named(run, "aws:s3/bucket:Bucket", "svc-access-logs")
+
+
+def test_alb_writes_access_logs_to_a_bucket_of_its_own(run: ProgramRun) -> None:
+    bucket = access_logs_bucket(run)
+    expected = physical_bucket_name("shop-svc", "alb-logs", ACCOUNT_ID, REGION)
+    assert bucket.props["bucket"] == expected
+    assert run.outputs["svc-accessLogsBucket"] == expected
+    alb = run.one(ALB)
+    assert alb.props["accessLogs"] == {"bucket": expected, "prefix": ACCESS_LOGS_PREFIX, "enabled": True}
+    policy = named(run, "aws:s3/bucketPolicy:BucketPolicy", "svc-access-logs-policy")
+    assert policy.urn in alb.dependencies, "ELB writes a test object when logging is enabled: policy first"
+
+
+def test_access_log_bucket_is_sse_s3_and_expires_logs_after_the_retention(run: ProgramRun) -> None:
+    encryption = named(
+        run,
+        "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+        "svc-access-logs-encryption",
+    ).props
+    [rule] = encryption["rules"]
+    assert rule["applyServerSideEncryptionByDefault"]["sseAlgorithm"] == "AES256", "ALB logs support SSE-S3 only"
+    lifecycle = named(
+        run, "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", "svc-access-logs-lifecycle"
+    ).props
+    assert lifecycle["bucket"] == access_logs_bucket(run).id
+    [expire] = lifecycle["rules"]
+    assert expire["status"] == "Enabled"
+    assert expire["expiration"]["days"] == 30
+    assert not expire["filter"], "every object of the bucket"
+
+
+def test_access_log_bucket_policy_grants_elb_only_putobject_under_this_accounts_prefix(run: ProgramRun) -> None:
+    policy = named(run, "aws:s3/bucketPolicy:BucketPolicy", "svc-access-logs-policy").props
+    findings = [f"{f.issue}: {f.detail}" for f in analyze_policy_string(policy["policy"]).findings]
+    assert findings == []
+    arn = access_logs_bucket(run).state["arn"]
+    statements = json.loads(policy["policy"])["Statement"]
+    allows = [s for s in statements if s["Effect"] == "Allow"]
+    assert allows == [
+        {
+            "Sid": "ElbLogDelivery",
+            "Effect": "Allow",
+            "Principal": {"Service": "logdelivery.elasticloadbalancing.amazonaws.com"},
+            "Action": "s3:PutObject",
+            "Resource": f"{arn}/{ACCESS_LOGS_PREFIX}/AWSLogs/{ACCOUNT_ID}/*",
+        }
+    ]
+    [deny] = [s for s in statements if s["Effect"] == "Deny"]
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert rules.check_stack([rules.from_registration(r) for r in run.resources]) == []
+
+
+def test_no_access_logs_means_no_bucket(tmp_path: Path) -> None:
+    run = run_services(tmp_path, "svc", albAccessLogs="false")
+    assert not [r for r in run.resources if r.type.startswith("aws:s3/")]
+    assert "accessLogs" not in run.one(ALB).props
+    assert run.outputs["svc-accessLogsBucket"] is None
+
+
+# --- What `pulumi destroy` may delete ------------------------------------------------------------------------
+
+
+def test_logs_are_protected_unless_force_destroy(run: ProgramRun, tmp_path: Path) -> None:
+    protected = sorted(r.name for r in run.resources if r.protect)
+    assert protected == ["svc-access-logs", "svc-logs"], "the data, not the settings around it"
+    assert access_logs_bucket(run).props["forceDestroy"] is False
+    forced = run_services(tmp_path, "svc", forceDestroy="true")
+    assert [r.name for r in forced.resources if r.protect] == []
+    assert access_logs_bucket(forced).props["forceDestroy"] is True
+
+
+# --- The requests AWS receives ----------------------------------------------------------------------------
+
+
+def assert_valid_request(service: str, operation: str, params: dict[str, Any]) -> None:
+    """Validates a request against the AWS API model: unknown fields, types, and values of enum fields."""
+    model = botocore.session.get_session().get_service_model(service)
+    shape = model.operation_model(operation).input_shape
+    report = ParamValidator().validate(params, shape)
+    assert not report.has_errors(), f"{operation}: {report.generate_report()}"
+    bad = list(_bad_enum_values(shape, params, operation))
+    assert bad == [], bad
+
+
+def _bad_enum_values(shape: Any, value: Any, path: str) -> Any:
+    if shape.type_name == "structure":
+        for key, member in value.items():
+            yield from _bad_enum_values(shape.members[key], member, f"{path}.{key}")
+    elif shape.type_name == "list":
+        for i, item in enumerate(value):
+            yield from _bad_enum_values(shape.member, item, f"{path}[{i}]")
+    elif getattr(shape, "enum", None) and value not in shape.enum:
+        yield f"{path}: {value!r} not in {shape.enum}"
+
+
+def test_the_enum_check_catches_what_it_should() -> None:
+    with pytest.raises(AssertionError, match="HTTP301"):
+        assert_valid_request(
+            "elbv2",
+            "CreateListener",
+            {
+                "LoadBalancerArn": "arn",
+                "DefaultActions": [{"Type": "redirect", "RedirectConfig": {"StatusCode": "HTTP301"}}],
+            },
+        )
+
+
+def create_listener(listener: Registration) -> dict[str, Any]:
+    """The ELBv2 CreateListener request for a listener on mocks, as the provider sends it."""
+    p = listener.props
+    params: dict[str, Any] = {
+        "LoadBalancerArn": p["loadBalancerArn"],
+        "Protocol": p["protocol"],
+        "Port": int(p["port"]),  # Pulumi carries every number as a float
+        "DefaultActions": [],
+    }
+    if "sslPolicy" in p:
+        params["SslPolicy"] = p["sslPolicy"]
+    if "certificateArn" in p:
+        params["Certificates"] = [{"CertificateArn": p["certificateArn"]}]
+    for action in p["defaultActions"]:
+        if action["type"] == "forward":
+            params["DefaultActions"].append({"Type": "forward", "TargetGroupArn": action["targetGroupArn"]})
+        else:
+            r = action["redirect"]
+            params["DefaultActions"].append(
+                {
+                    "Type": action["type"],
+                    "RedirectConfig": {"Protocol": r["protocol"], "Port": r["port"], "StatusCode": r["statusCode"]},
+                }
+            )
+    return params
+
+
+def test_listeners_are_valid_elbv2_requests(https: ProgramRun) -> None:
+    listeners = https.of_type(LISTENER)
+    assert len(listeners) == 3
+    for listener in listeners:
+        assert_valid_request("elbv2", "CreateListener", create_listener(listener))
+    prod = create_listener(named(https, LISTENER, "svc-prod"))
+    assert prod["Protocol"] == "HTTPS" and prod["SslPolicy"] and prod["Certificates"]
+
+
+def test_alb_attributes_are_valid_elbv2_requests(run: ProgramRun) -> None:
+    alb = run.one(ALB)
+    logs = alb.props["accessLogs"]
+    attributes = {
+        "deletion_protection.enabled": alb.props["enableDeletionProtection"],
+        "routing.http.drop_invalid_header_fields.enabled": alb.props["dropInvalidHeaderFields"],
+        "access_logs.s3.enabled": logs["enabled"],
+        "access_logs.s3.bucket": logs["bucket"],
+        "access_logs.s3.prefix": logs["prefix"],
+    }
+    params = {
+        "LoadBalancerArn": alb.state["arn"],
+        "Attributes": [{"Key": k, "Value": str(v).lower()} for k, v in attributes.items()],
+    }
+    assert_valid_request("elbv2", "ModifyLoadBalancerAttributes", params)
+    # ELB forbids "AWSLogs" in the prefix (it adds that part itself) and a leading or trailing slash.
+    assert "AWSLogs" not in logs["prefix"] and logs["prefix"].strip("/") == logs["prefix"]
+
+
+def test_alias_record_is_a_valid_route53_request(https: ProgramRun) -> None:
+    record = named(https, RECORD, "svc-dns").props
+    [alias] = record["aliases"]
+    change = {
+        "Action": "UPSERT",
+        "ResourceRecordSet": {
+            "Name": record["name"],
+            "Type": record["type"],
+            "AliasTarget": {
+                "HostedZoneId": alias["zoneId"],
+                "DNSName": alias["name"],
+                "EvaluateTargetHealth": alias["evaluateTargetHealth"],
+            },
+        },
+    }
+    params = {"HostedZoneId": record["zoneId"], "ChangeBatch": {"Changes": [change]}}
+    assert_valid_request("route53", "ChangeResourceRecordSets", params)
