@@ -14,6 +14,8 @@ from components.deploy_stage import DeployStage, DeployStageArgs
 from components.fargate_service import FargateService, FargateServiceArgs
 from components.gitlab_project import GitLabProject, GitLabProjectArgs, gitlab_provider
 from components.network import Network, NetworkArgs
+from components.notifications import Notifications, NotificationsArgs
+from components.service_alarms import ServiceAlarms, ServiceAlarmsArgs
 from components.source_bucket import SourceBucket, SourceBucketArgs
 from components.upload_identity import UploadIdentity, UploadIdentityArgs
 
@@ -59,7 +61,26 @@ service = FargateService(
     aws_only,
 )
 
-# --- Delivery pipeline: upload -> Source -> Build -> Deploy ---
+# --- Operations: one notification topic; alarms on both target groups that roll a deployment back ---
+notifications = Notifications(
+    "notifications",
+    NotificationsArgs(name_prefix=cfg.name_prefix, region=cfg.region, emails=cfg.notification_emails),
+    aws_only,
+)
+alarms = ServiceAlarms(
+    "alarms",
+    ServiceAlarmsArgs(
+        name_prefix=cfg.name_prefix,
+        alarms=cfg.alarms,
+        load_balancer_arn_suffix=service.load_balancer_arn_suffix,
+        blue_target_group_arn_suffix=service.blue_target_group_arn_suffix,
+        green_target_group_arn_suffix=service.green_target_group_arn_suffix,
+        topic_arn=notifications.topic_arn,
+    ),
+    aws_only,
+)
+
+# --- Delivery pipeline: upload -> Source -> Build -> (Approve) -> Deploy ---
 source = SourceBucket(
     "source",
     SourceBucketArgs(
@@ -107,6 +128,10 @@ deploy = DeployStage(
         family=service.family,
         task_role_arn=service.task_role_arn,
         execution_role_arn=service.execution_role_arn,
+        alarm_names=alarms.alarm_names,
+        notification_topic_arn=notifications.topic_arn,
+        notification_key_arn=notifications.key_arn,
+        force_destroy=cfg.force_destroy,
     ),
     aws_only,
 )
@@ -155,6 +180,7 @@ pulumi.export("logGroupName", service.log_group_name)
 pulumi.export("vpcId", network.vpc_id)
 pulumi.export("pipelineName", deploy.pipeline_name)
 pulumi.export("pipelineUrl", deploy.pipeline_url)
+pulumi.export("notificationTopicArn", notifications.topic_arn)
 pulumi.export("ecrRepositoryUrl", build.repository_url)
 pulumi.export("sourceBucket", source.bucket_name)
 pulumi.export("sourceObjectKey", source.object_key)

@@ -6,6 +6,10 @@
   starts it), runs the BuildStage's project, and hands the build's artifact (``imageDetail.json``,
   ``taskdef.json``, ``appspec.yaml``) to the CodeDeployToECS action.
 - The artifact bucket belongs here; the build role is granted access to it here, by its owner.
+- With ``manualApproval`` an ``Approve`` stage between Build and Deploy waits for a person; the request is
+  published to the stack's notification topic.
+- Two EventBridge rules tell the topic when a pipeline execution fails and when a deployment fails or is
+  stopped (both roll back), in one readable line with a console link.
 
 Every role is scoped to the resources it touches, by ARN.
 """
@@ -13,6 +17,7 @@ Every role is scoped to the resources it touches, by ARN.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +43,12 @@ SOURCE_NAMESPACE = "SourceVariables"
 SOURCE_ACTION = "Source"
 BUILD_ACTION = "Build"
 DEPLOY_ACTION = "Deploy"
+APPROVE_STAGE = "Approve"
+APPROVE_ACTION = "Approve"
+# Deployment states that end a deployment badly, and both roll back here: FAILURE (rollback on
+# DEPLOYMENT_FAILURE) and STOP, a deployment stopped by an alarm (DEPLOYMENT_STOP_ON_ALARM) or by hand
+# (DEPLOYMENT_STOP_ON_REQUEST). The other states are START, READY and SUCCESS.
+DEPLOYMENT_FAILED_STATES = ("FAILURE", "STOP")
 
 
 @dataclass(frozen=True)
@@ -67,13 +78,80 @@ class DeployStageArgs:
     """Task-definition family; the pipeline registers new revisions of it only."""
     task_role_arn: pulumi.Input[str]
     execution_role_arn: pulumi.Input[str]
-    alarm_names: tuple[str, ...] = ()
-    """CloudWatch alarms that stop and roll back a deployment (none yet)."""
+    alarm_names: pulumi.Input[Sequence[pulumi.Input[str]]] | None = None
+    """ServiceAlarms.alarm_names: CloudWatch alarms that stop and roll back a deployment. ``None`` (or an empty
+    literal list) for none: whether there are alarms must be known before the names are."""
+    notification_topic_arn: pulumi.Input[str] | None = None
+    """Notifications.topic_arn: told of failed pipeline executions, failed or stopped deployments and approval
+    requests. ``None``: no failure rules, approval requests show in the console only."""
+    notification_key_arn: pulumi.Input[str] | None = None
+    """Notifications.key_arn: the topic's KMS key, which the pipeline role needs to publish approval requests."""
+    force_destroy: bool = False
+    """``StackConfig.force_destroy`` (dev only): ``pulumi destroy`` empties and deletes the artifact bucket."""
 
 
 def console_url(region: str, pipeline_name: str) -> str:
     return (
         f"https://{region}.console.aws.amazon.com/codesuite/codepipeline/pipelines/{pipeline_name}/view?region={region}"
+    )
+
+
+def _given(names: pulumi.Input[Sequence[pulumi.Input[str]]] | None) -> bool:
+    return names is not None and not (isinstance(names, (list, tuple)) and not names)
+
+
+def pipeline_failed_pattern(pipeline_name: pulumi.Input[str]) -> dict[str, Any]:
+    """EventBridge pattern of a failed execution of this pipeline (and of no other)."""
+    return {
+        "source": ["aws.codepipeline"],
+        "detail-type": ["CodePipeline Pipeline Execution State Change"],
+        "detail": {"pipeline": [pipeline_name], "state": ["FAILED"]},
+    }
+
+
+def deployment_failed_pattern(application: pulumi.Input[str], group: pulumi.Input[str]) -> dict[str, Any]:
+    """EventBridge pattern of a deployment of this application's group that failed or was stopped."""
+    return {
+        "source": ["aws.codedeploy"],
+        "detail-type": ["CodeDeploy Deployment State-change Notification"],
+        "detail": {
+            "application": [application],
+            "deploymentGroup": [group],
+            "state": list(DEPLOYMENT_FAILED_STATES),
+        },
+    }
+
+
+def pipeline_failed_message(region: str) -> tuple[dict[str, str], str]:
+    """Input transformer (paths, template) turning the event into one line with the execution's console page.
+
+    The template is a JSON string (quoted), so SNS delivers plain text rather than the event's JSON.
+    """
+    console = f"https://{region}.console.aws.amazon.com/codesuite/codepipeline/pipelines"
+    return (
+        {"pipeline": "$.detail.pipeline", "execution": "$.detail.execution-id", "at": "$.time"},
+        json.dumps(
+            "Pipeline <pipeline> failed at <at> (execution <execution>): "
+            f"{console}/<pipeline>/executions/<execution>/timeline?region={region}"
+        ),
+    )
+
+
+def deployment_failed_message(region: str) -> tuple[dict[str, str], str]:
+    """Input transformer (paths, template) for a failed or stopped deployment, with its console page."""
+    console = f"https://{region}.console.aws.amazon.com/codesuite/codedeploy/deployments"
+    return (
+        {
+            "deployment": "$.detail.deploymentId",
+            "application": "$.detail.application",
+            "group": "$.detail.deploymentGroup",
+            "state": "$.detail.state",
+        },
+        json.dumps(
+            "Deployment <deployment> of <application>/<group> ended in <state> and is rolled back: "
+            "production keeps, or returns to, the previous version. "
+            f"{console}/<deployment>?region={region}"
+        ),
     )
 
 
@@ -95,6 +173,8 @@ class DeployStage(pulumi.ComponentResource):
     pipeline_arn: pulumi.Output[str]
     pipeline_url: pulumi.Output[str]
     trigger_rule_name: pulumi.Output[str]
+    failure_rule_names: list[pulumi.Output[str]]
+    """The rules notifying the topic of failures (none without a topic)."""
 
     def __init__(self, name: str, args: DeployStageArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("gitlab-fargate:index:DeployStage", name, None, opts)
@@ -165,13 +245,15 @@ class DeployStage(pulumi.ComponentResource):
             ),
             pass_task_roles,
         ]
-        if args.alarm_names:
+        has_alarms = _given(args.alarm_names)
+        if has_alarms:
+            # The names are an Output list (they come from the alarm resources): the statement's Resource is
+            # that one list, mapped to the alarms' ARNs.
+            alarm_arns = pulumi.Output.all(partition, account_id, pulumi.Output.from_input(args.alarm_names)).apply(
+                lambda v: [f"arn:{v[0]}:cloudwatch:{args.region}:{v[1]}:alarm:{alarm}" for alarm in v[2]]
+            )
             codedeploy_statements.append(
-                iam.allow(
-                    ["cloudwatch:DescribeAlarms"],
-                    [arn("cloudwatch", f"alarm:{alarm}") for alarm in args.alarm_names],
-                    sid="ReadTheDeploymentAlarms",
-                )
+                {**iam.allow(["cloudwatch:DescribeAlarms"], [], sid="ReadTheDeploymentAlarms"), "Resource": alarm_arns}
             )
         codedeploy_policy = aws.iam.RolePolicy(
             f"{name}-codedeploy-policy",
@@ -181,7 +263,7 @@ class DeployStage(pulumi.ComponentResource):
             opts=child,
         )
         rollback_events = ["DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_REQUEST"]
-        if args.alarm_names:
+        if has_alarms:
             rollback_events.append("DEPLOYMENT_STOP_ON_ALARM")
         deployment_group = aws.codedeploy.DeploymentGroup(
             f"{name}-group",
@@ -223,20 +305,22 @@ class DeployStage(pulumi.ComponentResource):
                 enabled=True, events=rollback_events
             ),
             alarm_configuration=(
-                aws.codedeploy.DeploymentGroupAlarmConfigurationArgs(enabled=True, alarms=list(args.alarm_names))
-                if args.alarm_names
+                aws.codedeploy.DeploymentGroupAlarmConfigurationArgs(enabled=True, alarms=args.alarm_names)
+                if has_alarms
                 else None
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[codedeploy_policy]),
         )
 
         # --- Artifact store -----------------------------------------------------------------------------
-        # Artifacts are rebuilt from the source bucket's versions; they must not block a stack deletion.
+        # Artifacts are rebuilt from the source bucket's versions, so the bucket is never protected; but only
+        # dev (force_destroy) lets `pulumi destroy` empty it: elsewhere a deletion stops at a non-empty bucket,
+        # like every bucket of the stack, until someone empties it on purpose.
         artifacts, public_access = buckets.private_bucket(
             self,
             f"{name}-artifacts",
             account_id.apply(lambda account: buckets.physical_bucket_name(prefix, "artifacts", account, args.region)),
-            force_destroy=True,
+            force_destroy=args.force_destroy,
         )
         buckets.bucket_policy(
             self, f"{name}-artifacts-tls-only", artifacts, public_access, [buckets.tls_only_statement(artifacts.arn)]
@@ -280,63 +364,165 @@ class DeployStage(pulumi.ComponentResource):
             assume_role_policy=iam.service_trust_policy("codepipeline.amazonaws.com", source_account=account_id),
             opts=child,
         )
+        pipeline_statements: list[dict[str, Any]] = [
+            iam.allow(
+                [*bucket_metadata, "s3:GetBucketVersioning"],
+                [args.source_bucket_arn, artifacts.arn],
+                sid="SourceAndArtifactBuckets",
+            ),
+            iam.allow(["s3:GetObject", "s3:GetObjectVersion"], [source_object], sid="ReadTheSourceObject"),
+            iam.allow(
+                ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject", "s3:PutObjectAcl"],
+                [artifact_objects],
+                sid="ArtifactObjects",
+            ),
+            iam.allow(["codebuild:BatchGetBuilds", "codebuild:StartBuild"], [args.project_arn], sid="RunTheBuild"),
+            iam.allow(
+                ["codedeploy:CreateDeployment", "codedeploy:GetDeployment"],
+                [
+                    arn(
+                        "codedeploy",
+                        pulumi.Output.concat(
+                            "deploymentgroup:", application.name, "/", deployment_group.deployment_group_name
+                        ),
+                    )
+                ],
+                sid="DeployWithTheGroup",
+            ),
+            iam.allow(
+                [
+                    "codedeploy:GetApplication",
+                    "codedeploy:GetApplicationRevision",
+                    "codedeploy:RegisterApplicationRevision",
+                ],
+                [application.arn],
+                sid="RegisterRevisions",
+            ),
+            iam.allow(
+                ["codedeploy:GetDeploymentConfig"],
+                [arn("codedeploy", f"deploymentconfig:{p.deployment_config}")],
+                sid="ReadTheDeploymentConfig",
+            ),
+            # CodeDeployToECS registers taskdef.json as a new revision of the family before deploying.
+            iam.allow(
+                ["ecs:RegisterTaskDefinition"],
+                [arn("ecs", f"task-definition/{args.family}:*")],
+                sid="RegisterTaskDefinitionRevisions",
+            ),
+            pass_task_roles,
+        ]
+        topic_arn, key_arn = args.notification_topic_arn, args.notification_key_arn
+        if p.manual_approval and topic_arn is not None:
+            # The approval request is published with the pipeline role's own permissions, to this topic only;
+            # the topic is encrypted, so the role also needs data keys of that one KMS key.
+            pipeline_statements.append(iam.allow(["sns:Publish"], [topic_arn], sid="RequestApprovalOnTheTopic"))
+            if key_arn is not None:
+                pipeline_statements.append(
+                    iam.allow(["kms:Decrypt", "kms:GenerateDataKey*"], [key_arn], sid="EncryptForTheTopic")
+                )
         pipeline_policy = aws.iam.RolePolicy(
             f"{name}-pipeline-policy",
             name="pipeline",
             role=pipeline_role.id,
-            policy=iam.policy_document(
-                iam.allow(
-                    [*bucket_metadata, "s3:GetBucketVersioning"],
-                    [args.source_bucket_arn, artifacts.arn],
-                    sid="SourceAndArtifactBuckets",
-                ),
-                iam.allow(["s3:GetObject", "s3:GetObjectVersion"], [source_object], sid="ReadTheSourceObject"),
-                iam.allow(
-                    ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject", "s3:PutObjectAcl"],
-                    [artifact_objects],
-                    sid="ArtifactObjects",
-                ),
-                iam.allow(["codebuild:BatchGetBuilds", "codebuild:StartBuild"], [args.project_arn], sid="RunTheBuild"),
-                iam.allow(
-                    ["codedeploy:CreateDeployment", "codedeploy:GetDeployment"],
-                    [
-                        arn(
-                            "codedeploy",
-                            pulumi.Output.concat(
-                                "deploymentgroup:", application.name, "/", deployment_group.deployment_group_name
-                            ),
-                        )
-                    ],
-                    sid="DeployWithTheGroup",
-                ),
-                iam.allow(
-                    [
-                        "codedeploy:GetApplication",
-                        "codedeploy:GetApplicationRevision",
-                        "codedeploy:RegisterApplicationRevision",
-                    ],
-                    [application.arn],
-                    sid="RegisterRevisions",
-                ),
-                iam.allow(
-                    ["codedeploy:GetDeploymentConfig"],
-                    [arn("codedeploy", f"deploymentconfig:{p.deployment_config}")],
-                    sid="ReadTheDeploymentConfig",
-                ),
-                # CodeDeployToECS registers taskdef.json as a new revision of the family before deploying.
-                iam.allow(
-                    ["ecs:RegisterTaskDefinition"],
-                    [arn("ecs", f"task-definition/{args.family}:*")],
-                    sid="RegisterTaskDefinitionRevisions",
-                ),
-                pass_task_roles,
-            ),
+            policy=iam.policy_document(*pipeline_statements),
             opts=child,
         )
         build_variables = [
             {"name": "PIPELINE_EXECUTION_ID", "value": "#{codepipeline.PipelineExecutionId}", "type": "PLAINTEXT"},
             {"name": "SOURCE_VERSION_ID", "value": f"#{{{SOURCE_NAMESPACE}.VersionId}}", "type": "PLAINTEXT"},
         ]
+        source_stage = aws.codepipeline.PipelineStageArgs(
+            name="Source",
+            actions=[
+                aws.codepipeline.PipelineStageActionArgs(
+                    name=SOURCE_ACTION,
+                    category="Source",
+                    owner="AWS",
+                    provider="S3",
+                    version="1",
+                    namespace=SOURCE_NAMESPACE,
+                    output_artifacts=[SOURCE_ARTIFACT],
+                    configuration={
+                        "S3Bucket": args.source_bucket_name,
+                        "S3ObjectKey": args.source_object_key,
+                        # The EventBridge rule below starts the pipeline; polling too would run it twice.
+                        "PollForSourceChanges": "false",
+                    },
+                )
+            ],
+        )
+        build_stage = aws.codepipeline.PipelineStageArgs(
+            name="Build",
+            actions=[
+                aws.codepipeline.PipelineStageActionArgs(
+                    name=BUILD_ACTION,
+                    category="Build",
+                    owner="AWS",
+                    provider="CodeBuild",
+                    version="1",
+                    input_artifacts=[SOURCE_ARTIFACT],
+                    output_artifacts=[BUILD_ARTIFACT],
+                    configuration={
+                        "ProjectName": args.project_name,
+                        "EnvironmentVariables": json.dumps(build_variables),
+                    },
+                )
+            ],
+        )
+        approval_configuration: dict[str, pulumi.Input[str]] = {
+            "CustomData": (
+                f"Approve to deploy the image this execution built to the {prefix} ECS service (blue/green, "
+                f"{p.deployment_config}); reject to stop the execution. Unanswered, the request fails after 7 days."
+            ),
+            "ExternalEntityLink": console_url(args.region, prefix),
+        }
+        if topic_arn is not None:
+            approval_configuration["NotificationArn"] = topic_arn
+        # A person confirms between the build and the deployment (manualApproval): the image is in ECR and the
+        # rendered files are in the artifact, nothing has changed in production yet.
+        approve_stages = (
+            [
+                aws.codepipeline.PipelineStageArgs(
+                    name=APPROVE_STAGE,
+                    actions=[
+                        aws.codepipeline.PipelineStageActionArgs(
+                            name=APPROVE_ACTION,
+                            category="Approval",
+                            owner="AWS",
+                            provider="Manual",
+                            version="1",
+                            configuration=approval_configuration,
+                        )
+                    ],
+                )
+            ]
+            if p.manual_approval
+            else []
+        )
+        deploy_stage = aws.codepipeline.PipelineStageArgs(
+            name="Deploy",
+            actions=[
+                aws.codepipeline.PipelineStageActionArgs(
+                    name=DEPLOY_ACTION,
+                    category="Deploy",
+                    owner="AWS",
+                    provider="CodeDeployToECS",
+                    version="1",
+                    input_artifacts=[BUILD_ARTIFACT],
+                    configuration={
+                        "ApplicationName": application.name,
+                        "DeploymentGroupName": deployment_group.deployment_group_name,
+                        "TaskDefinitionTemplateArtifact": BUILD_ARTIFACT,
+                        "TaskDefinitionTemplatePath": "taskdef.json",
+                        "AppSpecTemplateArtifact": BUILD_ARTIFACT,
+                        "AppSpecTemplatePath": "appspec.yaml",
+                        "Image1ArtifactName": BUILD_ARTIFACT,
+                        # The placeholder's name in taskdef.json (<IMAGE1_NAME>), not the container's.
+                        "Image1ContainerName": "IMAGE1_NAME",
+                    },
+                )
+            ],
+        )
         pipeline = aws.codepipeline.Pipeline(
             f"{name}-pipeline",
             name=prefix,
@@ -344,70 +530,7 @@ class DeployStage(pulumi.ComponentResource):
             pipeline_type="V2",
             execution_mode=EXECUTION_MODE,
             artifact_stores=[aws.codepipeline.PipelineArtifactStoreArgs(location=artifacts.bucket, type="S3")],
-            stages=[
-                aws.codepipeline.PipelineStageArgs(
-                    name="Source",
-                    actions=[
-                        aws.codepipeline.PipelineStageActionArgs(
-                            name=SOURCE_ACTION,
-                            category="Source",
-                            owner="AWS",
-                            provider="S3",
-                            version="1",
-                            namespace=SOURCE_NAMESPACE,
-                            output_artifacts=[SOURCE_ARTIFACT],
-                            configuration={
-                                "S3Bucket": args.source_bucket_name,
-                                "S3ObjectKey": args.source_object_key,
-                                # The EventBridge rule below starts the pipeline; polling too would run it twice.
-                                "PollForSourceChanges": "false",
-                            },
-                        )
-                    ],
-                ),
-                aws.codepipeline.PipelineStageArgs(
-                    name="Build",
-                    actions=[
-                        aws.codepipeline.PipelineStageActionArgs(
-                            name=BUILD_ACTION,
-                            category="Build",
-                            owner="AWS",
-                            provider="CodeBuild",
-                            version="1",
-                            input_artifacts=[SOURCE_ARTIFACT],
-                            output_artifacts=[BUILD_ARTIFACT],
-                            configuration={
-                                "ProjectName": args.project_name,
-                                "EnvironmentVariables": json.dumps(build_variables),
-                            },
-                        )
-                    ],
-                ),
-                aws.codepipeline.PipelineStageArgs(
-                    name="Deploy",
-                    actions=[
-                        aws.codepipeline.PipelineStageActionArgs(
-                            name=DEPLOY_ACTION,
-                            category="Deploy",
-                            owner="AWS",
-                            provider="CodeDeployToECS",
-                            version="1",
-                            input_artifacts=[BUILD_ARTIFACT],
-                            configuration={
-                                "ApplicationName": application.name,
-                                "DeploymentGroupName": deployment_group.deployment_group_name,
-                                "TaskDefinitionTemplateArtifact": BUILD_ARTIFACT,
-                                "TaskDefinitionTemplatePath": "taskdef.json",
-                                "AppSpecTemplateArtifact": BUILD_ARTIFACT,
-                                "AppSpecTemplatePath": "appspec.yaml",
-                                "Image1ArtifactName": BUILD_ARTIFACT,
-                                # The placeholder's name in taskdef.json (<IMAGE1_NAME>), not the container's.
-                                "Image1ContainerName": "IMAGE1_NAME",
-                            },
-                        )
-                    ],
-                ),
-            ],
+            stages=[source_stage, build_stage, *approve_stages, deploy_stage],
             opts=pulumi.ResourceOptions(parent=self, depends_on=[pipeline_policy]),
         )
 
@@ -443,6 +566,42 @@ class DeployStage(pulumi.ComponentResource):
             opts=child,
         )
 
+        # --- Failure notifications ----------------------------------------------------------------------
+        # Named <prefix>-…: the topic's policy lets the stack's rules (rule/<prefix>-*) publish, with no role.
+        failure_rules: list[aws.cloudwatch.EventRule] = []
+        if topic_arn is not None:
+            failures = {
+                "pipeline-failed": (
+                    f"Tells the {prefix} notification topic when an execution of the pipeline fails",
+                    pipeline_failed_pattern(pipeline.name),
+                    pipeline_failed_message(args.region),
+                ),
+                "deployment-failed": (
+                    f"Tells the {prefix} notification topic when a deployment fails or is stopped (rolled back)",
+                    deployment_failed_pattern(application.name, deployment_group.deployment_group_name),
+                    deployment_failed_message(args.region),
+                ),
+            }
+            for role, (description, pattern, (paths, template)) in failures.items():
+                failure_rule = aws.cloudwatch.EventRule(
+                    f"{name}-{role}",
+                    name=f"{prefix}-{role}",
+                    description=description,
+                    event_pattern=pulumi.Output.json_dumps(pattern),
+                    opts=child,
+                )
+                aws.cloudwatch.EventTarget(
+                    f"{name}-{role}-target",
+                    rule=failure_rule.name,
+                    target_id="notify",
+                    arn=topic_arn,
+                    input_transformer=aws.cloudwatch.EventTargetInputTransformerArgs(
+                        input_paths=paths, input_template=template
+                    ),
+                    opts=child,
+                )
+                failure_rules.append(failure_rule)
+
         self.application_name = application.name
         self.deployment_group_name = deployment_group.deployment_group_name
         self.artifact_bucket_name = artifacts.bucket
@@ -450,6 +609,7 @@ class DeployStage(pulumi.ComponentResource):
         self.pipeline_arn = pipeline.arn
         self.pipeline_url = pipeline.name.apply(lambda n: console_url(args.region, n))
         self.trigger_rule_name = rule.name
+        self.failure_rule_names = [r.name for r in failure_rules]
         self.register_outputs(
             {
                 "application_name": self.application_name,
@@ -459,5 +619,6 @@ class DeployStage(pulumi.ComponentResource):
                 "pipeline_arn": self.pipeline_arn,
                 "pipeline_url": self.pipeline_url,
                 "trigger_rule_name": self.trigger_rule_name,
+                "failure_rule_names": self.failure_rule_names,
             }
         )

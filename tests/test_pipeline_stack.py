@@ -192,14 +192,14 @@ def test_deployment_settings_follow_each_stack_file(dev: ProgramRun, prod: Progr
 
 
 def test_an_upload_of_the_source_object_starts_the_pipeline_and_nothing_else_does(dev: ProgramRun) -> None:
-    rule = child(dev, "DeployStage", "aws:cloudwatch/eventRule:EventRule").props
+    rule = child(dev, "DeployStage", "aws:cloudwatch/eventRule:EventRule", "deploy-trigger").props
     pattern = rule["eventPattern"]
     bucket, key = dev.outputs["sourceBucket"], dev.outputs["sourceObjectKey"]
     assert matches(pattern, s3_event(bucket, key))
     assert not matches(pattern, s3_event(bucket, "docker-image/other.zip"))
     assert not matches(pattern, s3_event("someone-elses-bucket", key))
 
-    target = child(dev, "DeployStage", "aws:cloudwatch/eventTarget:EventTarget").props
+    target = child(dev, "DeployStage", "aws:cloudwatch/eventTarget:EventTarget", "deploy-trigger-target").props
     pipeline = dev.one(PIPELINE)
     assert target["arn"] == pipeline.state["arn"]
     role = dev.one("aws:iam/role:Role", "deploy-trigger-role")
@@ -213,14 +213,14 @@ def test_an_upload_of_the_source_object_starts_the_pipeline_and_nothing_else_doe
 
 
 def test_cloudtrail_trigger_mode_starts_the_same_pipeline(cloudtrail: ProgramRun) -> None:
-    rule = child(cloudtrail, "DeployStage", "aws:cloudwatch/eventRule:EventRule").props
+    rule = child(cloudtrail, "DeployStage", "aws:cloudwatch/eventRule:EventRule", "deploy-trigger").props
     pattern = rule["eventPattern"]
     bucket, key = cloudtrail.outputs["sourceBucket"], cloudtrail.outputs["sourceObjectKey"]
     assert matches(pattern, cloudtrail_event(bucket, key))
     assert matches(pattern, cloudtrail_event(bucket, key, "CompleteMultipartUpload"))
     assert not matches(pattern, cloudtrail_event(bucket, "docker-image/other.zip"))
     assert not matches(pattern, cloudtrail_event(bucket, key, "GetObject"))
-    target = child(cloudtrail, "DeployStage", "aws:cloudwatch/eventTarget:EventTarget").props
+    target = child(cloudtrail, "DeployStage", "aws:cloudwatch/eventTarget:EventTarget", "deploy-trigger-target").props
     assert target["arn"] == cloudtrail.one(PIPELINE).state["arn"]
     assert actions(cloudtrail)["Source"]["configuration"]["PollForSourceChanges"] == "false"
 

@@ -362,7 +362,12 @@ def test_the_diagram_names_the_registered_bucket_key_pipeline_and_service(
             for a in s["actions"]
             if a["provider"] == "CodeBuild"
         ],
-        *[show(r.props["name"]) for r in dev.of_type("aws:cloudwatch/eventRule:EventRule")],
+        # The rule that starts the pipeline (the other rules only notify).
+        *[
+            show(t.props["rule"])
+            for t in dev.of_type("aws:cloudwatch/eventTarget:EventTarget")
+            if t.props["arn"] == pipeline.state["arn"]
+        ],
         *[show(r.props["name"]) for r in dev.of_type("aws:lb/targetGroup:TargetGroup")],
         *[show(r.props["name"]) for r in dev.of_type("aws:ecs/service:Service")],
         *[f":{r.props['port']:g}" for r in dev.of_type("aws:lb/listener:Listener")],
@@ -403,6 +408,15 @@ def test_cost_follows_the_desired_count(dev: ProgramRun, run_stack: Callable[...
     assert vcpu_one is not None and vcpu_three is not None
     assert vcpu_three.quantity == pytest.approx(3 * vcpu_one.quantity)
     assert three.total > one.total
+
+
+def test_alarms_are_priced_per_metric_they_read(dev: ProgramRun, run_stack: Callable[..., ProgramRun]) -> None:
+    """Two target groups x (a 5xx-rate alarm over two metrics + an unhealthy-hosts alarm over one) = 6."""
+    alarms = line(pricing.estimate(dev, "eu-west-1"), "CloudWatch alarm metrics")
+    assert alarms is not None and alarms.quantity == 6
+    assert "5xx-rate (2 metrics)" in alarms.basis
+    without = run_stack("dev", overrides={"rollbackOnAlarm": "false"})
+    assert line(pricing.estimate(without, "eu-west-1"), "CloudWatch alarm metrics") is None
 
 
 def test_cost_follows_the_nat_gateways(dev: ProgramRun, prod: ProgramRun, run_stack: Callable[..., ProgramRun]) -> None:

@@ -145,6 +145,81 @@ def test_prod_is_bigger_and_safer_than_dev(dev: ProgramRun, prod: ProgramRun) ->
     assert retention(prod) > retention(dev)
 
 
+# --- Production hardening: what prod shows and dev deliberately does not -----------------------------
+
+LISTENER = "aws:lb/listener:Listener"
+
+
+def listener_on(run: ProgramRun, port: int) -> dict[str, Any]:
+    [listener] = [r.props for r in run.of_type(LISTENER) if r.props["port"] == port]
+    return listener
+
+
+def test_prod_serves_https_with_a_tls13_policy_and_port_80_only_redirects(prod: ProgramRun) -> None:
+    https = listener_on(prod, 443)
+    assert https["protocol"] == "HTTPS" and https["sslPolicy"].startswith("ELBSecurityPolicy-TLS13-")
+    validation = prod.one("aws:acm/certificateValidation:CertificateValidation")
+    assert https["certificateArn"] == validation.state["certificateArn"], "the listener waits for validation"
+    [redirect] = listener_on(prod, 80)["defaultActions"]
+    assert redirect["type"] == "redirect" and redirect["redirect"]["protocol"] == "HTTPS"
+    assert redirect["redirect"]["statusCode"] == "HTTP_301"
+    group = prod.one("aws:codedeploy/deploymentGroup:DeploymentGroup").props
+    by_arn = {r.state["arn"]: r.props["port"] for r in prod.of_type(LISTENER)}
+    routes = group["loadBalancerInfo"]["targetGroupPairInfo"]
+    assert [by_arn[a] for a in routes["prodTrafficRoute"]["listenerArns"]] == [443]
+    record = prod.one("aws:route53/record:Record", "service-dns").props
+    assert record["name"] == stack_file("prod")[f"{PROJECT}:domainName"] and record["type"] == "A"
+
+
+def test_the_test_listener_is_closed_to_the_internet_in_every_stack(stack: tuple[str, ProgramRun]) -> None:
+    name, run = stack
+    port = int(stack_file(name).get(f"{PROJECT}:testListenerPort", 8080))
+    for rule in run.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"):
+        if rule.props.get("fromPort") == port:
+            assert rule.props.get("cidrIpv4") != "0.0.0.0/0" and rule.props.get("cidrIpv6") != "::/0"
+
+
+def test_prod_rolls_back_on_alarms_and_asks_for_approval(prod: ProgramRun) -> None:
+    group = prod.one("aws:codedeploy/deploymentGroup:DeploymentGroup").props
+    assert group["deploymentConfigName"].startswith("CodeDeployDefault.ECSCanary")
+    alarms = {a.props["name"] for a in prod.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")}
+    assert len(alarms) == 4 and group["alarmConfiguration"]["enabled"] is True
+    assert set(group["alarmConfiguration"]["alarms"]) == alarms
+    assert {"DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_ALARM"} <= set(group["autoRollbackConfiguration"]["events"])
+    stages = [s["name"] for s in prod.one("aws:codepipeline/pipeline:Pipeline").props["stages"]]
+    assert stages == ["Source", "Build", "Approve", "Deploy"]
+
+
+def test_failures_and_rollbacks_reach_the_subscribed_emails(prod: ProgramRun) -> None:
+    topic = prod.one("aws:sns/topic:Topic")
+    assert topic.props["kmsMasterKeyId"], "the topic is encrypted"
+    emails = {s.props["endpoint"] for s in prod.of_type("aws:sns/topicSubscription:TopicSubscription")}
+    assert emails == set(stack_file("prod")[f"{PROJECT}:notificationEmails"])
+    targets = {t.props["rule"]: t.props["arn"] for t in prod.of_type("aws:cloudwatch/eventTarget:EventTarget")}
+    assert targets["sample-app-prod-pipeline-failed"] == topic.state["arn"]
+    assert targets["sample-app-prod-deployment-failed"] == topic.state["arn"]
+    for alarm in prod.of_type("aws:cloudwatch/metricAlarm:MetricAlarm"):
+        assert alarm.props["alarmActions"] == [topic.state["arn"]]
+
+
+def test_prod_protects_stateful_resources_and_the_alb_and_dev_does_not(dev: ProgramRun, prod: ProgramRun) -> None:
+    protected = {(r.type, r.name) for r in prod.resources if r.protect}
+    assert protected == {
+        ("aws:s3/bucket:Bucket", "source-bucket"),  # every upload, the deploy history
+        ("aws:ecr/repository:Repository", "build-repository"),  # the images CodeDeploy rolls back to
+        ("aws:cloudwatch/logGroup:LogGroup", "service-logs"),
+        ("aws:cloudwatch/logGroup:LogGroup", "build-logs"),
+        ("aws:s3/bucket:Bucket", "service-access-logs"),
+    }
+    assert [r.name for r in dev.resources if r.protect] == []
+    assert prod.one("aws:ecr/repository:Repository").props.get("forceDelete") is not True
+    assert dev.one("aws:ecr/repository:Repository").props["forceDelete"] is True
+    prod_alb = prod.one("aws:lb/loadBalancer:LoadBalancer").props
+    assert prod_alb["enableDeletionProtection"] is True and prod_alb["accessLogs"]["enabled"] is True
+    dev_alb = dev.one("aws:lb/loadBalancer:LoadBalancer").props
+    assert not dev_alb.get("enableDeletionProtection") and "accessLogs" not in dev_alb
+
+
 # --- The sample application the pipeline builds ------------------------------------------------------
 
 APP = ROOT / "files" / "app"

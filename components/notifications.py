@@ -1,0 +1,156 @@
+"""Notifications: the stack's one SNS topic, what may publish to it, and who receives it by email.
+
+Four kinds of message reach the topic: a failed pipeline execution and a failed or stopped (rolled back)
+deployment (EventBridge rules of the DeployStage), a CloudWatch alarm of the ServiceAlarms changing state, and
+a manual approval waiting (the pipeline's role publishes it). Each address of ``notificationEmails`` gets an
+``email`` subscription, which stays *pending* until its owner follows the link in the confirmation email.
+
+The topic is encrypted with a customer-managed KMS key rather than the AWS-managed ``alias/aws/sns``: the
+services that publish here on their own behalf (EventBridge, CloudWatch) must be granted the use of the key
+in its key policy, and the policy of an AWS-managed key cannot be changed, so they cannot publish to a topic
+encrypted with it (the publish fails, visible only in the alarm's history or the rule's failed invocations).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from components import iam
+
+# The services that publish to the topic themselves: EventBridge (the DeployStage's failure rules) and
+# CloudWatch (alarm actions). The pipeline's role publishes approval requests with its own IAM permissions.
+EVENTS = "events.amazonaws.com"
+CLOUDWATCH = "cloudwatch.amazonaws.com"
+# What a publisher needs of the key: a data key to encrypt the message, and Decrypt to use that data key.
+KEY_USE_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey*")
+
+
+@dataclass(frozen=True)
+class NotificationsArgs:
+    name_prefix: str
+    """Physical name prefix ``<appName>-<stack>``: the topic, the key alias, and the names of the rules and
+    alarms allowed to publish (``<prefix>-*``)."""
+    region: str
+    emails: tuple[str, ...] = ()
+    """``StackConfig.notification_emails``: one email subscription each."""
+
+
+def key_policy(account_id: str, partition: str) -> dict[str, Any]:
+    """The key's policy: the account administers it (through IAM), EventBridge and CloudWatch may use it
+    to publish on behalf of this account only."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                # The account's own statement, as in every default key policy: without it no IAM policy in the
+                # account could grant anything on the key, and the key could become unmanageable.
+                "Sid": "AccountAdministersTheKey",
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:{partition}:iam::{account_id}:root"},
+                "Action": "kms:*",
+                "Resource": "*",
+            },
+            {
+                # In a key policy "*" is this key. The service principals act for many accounts: only for this
+                # one (confused-deputy guard).
+                "Sid": "PublishersEncryptForTheTopic",
+                "Effect": "Allow",
+                "Principal": {"Service": [EVENTS, CLOUDWATCH]},
+                "Action": list(KEY_USE_ACTIONS),
+                "Resource": "*",
+                "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
+            },
+        ],
+    }
+
+
+def topic_policy(
+    topic_arn: pulumi.Input[str], prefix: str, region: str, account_id: pulumi.Input[str], partition: pulumi.Input[str]
+) -> pulumi.Output[str]:
+    """Only this stack's EventBridge rules and CloudWatch alarms (named ``<prefix>-*``) may publish, over TLS.
+
+    IAM principals of the account (the pipeline role) publish through their own IAM policies, which suffice
+    within one account; the TLS Deny applies to them too.
+    """
+
+    def source(service: str, resource: str) -> pulumi.Output[str]:
+        return pulumi.Output.concat("arn:", partition, f":{service}:{region}:", account_id, ":", resource)
+
+    return iam.policy_document(
+        {
+            "Sid": "StackRulesPublish",
+            "Effect": "Allow",
+            "Principal": {"Service": EVENTS},
+            "Action": "sns:Publish",
+            "Resource": topic_arn,
+            "Condition": {"ArnLike": {"aws:SourceArn": source("events", f"rule/{prefix}-*")}},
+        },
+        {
+            "Sid": "StackAlarmsPublish",
+            "Effect": "Allow",
+            "Principal": {"Service": CLOUDWATCH},
+            "Action": "sns:Publish",
+            "Resource": topic_arn,
+            "Condition": {"ArnLike": {"aws:SourceArn": source("cloudwatch", f"alarm:{prefix}-*")}},
+        },
+        {
+            "Sid": "DenyPublishingWithoutTls",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "sns:Publish",
+            "Resource": topic_arn,
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+        },
+    )
+
+
+def subscription_name(name: str, email: str) -> str:
+    """A subscription's logical name, from a hash of its address: stable when other addresses are added or
+    removed (a position would replace, hence unconfirm, every later subscription), and no address in URNs."""
+    return f"{name}-email-{hashlib.sha256(email.encode()).hexdigest()[:12]}"
+
+
+class Notifications(pulumi.ComponentResource):
+    topic_arn: pulumi.Output[str]
+    key_arn: pulumi.Output[str]
+    """The topic's KMS key: whoever publishes with IAM permissions (the pipeline role) needs
+    ``kms:GenerateDataKey*`` and ``kms:Decrypt`` on it."""
+
+    def __init__(self, name: str, args: NotificationsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("gitlab-fargate:index:Notifications", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        invoke = pulumi.InvokeOptions(parent=self)
+        prefix = args.name_prefix
+        account_id = aws.get_caller_identity_output(opts=invoke).account_id
+        partition = aws.get_partition_output(opts=invoke).partition
+
+        key = aws.kms.Key(
+            f"{name}-key",
+            description=f"Encrypts the {prefix} notifications topic",
+            enable_key_rotation=True,
+            policy=pulumi.Output.json_dumps(pulumi.Output.all(account_id, partition).apply(lambda v: key_policy(*v))),
+            opts=child,
+        )
+        aws.kms.Alias(f"{name}-key-alias", name=f"alias/{prefix}-notifications", target_key_id=key.arn, opts=child)
+        topic = aws.sns.Topic(f"{name}-topic", name=f"{prefix}-notifications", kms_master_key_id=key.arn, opts=child)
+        aws.sns.TopicPolicy(
+            f"{name}-topic-policy",
+            arn=topic.arn,
+            policy=topic_policy(topic.arn, prefix, args.region, account_id, partition),
+            opts=child,
+        )
+        for email in args.emails:
+            # Pending until its owner confirms it. Pulumi cannot delete a pending subscription (it only forgets
+            # it), but deleting the topic removes every subscription.
+            aws.sns.TopicSubscription(
+                subscription_name(name, email), topic=topic.arn, protocol="email", endpoint=email, opts=child
+            )
+
+        self.topic_arn = topic.arn
+        self.key_arn = key.arn
+        self.register_outputs({"topic_arn": self.topic_arn, "key_arn": self.key_arn})

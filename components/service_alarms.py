@@ -1,0 +1,150 @@
+"""ServiceAlarms: the CloudWatch alarms that stop a blue/green deployment and roll it back.
+
+Two alarms per target group, on both the blue and the green one: which of the two receives the new version
+alternates with every deployment (CodeDeploy swaps them), so both are always watched.
+
+- ``<prefix>-<color>-5xx-rate``: the share of requests the targets answered with a 5xx, in percent, from the
+  load balancer's per-target-group metrics;
+- ``<prefix>-<color>-unhealthy-hosts``: targets failing the load balancer's health check.
+
+The DeployStage gives ``alarm_names`` to the deployment group: while a deployment runs, an alarm in ALARM
+stops it and CodeDeploy moves the traffic back to the original task set (``DEPLOYMENT_STOP_ON_ALARM``). Each
+alarm also notifies the stack's topic when it fires and when it recovers, deployment or not.
+
+With ``rollbackOnAlarm`` false the component creates nothing and ``alarm_names`` is ``None``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from components.config import AlarmsConfig
+
+NAMESPACE = "AWS/ApplicationELB"
+COLORS = ("blue", "green")
+# One-minute datapoints (the finest the load balancer publishes), alarm on 2 bad minutes out of the last 3:
+# an alarm fires 2-3 minutes after a bad version takes traffic, inside the first step of a canary
+# (ECSCanary10Percent5Minutes shifts the rest after 5 minutes) and of a linear deployment's first minutes;
+# one bad minute alone (a cold start, a burst of retries) does not stop a deployment, and a short gap between
+# two bad minutes does not hide them.
+PERIOD_SECONDS = 60
+EVALUATION_PERIODS = 3
+DATAPOINTS_TO_ALARM = 2
+# The load balancer publishes nothing for a minute without requests (and the idle target group has no
+# targets): missing data is not a failure. "notBreaching" rather than "ignore", so an alarm that fired
+# returns to OK once the traffic stops instead of staying in ALARM and stopping the next deployment.
+TREAT_MISSING_DATA = "notBreaching"
+# The rate in percent. RequestCount missing or 0 (no traffic) gives 0 rather than a division by zero;
+# HTTPCode_Target_5XX_Count is absent in a minute without any 5xx, hence FILL(errors, 0).
+RATE_EXPRESSION = "IF(requests > 0, 100 * FILL(errors, 0) / requests, 0)"
+
+
+@dataclass(frozen=True)
+class ServiceAlarmsArgs:
+    name_prefix: str
+    """Physical name prefix ``<appName>-<stack>``: alarms are ``<prefix>-<color>-…``, which the topic's policy
+    lets publish (``alarm:<prefix>-*``)."""
+    alarms: AlarmsConfig
+    load_balancer_arn_suffix: pulumi.Input[str]
+    """``app/<name>/<id>``: the ``LoadBalancer`` dimension (FargateService.load_balancer_arn_suffix)."""
+    blue_target_group_arn_suffix: pulumi.Input[str]
+    """``targetgroup/<name>/<id>``: the ``TargetGroup`` dimension."""
+    green_target_group_arn_suffix: pulumi.Input[str]
+    topic_arn: pulumi.Input[str]
+    """Notifications.topic_arn: told when an alarm fires and when it recovers."""
+
+
+def _metric(
+    query_id: str, metric_name: str, stat: str, dimensions: dict[str, pulumi.Input[str]]
+) -> aws.cloudwatch.MetricAlarmMetricQueryArgs:
+    return aws.cloudwatch.MetricAlarmMetricQueryArgs(
+        id=query_id,
+        metric=aws.cloudwatch.MetricAlarmMetricQueryMetricArgs(
+            namespace=NAMESPACE, metric_name=metric_name, period=PERIOD_SECONDS, stat=stat, dimensions=dimensions
+        ),
+        return_data=False,
+    )
+
+
+class ServiceAlarms(pulumi.ComponentResource):
+    alarm_names: pulumi.Output[list[str]] | None
+    """Names of the alarms, read from the alarm resources (so whatever uses them waits for them); ``None``
+    when alarms are disabled."""
+
+    def __init__(self, name: str, args: ServiceAlarmsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("gitlab-fargate:index:ServiceAlarms", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        prefix = args.name_prefix
+        config = args.alarms
+        suffixes = {"blue": args.blue_target_group_arn_suffix, "green": args.green_target_group_arn_suffix}
+        # Notify on both transitions: ALARM (a deployment is being rolled back, or the live version fails)
+        # and OK (it recovered).
+        actions: dict[str, Any] = {"alarm_actions": [args.topic_arn], "ok_actions": [args.topic_arn]}
+        evaluation: dict[str, Any] = {
+            "evaluation_periods": EVALUATION_PERIODS,
+            "datapoints_to_alarm": DATAPOINTS_TO_ALARM,
+            "treat_missing_data": TREAT_MISSING_DATA,
+            "comparison_operator": "GreaterThanOrEqualToThreshold",
+        }
+
+        alarms: list[aws.cloudwatch.MetricAlarm] = []
+        if config.enabled:
+            for color in COLORS:
+                dimensions: dict[str, pulumi.Input[str]] = {
+                    "LoadBalancer": args.load_balancer_arn_suffix,
+                    "TargetGroup": suffixes[color],
+                }
+                alarms.append(
+                    aws.cloudwatch.MetricAlarm(
+                        f"{name}-{color}-5xx-rate",
+                        name=f"{prefix}-{color}-5xx-rate",
+                        alarm_description=(
+                            f"{config.server_error_percent}% or more of the requests to the {color} target group "
+                            f"answered 5xx in {DATAPOINTS_TO_ALARM} of the last {EVALUATION_PERIODS} minutes: "
+                            "a deployment in progress stops and rolls back"
+                        ),
+                        metric_queries=[
+                            _metric("errors", "HTTPCode_Target_5XX_Count", "Sum", dimensions),
+                            _metric("requests", "RequestCount", "Sum", dimensions),
+                            aws.cloudwatch.MetricAlarmMetricQueryArgs(
+                                id="rate",
+                                expression=RATE_EXPRESSION,
+                                label="Target 5xx (% of requests)",
+                                return_data=True,
+                            ),
+                        ],
+                        threshold=config.server_error_percent,
+                        **evaluation,
+                        **actions,
+                        opts=child,
+                    )
+                )
+                alarms.append(
+                    aws.cloudwatch.MetricAlarm(
+                        f"{name}-{color}-unhealthy-hosts",
+                        name=f"{prefix}-{color}-unhealthy-hosts",
+                        alarm_description=(
+                            f"{config.unhealthy_hosts} or more targets of the {color} target group failed their "
+                            f"health checks in {DATAPOINTS_TO_ALARM} of the last {EVALUATION_PERIODS} minutes: "
+                            "a deployment in progress stops and rolls back"
+                        ),
+                        namespace=NAMESPACE,
+                        metric_name="UnHealthyHostCount",
+                        dimensions=dimensions,
+                        # The worst moment of the minute: a task failing its checks shows even if it is replaced
+                        # within the minute.
+                        statistic="Maximum",
+                        period=PERIOD_SECONDS,
+                        threshold=config.unhealthy_hosts,
+                        **evaluation,
+                        **actions,
+                        opts=child,
+                    )
+                )
+
+        self.alarm_names = pulumi.Output.all(*[a.name for a in alarms]) if alarms else None
+        self.register_outputs({"alarm_names": self.alarm_names})
