@@ -81,6 +81,14 @@ def _label(lines: list[str]) -> str:
     return '"' + "<br/>".join(_escape(line) for line in lines) + '"'
 
 
+def _num(value: Any) -> float | None:
+    """A port as the engine reports it (a float) from a string or number; ``None`` when it is neither."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
 def _by_arn(run: ProgramRun, typ: str) -> dict[str, Registration]:
     return {r.state["arn"]: r for r in run.of_type(typ) if isinstance(r.state.get("arn"), str)}
 
@@ -263,6 +271,8 @@ def build_flowchart(run: ProgramRun, display: Callable[[str], str]) -> Flowchart
         )
     alb_ids: dict[str, str] = {}
     tg_ids: dict[str, str] = {}
+    listener_ids: dict[tuple[str, float], str] = {}  # (load balancer ARN, port) -> node
+    redirects: list[tuple[str, str, dict[str, Any]]] = []  # (listener node, load balancer ARN, redirect)
     for i, listener in enumerate(listeners):
         lb = lbs.get(str(listener.props.get("loadBalancerArn")))
         alb_id = None
@@ -272,7 +282,12 @@ def build_flowchart(run: ProgramRun, display: Callable[[str], str]) -> Flowchart
                 alb_id = alb_ids[lb.urn] = f.node(
                     f"alb{len(alb_ids)}", f"ALB {name('load balancer', lb.props.get('name', lb.name))}"
                 )
-        role = routes.get(str(listener.state.get("arn"))) or ("production" if i == 0 else "test")
+        actions = listener.props.get("defaultActions") or []
+        redirect = next((a.get("redirect") or {} for a in actions if a.get("type") == "redirect"), None)
+        # Not a traffic route of the deployment group: a redirect (HTTP -> HTTPS) or some other listener;
+        # without a deployment group, the lowest port is taken for production.
+        fallback = "redirect" if redirect is not None else "other" if routes else "production" if i == 0 else "test"
+        role = routes.get(str(listener.state.get("arn")), fallback)
         port = listener.props.get("port")
         listener_id = f.node(
             f"listener{i}",
@@ -281,7 +296,12 @@ def build_flowchart(run: ProgramRun, display: Callable[[str], str]) -> Flowchart
             else listener.name,
         )
         f.edge(alb_id, listener_id)
-        for action in listener.props.get("defaultActions") or []:
+        lb_arn = str(listener.props.get("loadBalancerArn"))
+        if isinstance(port, float):
+            listener_ids[(lb_arn, port)] = listener_id
+        if redirect is not None:
+            redirects.append((listener_id, lb_arn, redirect))
+        for action in actions:
             tg = tgs.get(str(action.get("targetGroupArn")))
             if tg is None:
                 continue
@@ -293,8 +313,13 @@ def build_flowchart(run: ProgramRun, display: Callable[[str], str]) -> Flowchart
                 for service_id in service_ids:
                     f.edge(tg_id, service_id)
             f.edge(listener_id, tg_id, "forward (initially)")
-        if deploy_stage:
+        if deploy_stage and role in ("production", "test"):
             f.edge(deploy_stage, listener_id, "reroutes traffic", dotted=True)
+    for listener_id, lb_arn, redirect in redirects:
+        to_port = _num(redirect.get("port"))
+        target = listener_ids.get((lb_arn, to_port)) if to_port is not None else None
+        if target is not None:
+            f.edge(listener_id, target, f"redirects ({redirect.get('statusCode', '').replace('HTTP_', '')})")
     if deploy_stage:
         for service_id in service_ids:
             f.edge(deploy_stage, service_id, "replacement task set")

@@ -379,6 +379,21 @@ def test_the_diagram_names_the_registered_bucket_key_pipeline_and_service(
         assert f"Stage {stage['name']}" in diagram
 
 
+def test_the_prod_diagram_shows_the_https_route_and_the_redirect(prod: ProgramRun) -> None:
+    diagram = mermaid_block(render_plan(prod, stack_files("prod")).files["pipeline.md"].decode())
+    check_flowchart(diagram)
+    nodes = dict(re.findall(r'^  (\w+)\["([^"]*)"\]$', diagram, flags=re.MULTILINE))
+    by_label = {label: node for node, label in nodes.items()}
+    https, redirect, test = (
+        by_label["production listener HTTPS:443"],
+        by_label["redirect listener HTTP:80"],
+        by_label["test listener HTTP:8080"],
+    )
+    assert f'{redirect} -->|"redirects (301)"| {https}' in diagram
+    rerouted = set(re.findall(r'(\w+) -\.->\|"reroutes traffic"\| (\w+)', diagram))
+    assert {listener for _, listener in rerouted} == {https, test}, "CodeDeploy never touches the redirect"
+
+
 def test_cloudtrail_mode_shows_the_trail_and_prices_its_data_events(run_stack: Callable[..., ProgramRun]) -> None:
     run = run_stack("dev", overrides={"triggerMode": "cloudtrail"})
     trails = run.of_type("aws:cloudtrail/trail:Trail")
