@@ -95,6 +95,9 @@ _TAG_KEY = re.compile(r"^[\w .:/=+\-@]{1,128}$")
 _DOMAIN = re.compile(r"^(?=.{4,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 _HOSTED_ZONE_ID = re.compile(r"^Z[A-Z0-9]{1,31}$")
 _CERTIFICATE_ARN = re.compile(r"^arn:aws[a-z-]*:acm:(?P<region>[a-z0-9-]+):\d{12}:certificate/[0-9a-f-]{36}$")
+# S3 keys made of these characters read the same in every S3 event format (some formats URL-encode the key),
+# so an event pattern naming the key literally matches it whatever the trigger mode.
+SAFE_OBJECT_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9/._-]*$")
 _EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
 _WORLD = ("0.0.0.0/0", "::/0")
 
@@ -644,10 +647,11 @@ def _parse_alb(r: _Reader, region: str) -> AlbConfig:
 
 def _parse_pipeline(r: _Reader) -> PipelineConfig:
     key = r.string("sourceObjectKey", "docker-image/docker_image.zip")
-    if key.startswith("/") or not key.endswith(".zip") or len(key) > 1024 or " " in key:
+    if not SAFE_OBJECT_KEY.match(key) or "//" in key or not key.endswith(".zip") or len(key) > 1024:
         r.fail(
             "sourceObjectKey",
-            f"{key!r}: use an S3 key without a leading '/' or spaces, ending in .zip",
+            f"{key!r}: use letters, digits and / . _ - only (not first, no '//'), ending in .zip, at most 1024 "
+            "characters, so that the key reads the same in every S3 event",
         )
     deployment_config = r.string("deploymentConfig", "CodeDeployDefault.ECSAllAtOnce")
     if "." not in deployment_config:

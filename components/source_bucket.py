@@ -19,7 +19,6 @@ pipeline the rule starts.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +26,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components import buckets
+from components.config import SAFE_OBJECT_KEY
 
 TRIGGER_MODES = ("eventbridge", "cloudtrail")
 
@@ -35,9 +35,6 @@ TRIGGER_MODES = ("eventbridge", "cloudtrail")
 # CloudTrail event names are case-sensitive.
 WRITE_EVENT_NAMES = ("PutObject", "CompleteMultipartUpload", "CopyObject")
 
-# Keys made of these characters read the same in every S3 event format (some formats URL-encode the key),
-# so a pattern naming the key literally matches it whatever the mode.
-_SAFE_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9/._-]*$")
 
 # S3 bucket names: 3 to 63 characters, lower-case letters, digits, hyphens (and dots, which we never use).
 
@@ -89,7 +86,7 @@ def event_pattern(mode: str, bucket: str, key: str) -> dict[str, Any]:
 
 def check_object_key(key: str) -> None:
     """Refuses a key a pattern could miss: S3 notifications URL-encode some characters of a key."""
-    if len(key) > 1024 or not _SAFE_KEY.match(key) or "//" in key:
+    if len(key) > 1024 or not SAFE_OBJECT_KEY.match(key) or "//" in key:
         raise ValueError(
             f"source object key {key!r}: use letters, digits and / . _ - only (at most 1024 characters), "
             "so that the key reads the same in every S3 event"

@@ -352,6 +352,21 @@ def test_tag_keys() -> None:
     assert "'aws:owner'" in only_problem({"tags": '{"aws:owner": "me"}'}, "tags")
 
 
+@pytest.mark.parametrize(
+    "key",
+    ["/app.zip", "app.tar", "my app.zip", "app+1.zip", "docs//app.zip", "ünï.zip", "a%20b.zip", "a" * 1021 + ".zip"],
+)
+def test_source_object_key_that_an_s3_event_could_spell_differently(key: str) -> None:
+    assert "reads the same in every S3 event" in only_problem({"sourceObjectKey": key}, "sourceObjectKey")
+
+
+def test_every_source_object_key_the_config_accepts_the_source_bucket_accepts_too() -> None:
+    from components.source_bucket import check_object_key
+
+    for key in ("docker-image/docker_image.zip", "a.zip", "builds/v1.2/app_2.zip"):
+        check_object_key(parse({"sourceObjectKey": key}).pipeline.source_object_key)
+
+
 # --- Production hardening: HTTPS, alarms, approval, notifications, protection ---------------------
 
 ZONE = "Z0123456789ABCDEFGHIJ"

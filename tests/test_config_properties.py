@@ -55,3 +55,16 @@ def test_a_wrong_cpu_always_names_the_cpu_key(raw: str) -> None:
         assert any(p.startswith("gitlab-fargate:cpu:") for p in err.problems), err.problems
     else:
         raise AssertionError(f"cpu {raw!r} was accepted")
+
+
+@settings(max_examples=200, deadline=None)
+@given(key=st.text(alphabet=st.characters(codec="utf-8"), min_size=1, max_size=40).map(lambda k: k + ".zip"))
+def test_a_source_key_the_config_accepts_is_one_the_source_bucket_accepts(key: str) -> None:
+    """No key passes validation only to fail later inside the SourceBucket component, mid-deployment."""
+    from components.source_bucket import check_object_key
+
+    try:
+        cfg = parse_config({**BASE, "sourceObjectKey": key}, stack="dev", region="eu-west-1")
+    except ConfigError:
+        return
+    check_object_key(cfg.pipeline.source_object_key)
