@@ -40,9 +40,19 @@ class NotificationsArgs:
     """``StackConfig.notification_emails``: one email subscription each."""
 
 
-def key_policy(account_id: str, partition: str) -> dict[str, Any]:
-    """The key's policy: the account administers it (through IAM), EventBridge and CloudWatch may use it
-    to publish on behalf of this account only."""
+def key_policy(account_id: str, partition: str, region: str, prefix: str) -> dict[str, Any]:
+    """The key's policy: the account administers it (through IAM); EventBridge and CloudWatch may use it to
+    encrypt what they publish to the topic.
+
+    The two services are granted differently because they call KMS differently. The SNS developer guide
+    ("Enable compatibility between event sources from AWS services and encrypted topics",
+    https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html#compatibility-with-aws-services) says
+    that EventBridge's KMS requests carry no ``aws:SourceAccount``, ``aws:SourceArn`` or ``aws:SourceOrgID``:
+    a statement conditioned on them never matches, and every event is dropped without an error anywhere but
+    the rule's FailedInvocations metric. So EventBridge's grant has no condition; who may *publish* is limited
+    by the topic policy (``aws:SourceArn`` of this stack's rules works there). CloudWatch's requests do carry
+    them, so its grant stays limited to this account's alarms named ``<prefix>-*``.
+    """
     return {
         "Version": "2012-10-17",
         "Statement": [
@@ -56,14 +66,24 @@ def key_policy(account_id: str, partition: str) -> dict[str, Any]:
                 "Resource": "*",
             },
             {
-                # In a key policy "*" is this key. The service principals act for many accounts: only for this
-                # one (confused-deputy guard).
-                "Sid": "PublishersEncryptForTheTopic",
+                # In a key policy "*" is this key. No condition: EventBridge sends none that could match.
+                "Sid": "EventBridgeEncryptsForTheTopic",
                 "Effect": "Allow",
-                "Principal": {"Service": [EVENTS, CLOUDWATCH]},
+                "Principal": {"Service": EVENTS},
                 "Action": list(KEY_USE_ACTIONS),
                 "Resource": "*",
-                "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
+            },
+            {
+                # CloudWatch acts for many accounts: only for this account's alarms (confused-deputy guard).
+                "Sid": "AlarmsEncryptForTheTopic",
+                "Effect": "Allow",
+                "Principal": {"Service": CLOUDWATCH},
+                "Action": list(KEY_USE_ACTIONS),
+                "Resource": "*",
+                "Condition": {
+                    "StringEquals": {"aws:SourceAccount": account_id},
+                    "ArnLike": {"aws:SourceArn": f"arn:{partition}:cloudwatch:{region}:{account_id}:alarm:{prefix}-*"},
+                },
             },
         ],
     }
@@ -133,7 +153,9 @@ class Notifications(pulumi.ComponentResource):
             f"{name}-key",
             description=f"Encrypts the {prefix} notifications topic",
             enable_key_rotation=True,
-            policy=pulumi.Output.json_dumps(pulumi.Output.all(account_id, partition).apply(lambda v: key_policy(*v))),
+            policy=pulumi.Output.json_dumps(
+                pulumi.Output.all(account_id, partition).apply(lambda v: key_policy(v[0], v[1], args.region, prefix))
+            ),
             opts=child,
         )
         aws.kms.Alias(f"{name}-key-alias", name=f"alias/{prefix}-notifications", target_key_id=key.arn, opts=child)

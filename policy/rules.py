@@ -524,6 +524,44 @@ def kms_key_rotation(resource_type: str, props: Mapping[str, Any]) -> list[str]:
     return ["does not rotate its key material: set enableKeyRotation to true"]
 
 
+# Condition keys that EventBridge's KMS requests to an encrypted SNS topic never carry (SNS developer guide,
+# https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html#compatibility-with-aws-services): a key
+# statement for events.amazonaws.com that requires one of them never matches, and every event is dropped.
+EVENTBRIDGE_ABSENT_KEYS = frozenset({"aws:sourceaccount", "aws:sourcearn", "aws:sourceorgid", "aws:sourceorgpaths"})
+
+
+def _condition_keys(statement: Mapping[str, Any]) -> set[str]:
+    keys: set[str] = set()
+    condition = statement.get("Condition")
+    if isinstance(condition, Mapping):
+        for pairs in condition.values():
+            if isinstance(pairs, Mapping):
+                keys.update(str(k).lower() for k in pairs)
+    return keys
+
+
+def kms_eventbridge_grant_usable(resource_type: str, props: Mapping[str, Any]) -> list[str]:
+    """A key policy granting EventBridge the key does not condition the grant on keys EventBridge never sends."""
+    document = _document(props.get("policy"))
+    if document is UNKNOWN or document is None:
+        return []
+    messages = []
+    for statement in _statements(document):
+        principal = statement.get("Principal")
+        services = _as_list(principal.get("Service")) if isinstance(principal, Mapping) else []
+        if statement.get("Effect") != "Allow" or "events.amazonaws.com" not in services:
+            continue
+        absent = sorted(_condition_keys(statement) & EVENTBRIDGE_ABSENT_KEYS)
+        if absent:
+            sid = statement.get("Sid") or "a statement"
+            messages.append(
+                f"{sid} grants events.amazonaws.com the key only under {', '.join(absent)}, which EventBridge's KMS "
+                "requests never carry: every event to the encrypted topic is dropped. Grant EventBridge without them "
+                "and limit publishers in the topic policy."
+            )
+    return messages
+
+
 _IAM_TYPES = frozenset(POLICY_DOCUMENTS)
 
 RESOURCE_RULES: tuple[ResourceRule, ...] = (
@@ -598,6 +636,12 @@ RESOURCE_RULES: tuple[ResourceRule, ...] = (
         "Every SNS topic is encrypted with a KMS key.",
         frozenset({SNS_TOPIC}),
         sns_topic_encrypted,
+    ),
+    ResourceRule(
+        "kms-eventbridge-grant-usable",
+        "A KMS key policy granting EventBridge does not require condition keys EventBridge never sends.",
+        frozenset({KMS_KEY}),
+        kms_eventbridge_grant_usable,
     ),
     ResourceRule(
         "kms-key-rotation",

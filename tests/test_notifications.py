@@ -90,19 +90,79 @@ def test_topic_is_encrypted_with_its_own_rotating_key_not_the_aws_managed_one(ru
     assert run.outputs == {"topicArn": run.one(TOPIC).state["arn"], "keyArn": key.state["arn"]}
 
 
-def test_key_is_administered_by_the_account_and_usable_by_the_publishing_services_for_it_only(
-    run: ProgramRun,
-) -> None:
+def key_allows(doc: dict[str, Any], service: str, action: str, context: dict[str, str]) -> bool:
+    """Whether the key policy lets ``service`` call ``action`` with these request context keys (only the
+    condition operators the policy uses: StringEquals, ArnLike; a key absent from the request fails both)."""
+
+    def matches(statement: dict[str, Any]) -> bool:
+        for operator, pairs in statement.get("Condition", {}).items():
+            for key, wanted in pairs.items():
+                value = context.get(key)
+                if value is None:
+                    return False
+                if operator == "StringEquals" and value != wanted:
+                    return False
+                if operator == "ArnLike" and not fnmatchcase(value, wanted):
+                    return False
+        return True
+
+    def covers(pattern: str) -> bool:
+        return fnmatchcase(action, pattern)
+
+    return any(
+        s["Effect"] == "Allow"
+        and s.get("Principal") == {"Service": service}
+        and any(covers(a) for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"]))
+        and matches(s)
+        for s in doc["Statement"]
+    )
+
+
+def test_key_is_administered_by_the_account_and_usable_by_each_publishing_service(run: ProgramRun) -> None:
     statements = by_sid(policy_of(run.one(KEY)))
     admin = statements["AccountAdministersTheKey"]
     assert admin["Principal"] == {"AWS": f"arn:aws:iam::{ACCOUNT_ID}:root"}
     assert admin["Action"] == "kms:*"
-    publishers = statements["PublishersEncryptForTheTopic"]
-    assert sorted(publishers["Principal"]["Service"]) == ["cloudwatch.amazonaws.com", "events.amazonaws.com"]
     # Encrypting a message and nothing more: no key management, no grants, no re-encryption.
-    assert sorted(publishers["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey*"]
-    assert publishers["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT_ID}}
-    assert set(statements) == {"AccountAdministersTheKey", "PublishersEncryptForTheTopic"}
+    for sid in ("EventBridgeEncryptsForTheTopic", "AlarmsEncryptForTheTopic"):
+        assert sorted(statements[sid]["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey*"]
+    assert set(statements) == {"AccountAdministersTheKey", "EventBridgeEncryptsForTheTopic", "AlarmsEncryptForTheTopic"}
+
+
+# SNS developer guide, "Enable compatibility between event sources from AWS services and encrypted topics":
+# https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html#compatibility-with-aws-services
+# EventBridge's KMS requests to an encrypted topic carry no aws:SourceAccount, aws:SourceArn or aws:SourceOrgID,
+# so a key statement conditioned on them drops every event silently. CloudWatch alarms' requests carry them.
+EVENTBRIDGE_KMS_CONTEXT: dict[str, str] = {}
+
+
+def test_eventbridge_can_encrypt_for_the_topic_although_its_kms_requests_carry_no_source_keys(
+    run: ProgramRun,
+) -> None:
+    doc = policy_of(run.one(KEY))
+    for action in ("kms:GenerateDataKey", "kms:Decrypt"):
+        assert key_allows(doc, "events.amazonaws.com", action, EVENTBRIDGE_KMS_CONTEXT), action
+    # Its grant carries no condition on keys it never sends, so no later edit can silently break it.
+    grant = by_sid(doc)["EventBridgeEncryptsForTheTopic"]
+    assert "Condition" not in grant
+    # Who may publish through it stays limited by the topic policy (aws:SourceArn of this stack's rules).
+    rules = by_sid(policy_of(run.one(TOPIC_POLICY)))["StackRulesPublish"]
+    assert rules["Condition"]["ArnLike"]["aws:SourceArn"].endswith(f":rule/{PREFIX}-*")
+
+
+def test_cloudwatch_can_encrypt_for_this_accounts_stack_alarms_only(run: ProgramRun) -> None:
+    doc = policy_of(run.one(KEY))
+    alarm = f"arn:aws:cloudwatch:{REGION}:{ACCOUNT_ID}:alarm:{PREFIX}-green-5xx-rate"
+    ours = {"aws:SourceAccount": ACCOUNT_ID, "aws:SourceArn": alarm}
+    assert key_allows(doc, "cloudwatch.amazonaws.com", "kms:GenerateDataKey", ours)
+    assert key_allows(doc, "cloudwatch.amazonaws.com", "kms:Decrypt", ours)
+    other_account = {"aws:SourceAccount": "210987654321", "aws:SourceArn": alarm.replace(ACCOUNT_ID, "210987654321")}
+    assert not key_allows(doc, "cloudwatch.amazonaws.com", "kms:GenerateDataKey", other_account)
+    other_alarm = {**ours, "aws:SourceArn": alarm.replace(f"alarm:{PREFIX}-", "alarm:other-app-")}
+    assert not key_allows(doc, "cloudwatch.amazonaws.com", "kms:GenerateDataKey", other_alarm)
+    # Nothing else: not key management, not another service.
+    assert not key_allows(doc, "cloudwatch.amazonaws.com", "kms:ScheduleKeyDeletion", ours)
+    assert not key_allows(doc, "s3.amazonaws.com", "kms:GenerateDataKey", ours)
 
 
 def test_key_policy_passes_parliament(run: ProgramRun) -> None:
@@ -113,9 +173,10 @@ def test_key_policy_passes_parliament(run: ProgramRun) -> None:
     assert all(s["Resource"] == "*" for s in doc["Statement"])
     findings = analyze_policy_string(key.props["policy"]).findings
     assert {f.issue for f in findings} == {"RESOURCE_STAR"}
-    # The services' statement, linted as what it means (the key's ARN in place of "*"): no finding at all.
-    publishers = {**by_sid(doc)["PublishersEncryptForTheTopic"], "Resource": key.state["arn"]}
-    assert parliament_findings(json.dumps({"Version": doc["Version"], "Statement": [publishers]})) == []
+    # The services' statements, linted as what they mean (the key's ARN in place of "*"): no finding at all.
+    for sid in ("EventBridgeEncryptsForTheTopic", "AlarmsEncryptForTheTopic"):
+        publishers = {**by_sid(doc)[sid], "Resource": key.state["arn"]}
+        assert parliament_findings(json.dumps({"Version": doc["Version"], "Statement": [publishers]})) == [], sid
 
 
 # --- Topic policy ------------------------------------------------------------------------------------

@@ -720,6 +720,44 @@ def test_a_symmetric_key_that_does_not_rotate_is_refused() -> None:
     assert messages(KMS_KEY, {"enableKeyRotation": True}) == {}
 
 
+def key_policy(*statements: dict[str, Any]) -> dict[str, Any]:
+    return {"enableKeyRotation": True, "policy": json.dumps({"Version": "2012-10-17", "Statement": list(statements)})}
+
+
+EVENTS_KEY_USE = {
+    "Effect": "Allow",
+    "Principal": {"Service": "events.amazonaws.com"},
+    "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+    "Resource": "*",
+}
+
+
+# SNS developer guide: EventBridge's KMS requests to an encrypted topic carry none of these keys, so a grant that
+# requires one never matches and the events are dropped silently.
+# https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html#compatibility-with-aws-services
+@pytest.mark.parametrize(
+    "condition",
+    [
+        {"StringEquals": {"aws:SourceAccount": "123456789012"}},
+        {"ArnLike": {"aws:SourceArn": "arn:aws:events:eu-west-1:123456789012:rule/app-*"}},
+        {"StringEquals": {"aws:SourceOrgID": "o-a1b2c3d4e5"}},
+    ],
+    ids=["source-account", "source-arn", "source-org"],
+)
+def test_a_key_grant_to_eventbridge_that_requires_source_keys_is_refused(condition: dict[str, Any]) -> None:
+    props = key_policy({**EVENTS_KEY_USE, "Sid": "Events", "Condition": condition})
+    assert list(messages(KMS_KEY, props)) == ["kms-eventbridge-grant-usable"]
+
+
+def test_an_unconditioned_eventbridge_grant_and_a_conditioned_cloudwatch_grant_are_accepted() -> None:
+    cloudwatch = {
+        **EVENTS_KEY_USE,
+        "Principal": {"Service": "cloudwatch.amazonaws.com"},
+        "Condition": {"StringEquals": {"aws:SourceAccount": "123456789012"}},
+    }
+    assert messages(KMS_KEY, key_policy(EVENTS_KEY_USE, cloudwatch)) == {}
+
+
 @pytest.mark.parametrize(
     "props",
     [
@@ -976,7 +1014,20 @@ def build_stack(compliant: bool) -> None:
         certificate_arn=CERTIFICATE if ok else None,
         default_actions=[aws.lb.ListenerDefaultActionArgs(type="fixed-response")],
     )
-    key = aws.kms.Key("alerts-key", description="alerts", enable_key_rotation=ok)
+    events_grant: dict[str, Any] = {
+        "Effect": "Allow",
+        "Principal": {"Service": "events.amazonaws.com"},
+        "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+        "Resource": "*",
+    }
+    if not ok:
+        events_grant["Condition"] = {"StringEquals": {"aws:SourceAccount": "123456789012"}}
+    key = aws.kms.Key(
+        "alerts-key",
+        description="alerts",
+        enable_key_rotation=ok,
+        policy=json.dumps({"Version": "2012-10-17", "Statement": [events_grant]}),
+    )
     topic = aws.sns.Topic("alerts", kms_master_key_id=key.arn if ok else None)
     aws.cloudwatch.MetricAlarm(
         "alb-5xx",
