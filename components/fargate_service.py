@@ -51,13 +51,51 @@ REDIRECT_STATUS = "HTTP_301"
 # Access logs go under <bucket>/access/AWSLogs/<account>/...: the ALB's connection and health-check logs, if
 # ever enabled, get prefixes of their own in the same bucket.
 ACCESS_LOGS_PREFIX = "access"
-# ALB log delivery writes as this service principal. AWS first documented a per-region Elastic Load Balancing
-# account (``aws.elb.get_service_account``) for regions opened before August 2022 and this principal for the
-# newer ones; it now recommends the principal in every region, and the per-region account does not exist in
-# the newer regions at all (the lookup fails there). The principal needs only s3:PutObject, without ACL
-# conditions (the bucket has ACLs disabled anyway).
-# https://docs.aws.amazon.com/elasticloadbalancing/latest/application/enable-access-logging.html
+# Who writes ALB access logs depends on the region (ELB guide, "Enable access logs for your Application Load
+# Balancer", step 2, https://docs.aws.amazon.com/elasticloadbalancing/latest/application/enable-access-logging.html):
+# in regions available before August 2022 a regional Elastic Load Balancing account writes them, and a bucket
+# policy naming the log-delivery service principal there is refused when logging is enabled ("Access Denied for
+# bucket"); regions opened since then (Hyderabad, Melbourne, Spain, Zurich, UAE and every newer one) use the
+# service principal. The guide documents no confused-deputy condition for either; the grant is limited to
+# s3:PutObject under AWSLogs/<this account>/, the only place ELB writes this account's logs (another account's
+# load balancer pointed at the bucket would write under its own account id, and is refused).
 ELB_LOG_DELIVERY = "logdelivery.elasticloadbalancing.amazonaws.com"
+ELB_LOG_ACCOUNTS: dict[str, str] = {
+    "us-east-1": "127311923021",
+    "us-east-2": "033677994240",
+    "us-west-1": "027434742980",
+    "us-west-2": "797873946194",
+    "af-south-1": "098369216593",
+    "ap-east-1": "754344448648",
+    "ap-southeast-3": "589379963580",
+    "ap-south-1": "718504428378",
+    "ap-northeast-3": "383597477331",
+    "ap-northeast-2": "600734575887",
+    "ap-southeast-1": "114774131450",
+    "ap-southeast-2": "783225319266",
+    "ap-northeast-1": "582318560864",
+    "ca-central-1": "985666609251",
+    "eu-central-1": "054676820928",
+    "eu-west-1": "156460612806",
+    "eu-west-2": "652711504416",
+    "eu-south-1": "635631232127",
+    "eu-west-3": "009996457667",
+    "eu-north-1": "897822967062",
+    "me-south-1": "076674570225",
+    "sa-east-1": "507241528517",
+    "us-gov-west-1": "048591011584",
+    "us-gov-east-1": "190560391635",
+    "cn-north-1": "638102146993",
+    "cn-northwest-1": "037604701340",
+}
+
+
+def elb_log_writer(region: str, partition: str) -> dict[str, str]:
+    """The principal that writes a region's ALB access logs: the regional ELB account, or the service principal."""
+    account = ELB_LOG_ACCOUNTS.get(region)
+    if account is None:
+        return {"Service": ELB_LOG_DELIVERY}
+    return {"AWS": f"arn:{partition}:iam::{account}:root"}
 
 
 @dataclass(frozen=True)
@@ -494,10 +532,11 @@ class FargateService(pulumi.ComponentResource):
         # ELB writes <prefix>/AWSLogs/<account>/ELBAccessLogTestFile and then the logs, with PutObject only:
         # nothing else is granted, and nowhere else in the bucket.
         log_objects = pulumi.Output.concat(bucket.arn, f"/{ACCESS_LOGS_PREFIX}/AWSLogs/", account_id, "/*")
+        partition = aws.get_partition_output(opts=pulumi.InvokeOptions(parent=self)).partition
         deliver = {
             "Sid": "ElbLogDelivery",
             "Effect": "Allow",
-            "Principal": {"Service": ELB_LOG_DELIVERY},
+            "Principal": partition.apply(lambda p: elb_log_writer(args.region, p)),
             "Action": "s3:PutObject",
             "Resource": log_objects,
         }

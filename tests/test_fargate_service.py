@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -21,11 +22,13 @@ from components.fargate_service import (
     ACCESS_LOGS_PREFIX,
     CODEDEPLOY_OWNED,
     DEREGISTRATION_DELAY,
+    ELB_LOG_ACCOUNTS,
     HEALTH_CHECK_INTERVAL,
     HEALTHY_THRESHOLD,
     UNHEALTHY_THRESHOLD,
     FargateServiceArgs,
     check_certificate,
+    elb_log_writer,
 )
 from components.templates import TaskDefinitionValues, render_taskdef
 from offline.engine import ACCOUNT_ID, ProgramRun, Registration, run_program
@@ -595,7 +598,8 @@ def test_access_log_bucket_policy_grants_elb_only_putobject_under_this_accounts_
         {
             "Sid": "ElbLogDelivery",
             "Effect": "Allow",
-            "Principal": {"Service": "logdelivery.elasticloadbalancing.amazonaws.com"},
+            # eu-west-1 (Ireland) predates August 2022: its regional ELB account writes the logs.
+            "Principal": {"AWS": "arn:aws:iam::156460612806:root"},
             "Action": "s3:PutObject",
             "Resource": f"{arn}/{ACCESS_LOGS_PREFIX}/AWSLogs/{ACCOUNT_ID}/*",
         }
@@ -603,6 +607,40 @@ def test_access_log_bucket_policy_grants_elb_only_putobject_under_this_accounts_
     [deny] = [s for s in statements if s["Effect"] == "Deny"]
     assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
     assert rules.check_stack([rules.from_registration(r) for r in run.resources]) == []
+
+
+# ELB guide, "Enable access logs for your Application Load Balancer", step 2 (attach a policy to your S3 bucket):
+# https://docs.aws.amazon.com/elasticloadbalancing/latest/application/enable-access-logging.html
+# Regions available before August 2022 grant the regional Elastic Load Balancing account (a policy naming the
+# log-delivery service principal there is refused when logging is turned on); regions available as of August 2022
+# or later grant the service principal logdelivery.elasticloadbalancing.amazonaws.com.
+ELB_ACCOUNTS_FROM_THE_GUIDE = {
+    "us-east-1": "127311923021",
+    "eu-west-1": "156460612806",
+    "eu-central-1": "054676820928",
+    "ap-northeast-1": "582318560864",
+    "ap-southeast-3": "589379963580",
+    "sa-east-1": "507241528517",
+    "us-gov-west-1": "048591011584",
+}
+REGIONS_ON_THE_SERVICE_PRINCIPAL = ("ap-south-2", "ap-southeast-4", "eu-south-2", "eu-central-2", "me-central-1")
+
+
+@pytest.mark.parametrize("region", sorted(ELB_ACCOUNTS_FROM_THE_GUIDE))
+def test_older_regions_grant_their_elb_account(region: str) -> None:
+    expected = f"arn:aws:iam::{ELB_ACCOUNTS_FROM_THE_GUIDE[region]}:root"
+    assert elb_log_writer(region, "aws") == {"AWS": expected}
+
+
+@pytest.mark.parametrize("region", [*REGIONS_ON_THE_SERVICE_PRINCIPAL, "il-central-1", "mx-central-1"])
+def test_regions_opened_since_august_2022_grant_the_log_delivery_service(region: str) -> None:
+    assert elb_log_writer(region, "aws") == {"Service": "logdelivery.elasticloadbalancing.amazonaws.com"}
+
+
+def test_the_elb_account_of_every_older_region_is_a_twelve_digit_account_in_its_partition() -> None:
+    assert all(re.fullmatch(r"\d{12}", account) for account in ELB_LOG_ACCOUNTS.values())
+    assert elb_log_writer("cn-north-1", "aws-cn") == {"AWS": "arn:aws-cn:iam::638102146993:root"}
+    assert not set(REGIONS_ON_THE_SERVICE_PRINCIPAL) & set(ELB_LOG_ACCOUNTS)
 
 
 def test_no_access_logs_means_no_bucket(tmp_path: Path) -> None:
