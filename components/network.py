@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from components.config import NetworkConfig
+from components.config import PROJECT, ConfigError, NetworkConfig
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,34 @@ class NetworkArgs:
     config: NetworkConfig
     name_prefix: str
     """Physical name prefix (``<appName>-<stack>``), used in Name tags."""
+
+
+# DescribeAvailabilityZones lists the Local Zones and Wavelength Zones an account opted in to next to the
+# standard AZs, and their names sort first (us-west-2-lax-1a < us-west-2a). A Local Zone supports neither NAT
+# gateways nor every instance and ALB feature, so only standard AZs are used: the zone-type filter.
+# https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DescribeAvailabilityZones.html
+STANDARD_ZONE_FILTER = aws.GetAvailabilityZonesFilterArgs(name="zone-type", values=["availability-zone"])
+
+
+def standard_zones(parent: pulumi.Resource, count: int) -> list[str]:
+    """The first ``count`` standard AZs of the stack's region, or a config error naming how many it has.
+
+    A synchronous lookup: the number of subnets must be known when the program runs (no resources inside
+    ``apply``), and a region with too few AZs must stop the run before any subnet is registered.
+    """
+    found = aws.get_availability_zones(
+        state="available", filters=[STANDARD_ZONE_FILTER], opts=pulumi.InvokeOptions(parent=parent)
+    )
+    names = sorted(found.names)
+    if len(names) < count:
+        raise ConfigError(
+            [
+                f"{PROJECT}:availabilityZones: {count}, but the region has {len(names)} standard Availability "
+                f"Zones ({', '.join(names) or 'none'}); use at most {len(names)} (Local and Wavelength Zones "
+                "are not used)"
+            ]
+        )
+    return names[:count]
 
 
 class Network(pulumi.ComponentResource):
@@ -55,7 +83,7 @@ class Network(pulumi.ComponentResource):
     def _create_vpc(self, name: str, args: NetworkArgs) -> None:
         cfg = args.config
         child = pulumi.ResourceOptions(parent=self)
-        azs = aws.get_availability_zones_output(state="available", opts=pulumi.InvokeOptions(parent=self))
+        zones = standard_zones(self, cfg.az_count)
         block = ipaddress.ip_network(cfg.vpc_cidr)
         # Split the VPC into 8 equal blocks (up to 4 AZs x public/private): public subnets take the first
         # az_count, private ones the next. Eight, not more, so that the smallest allowed VPC (/24) still
@@ -84,7 +112,7 @@ class Network(pulumi.ComponentResource):
                 f"{name}-public-{i}",
                 vpc_id=vpc.id,
                 cidr_block=blocks[i],
-                availability_zone=azs.names[i],
+                availability_zone=zones[i],
                 # Tasks in public subnets need a public IP to pull images; the ALB does not care.
                 map_public_ip_on_launch=False,
                 tags={"Name": f"{args.name_prefix}-public-{i}"},
@@ -120,7 +148,7 @@ class Network(pulumi.ComponentResource):
                 f"{name}-private-{i}",
                 vpc_id=vpc.id,
                 cidr_block=blocks[cfg.az_count + i],
-                availability_zone=azs.names[i],
+                availability_zone=zones[i],
                 tags={"Name": f"{args.name_prefix}-private-{i}"},
                 opts=child,
             )

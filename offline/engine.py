@@ -195,9 +195,55 @@ class RecordingMocks(pulumi.runtime.Mocks):
         if args.token == "aws:index/getPartition:getPartition":
             return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}, []
         if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":
-            names = [f"{self.region}{s}" for s in "abcd"]
-            return {"names": names, "zoneIds": [f"zone-{n}" for n in names], "id": self.region}, []
+            zones = availability_zones(self.region, dict(args.args))
+            names = [z.name for z in zones]
+            return {"names": names, "zoneIds": [z.zone_id for z in zones], "id": self.region}, []
         raise NotImplementedError(f"the offline engine has no answer for invoke {args.token}")
+
+
+@dataclass(frozen=True)
+class Zone:
+    name: str
+    zone_id: str
+    zone_type: str
+    """``availability-zone``, ``local-zone`` or ``wavelength-zone``."""
+    opt_in_status: str
+    """``opt-in-not-required`` (standard AZs), ``opted-in`` or ``not-opted-in``."""
+
+
+# What DescribeAvailabilityZones answers, per region, for an account that opted in to some Local Zones: the
+# standard AZs, and Local Zones whose names sort before them (``us-west-2-lax-1a`` < ``us-west-2a``). Regions
+# not listed answer with three standard AZs.
+_STANDARD_AZS = {"us-east-1": "abcdef", "us-west-2": "abcd", "eu-west-1": "abc", "eu-central-1": "abc"}
+_LOCAL_ZONES = {
+    "us-east-1": (("us-east-1-bos-1a", "opted-in"), ("us-east-1-mia-1a", "not-opted-in")),
+    "us-west-2": (("us-west-2-lax-1a", "opted-in"), ("us-west-2-lax-1b", "opted-in")),
+    "eu-central-1": (("eu-central-1-ham-1a", "opted-in"),),
+}
+
+
+def availability_zones(region: str, args: Mapping[str, Any]) -> list[Zone]:
+    """The zones DescribeAvailabilityZones lists for ``args`` (``allAvailabilityZones``, ``filters``), as AWS
+    does: without ``allAvailabilityZones`` only zones that need no opt-in or are opted in."""
+    zones = [
+        Zone(
+            f"{region}{letter}",
+            f"{region[:2]}{region.split('-')[1][0]}{region[-1]}-az{i}",
+            "availability-zone",
+            "opt-in-not-required",
+        )
+        for i, letter in enumerate(_STANDARD_AZS.get(region, "abc"), start=1)
+    ]
+    zones += [Zone(name, f"{name}-id", "local-zone", status) for name, status in _LOCAL_ZONES.get(region, ())]
+    if not args.get("allAvailabilityZones"):
+        zones = [z for z in zones if z.opt_in_status != "not-opted-in"]
+    fields = {"zone-type": "zone_type", "opt-in-status": "opt_in_status", "zone-name": "name"}
+    for selector in args.get("filters") or []:
+        field_name = fields.get(selector["name"])
+        if field_name is None:
+            raise NotImplementedError(f"the offline engine has no zone filter {selector['name']!r}")
+        zones = [z for z in zones if getattr(z, field_name) in selector["values"]]
+    return sorted(zones, key=lambda z: z.name)
 
 
 def pulumi_secret(value: Any) -> dict[str, Any]:

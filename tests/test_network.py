@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from components.config import ConfigError
 from offline.engine import ProgramRun, Registration, run_program
 from offline.stack_files import StackFiles
 
@@ -25,7 +26,8 @@ import pulumi
 from components.config import parse_config
 from components.network import Network, NetworkArgs
 
-cfg = parse_config(json.loads(pulumi.Config("test").require("values")), stack="dev", region="eu-west-1")
+region = pulumi.Config("aws").require("region")
+cfg = parse_config(json.loads(pulumi.Config("test").require("values")), stack="dev", region=region)
 network = Network("net", NetworkArgs(config=cfg.network, name_prefix="shop-dev"))
 pulumi.export("vpcId", network.vpc_id)
 pulumi.export("publicSubnetIds", network.public_subnet_ids)
@@ -34,10 +36,10 @@ pulumi.export("assignPublicIp", network.assign_public_ip)
 """
 
 
-def run_network(tmp_path: Path, **values: str) -> ProgramRun:
+def run_network(tmp_path: Path, region: str = REGION, **values: str) -> ProgramRun:
     program = tmp_path / "__main__.py"
     program.write_text(textwrap.dedent(PROGRAM))
-    config = {"aws:region": REGION, "test:values": json.dumps({"gitlabProject": "shop/web", **values})}
+    config = {"aws:region": region, "test:values": json.dumps({"gitlabProject": "shop/web", **values})}
     return run_program(StackFiles("gitlab-fargate", "dev", config, []), program=program)
 
 
@@ -107,7 +109,8 @@ def test_per_az_nat_gateways_each_serve_their_az(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("cidr", "azs"), [("10.0.0.0/16", "2"), ("10.0.0.0/16", "4"), ("172.16.8.0/24", "4")])
 def test_subnet_cidrs_inside_the_vpc_disjoint_and_big_enough_for_an_alb(tmp_path: Path, cidr: str, azs: str) -> None:
-    run = run_network(tmp_path, vpcCidr=cidr, availabilityZones=azs, taskSubnets="private")
+    # us-west-2 has four standard AZs.
+    run = run_network(tmp_path, "us-west-2", vpcCidr=cidr, availabilityZones=azs, taskSubnets="private")
     vpc = ipaddress.ip_network(run.one("aws:ec2/vpc:Vpc").props["cidrBlock"])
     assert str(vpc) == cidr
     blocks = [ipaddress.ip_network(s.props["cidrBlock"]) for s in run.of_type(SUBNET)]
@@ -116,6 +119,27 @@ def test_subnet_cidrs_inside_the_vpc_disjoint_and_big_enough_for_an_alb(tmp_path
     assert not any(a.overlaps(b) for a, b in combinations(blocks, 2))
     # An ALB needs a /27 or larger subnet with 8 free addresses in each AZ.
     assert all(b.prefixlen <= 27 for b in blocks), blocks
+
+
+# DescribeAvailabilityZones also lists the Local Zones an account opted in to (zone-type local-zone), and their
+# names sort before the region's standard AZs; the zone-type filter keeps standard AZs only.
+# https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DescribeAvailabilityZones.html
+# https://docs.aws.amazon.com/local-zones/latest/ug/getting-started.html
+def test_subnets_go_to_standard_azs_never_to_opted_in_local_zones(tmp_path: Path) -> None:
+    run = run_network(tmp_path, "us-west-2", availabilityZones="2", taskSubnets="private")
+    zones = sorted({s.props["availabilityZone"] for s in run.of_type(SUBNET)})
+    assert zones == ["us-west-2a", "us-west-2b"], "us-west-2-lax-1a/1b are opted in and sort first"
+    [(_, lookup)] = [c for c in run.calls if "getAvailabilityZones" in c[0]]
+    assert lookup["filters"] == [{"name": "zone-type", "values": ["availability-zone"]}]
+    assert lookup["state"] == "available"
+
+
+def test_more_azs_than_the_region_has_is_a_config_error_naming_the_key(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as raised:
+        run_network(tmp_path, "eu-west-1", availabilityZones="4")
+    [problem] = raised.value.problems
+    assert problem.startswith("gitlab-fargate:availabilityZones: 4, but the region has 3 standard Availability Zones")
+    assert "eu-west-1a, eu-west-1b, eu-west-1c" in problem and "use at most 3" in problem
 
 
 def test_vpc_resolves_dns_for_service_endpoints(public: ProgramRun) -> None:
