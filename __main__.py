@@ -147,6 +147,7 @@ upload_identity = UploadIdentity(
         gitlab_url=cfg.gitlab.url,
         project=cfg.gitlab.project,
         default_branch=cfg.gitlab.default_branch,
+        oidc_provider_arn=cfg.gitlab.oidc_provider_arn,
     ),
     aws_only,
 )
@@ -189,4 +190,11 @@ pulumi.export("taskdefJson", build.taskdef_json)
 pulumi.export("appspecYaml", build.appspec_yaml)
 pulumi.export("gitlabCiYml", gitlab_project.ci_yml)
 pulumi.export("gitlabVariables", gitlab_project.variable_keys)
-pulumi.export("uploadIdentity", {"mode": upload_identity.mode, "principalArn": upload_identity.principal_arn})
+pulumi.export(
+    "uploadIdentity",
+    {
+        "mode": upload_identity.mode,
+        "principalArn": upload_identity.principal_arn,
+        "oidcProviderArn": upload_identity.oidc_provider_arn,
+    },
+)

@@ -98,6 +98,7 @@ _CERTIFICATE_ARN = re.compile(r"^arn:aws[a-z-]*:acm:(?P<region>[a-z0-9-]+):\d{12
 # S3 keys made of these characters read the same in every S3 event format (some formats URL-encode the key),
 # so an event pattern naming the key literally matches it whatever the trigger mode.
 SAFE_OBJECT_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9/._-]*$")
+_OIDC_PROVIDER_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:oidc-provider/(?P<issuer>[A-Za-z0-9.:/_~-]+)$")
 _EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
 _WORLD = ("0.0.0.0/0", "::/0")
 
@@ -204,11 +205,16 @@ class GitLabConfig:
     """Base URL of the GitLab instance, without a trailing slash."""
     project: str
     """Project path (``group/app``) or numeric id."""
-    token: str | None = field(repr=False)
-    """API token (a Pulumi secret); ``None`` when not set yet."""
+    token: str = field(repr=False)
+    """API token (a Pulumi secret). Required: without it nothing on the GitLab side can be registered, and a
+    first ``pulumi up`` would stop after the AWS side, leaving half a stack."""
     default_branch: str
     upload_identity: str
     commit_ci_file: bool
+    oidc_provider_arn: str | None = None
+    """An existing IAM OIDC provider for ``url`` to reuse (``oidc`` only); ``None`` creates one. IAM allows one
+    provider per issuer URL per account, so a second stack (or the infrastructure CI's own OIDC role) in the
+    same account must reuse the first one's."""
 
     @property
     def api_url(self) -> str:
@@ -292,6 +298,7 @@ KEYS: dict[str, str] = {
     "gitlabToken": "GitLab API token (secret)",
     "gitlabDefaultBranch": "branch whose pushes deploy",
     "uploadIdentity": "how the GitLab job authenticates to AWS: access-key or oidc",
+    "oidcProviderArn": "existing IAM OIDC provider of gitlabUrl to reuse (oidc); unset creates one",
     "commitGitlabCi": "commit the rendered .gitlab-ci.yml to the application project",
 }
 
@@ -366,16 +373,21 @@ class _Reader:
     def string_map(self, key: str, default: Mapping[str, str]) -> Mapping[str, str]:
         return self._typed(key, default, _to_str_map, "a map of strings to strings")
 
-    def secret(self, key: str) -> str | None:
+    def secret(self, key: str, what: str) -> str:
+        """A required secret; ``what`` says what it is, for the error when it is missing."""
         raw = self.values.get(key)
-        if raw is None:
-            return None
+        if raw is None or not raw.strip():
+            self.fail(
+                key, f"required: {what}. Set it as a secret: `pulumi config set --secret {_qualified(key)} <value>`"
+            )
+            return ""
         if key not in self.secret_keys:
             self.fail(
                 key,
-                f"must be a secret: set it with `pulumi config set --secret {key} <value>` (never as plain text)",
+                f"must be a secret: set it with `pulumi config set --secret {_qualified(key)} <value>` "
+                "(never as plain text)",
             )
-            return None
+            return ""
         return raw
 
 
@@ -688,13 +700,37 @@ def _parse_gitlab(r: _Reader) -> GitLabConfig:
     branch = r.string("gitlabDefaultBranch", "main")
     if not _BRANCH.match(branch):
         r.fail("gitlabDefaultBranch", f"{branch!r} is not a branch name")
+    upload_identity = r.choice("uploadIdentity", "access-key", UPLOAD_IDENTITIES)
+    if upload_identity == "oidc" and project.isdigit():
+        r.fail(
+            "gitlabProject",
+            f"{project!r}: uploadIdentity 'oidc' needs the project's path (group/app), not its numeric id: "
+            "GitLab's ID token names the project by path, and the role trusts exactly that path",
+        )
+    provider_arn = r.values.get("oidcProviderArn")
+    if provider_arn is not None:
+        match = _OIDC_PROVIDER_ARN.match(provider_arn)
+        issuer = url.removeprefix("https://")
+        if upload_identity != "oidc":
+            r.fail("oidcProviderArn", "applies only with uploadIdentity 'oidc'")
+        elif not match:
+            r.fail(
+                "oidcProviderArn",
+                f"{provider_arn!r} is not an IAM OIDC provider ARN (arn:aws:iam::<account>:oidc-provider/<host>)",
+            )
+        elif not r.failed("gitlabUrl") and match["issuer"] != issuer:
+            r.fail(
+                "oidcProviderArn",
+                f"the provider is for {match['issuer']!r}, but GitLab's ID tokens come from {issuer!r} (gitlabUrl)",
+            )
     return GitLabConfig(
         url=url,
         project=project,
-        token=r.secret("gitlabToken"),
+        token=r.secret("gitlabToken", "a GitLab API token (api scope, Maintainer on the application project)"),
         default_branch=branch,
-        upload_identity=r.choice("uploadIdentity", "access-key", UPLOAD_IDENTITIES),
+        upload_identity=upload_identity,
         commit_ci_file=r.boolean("commitGitlabCi", False),
+        oidc_provider_arn=provider_arn,
     )
 
 

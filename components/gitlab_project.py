@@ -37,21 +37,12 @@ CI_FILE_PATH = ".gitlab-ci.yml"
 UPLOAD_IMAGE = "public.ecr.aws/sam/build-python3.12:latest"
 
 
-class GitLabTokenMissing(ValueError):
-    """The stack has no GitLab API token."""
-
-
 def gitlab_provider(name: str, config: GitLabConfig, opts: pulumi.ResourceOptions | None = None) -> gitlab.Provider:
     """The GitLab provider of the stack: its instance's API URL and the token from the stack's secret config.
 
-    Explicit, so that no ``GITLAB_TOKEN``/``GITLAB_BASE_URL`` of the operator's environment is ever used.
+    Explicit, so that no ``GITLAB_TOKEN``/``GITLAB_BASE_URL`` of the operator's environment is ever used. The
+    config refuses a stack without a token before anything is registered.
     """
-    if not config.token:
-        raise GitLabTokenMissing(
-            "gitlab-fargate:gitlabToken is not set: the program needs a GitLab API token (api scope, Maintainer "
-            "on the application project). Set it as a secret: "
-            "`pulumi config set --secret gitlab-fargate:gitlabToken <token>`"
-        )
     return gitlab.Provider(
         name,
         base_url=config.api_url,

@@ -7,8 +7,8 @@ watches (``arn:aws:s3:::<bucket>/<key>``). One statement, one action, one resour
   and an access key. The key's secret is a Pulumi secret; ``GitLabProject`` stores both halves in masked,
   protected CI/CD variables.
 - ``oidc`` (for a GitLab whose OIDC discovery documents AWS can fetch): an IAM OIDC provider for the GitLab
-  URL and a role that only this project's default branch can assume, with the job's ID token. No long-lived
-  key exists at all.
+  URL (created, or an existing one reused: ``oidc_provider_arn``) and a role that only this project's default
+  branch can assume, with the job's ID token. No long-lived key exists at all.
 
 See ``docs/gitlab.md`` for when to use which.
 """
@@ -48,6 +48,10 @@ class UploadIdentityArgs:
     """The application project: ``group/app`` (``oidc`` needs the path; ``access-key`` also takes an id)."""
     default_branch: str
     """The only branch whose jobs may assume the role (``oidc``)."""
+    oidc_provider_arn: str | None = None
+    """``oidc``: an existing IAM OIDC provider for ``gitlab_url`` to trust (``oidcProviderArn``); ``None`` creates
+    one. IAM holds one provider per issuer URL per account: a second stack in the account, or the
+    infrastructure CI's own OIDC role, must reuse the first."""
 
 
 def put_object_policy(bucket_arn: pulumi.Input[str], object_key: str) -> pulumi.Output[str]:
@@ -147,22 +151,27 @@ class UploadIdentity(pulumi.ComponentResource):
             self.access_key_id = pulumi.Output.secret(key.id)
             self.secret_access_key = pulumi.Output.secret(key.secret)
         else:
-            # No thumbprint: for providers whose certificate chains to a CA AWS trusts (gitlab.com and most
-            # self-managed instances) IAM validates with its own CA library and ignores thumbprints; for
-            # others, IAM fetches the top intermediate CA's thumbprint itself when none is given. A pinned
-            # thumbprint would only break at the next certificate renewal.
-            provider = aws.iam.OpenIdConnectProvider(
-                f"{name}-oidc",
-                url=args.gitlab_url,
-                # The audience the job's ID token carries (`id_tokens: <name>: aud:` in .gitlab-ci.yml).
-                client_id_lists=[args.gitlab_url],
-                opts=child,
-            )
+            provider_arn: pulumi.Input[str]
+            if args.oidc_provider_arn is not None:
+                # Reused, not managed: the stack never changes or deletes a provider others may trust too.
+                provider_arn = args.oidc_provider_arn
+            else:
+                # No thumbprint: for providers whose certificate chains to a CA AWS trusts (gitlab.com and most
+                # self-managed instances) IAM validates with its own CA library and ignores thumbprints; for
+                # others, IAM fetches the top intermediate CA's thumbprint itself when none is given. A pinned
+                # thumbprint would only break at the next certificate renewal.
+                provider_arn = aws.iam.OpenIdConnectProvider(
+                    f"{name}-oidc",
+                    url=args.gitlab_url,
+                    # The audience the job's ID token carries (`id_tokens: <name>: aud:` in .gitlab-ci.yml).
+                    client_id_lists=[args.gitlab_url],
+                    opts=child,
+                ).arn
             role = aws.iam.Role(
                 f"{name}-role",
                 name=physical_name,
                 assume_role_policy=web_identity_trust_policy(
-                    provider.arn, args.gitlab_url, args.project, args.default_branch
+                    provider_arn, args.gitlab_url, args.project, args.default_branch
                 ),
                 # The job asks for 15 minutes (the minimum); an hour caps any other caller.
                 max_session_duration=3600,
@@ -171,7 +180,7 @@ class UploadIdentity(pulumi.ComponentResource):
             aws.iam.RolePolicy(f"{name}-put-object", role=role.id, policy=policy, opts=child)
             self.principal_arn = role.arn
             self.role_arn = role.arn
-            self.oidc_provider_arn = provider.arn
+            self.oidc_provider_arn = pulumi.Output.from_input(provider_arn)
 
         self.register_outputs(
             {

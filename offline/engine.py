@@ -133,6 +133,9 @@ class RecordingMocks(pulumi.runtime.Mocks):
             for key in ("name", "bucket"):
                 state.setdefault(key, name)
         typ = args.typ
+        if typ == "aws:iam/openIdConnectProvider:OpenIdConnectProvider":
+            # IAM names a provider after its issuer: arn:aws:iam::<account>:oidc-provider/<host[/path]>.
+            name = str(unwrap(inputs.get("url", name))).removeprefix("https://")
         if typ in _ARNS:
             service, path = _ARNS[typ]
             state["arn"] = self.arn(service, path.format(name=name))
@@ -326,11 +329,13 @@ def run_program(
     remove: tuple[str, ...] = (),
     program: Path = ROOT / "__main__.py",
     preview: bool = False,
+    registered: list[Registration] | None = None,
 ) -> ProgramRun:
     """Runs the program for one stack's config and returns what it registered.
 
     ``overrides`` and ``remove`` take bare keys of the project namespace (``cpu``) or namespaced ones.
-    Raises whatever the program raises (e.g. ``ConfigError``).
+    Raises whatever the program raises (e.g. ``ConfigError``); ``registered``, when given, receives every
+    registration made before that (so a caller can tell whether a failure left half a stack).
     """
 
     def full(key: str) -> str:
@@ -342,6 +347,8 @@ def run_program(
 
     mocks = RecordingMocks(region)
     monitor = RecordingMonitor(mocks)
+    if registered is not None:
+        monitor.registrations = registered
     settings.set_root_resource(None)  # type: ignore[arg-type]
     pulumi.runtime.set_all_config(config, list(files.secret_keys))
     pulumi.runtime.set_mocks(mocks, project=files.project, stack=files.stack, preview=preview, monitor=monitor)

@@ -41,8 +41,9 @@ from components.templates import TaskDefinitionValues
 config = pulumi.Config()
 cfg = parse_config(
     {"gitlabProject": "shop/web", "ecrKeepImages": "7", "buildTimeoutMinutes": "15",
-     "buildComputeType": "BUILD_GENERAL1_MEDIUM", "buildImage": "aws/codebuild/standard:8.0"},
-    stack="dev", region="eu-west-1",
+     "buildComputeType": "BUILD_GENERAL1_MEDIUM", "buildImage": "aws/codebuild/standard:8.0",
+     "gitlabToken": "glpat-offline-test-token"},
+    stack="dev", region="eu-west-1", secret_keys=frozenset({"gitlabToken"}),
 )
 values = TaskDefinitionValues(
     family="shop-dev", cpu=int(config.require("cpu")), memory=int(config.require("memory")),

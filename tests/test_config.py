@@ -24,7 +24,7 @@ from components.config import (
 )
 from offline.stack_files import ROOT, committed_stacks, load_stack_files
 
-BASE = {"gitlabProject": "group/app"}
+BASE = {"gitlabProject": "group/app", "gitlabToken": "glpat-offline-test-token"}
 
 
 def parse(values: dict[str, str] | None = None, *, stack: str = "dev", region: str | None = "eu-west-1") -> StackConfig:
@@ -63,7 +63,7 @@ def test_defaults_give_one_small_public_task_in_a_created_vpc() -> None:
     assert cfg.alb.test_listener_cidrs == (), "the test listener is closed to the outside unless opened"
     assert cfg.log_retention_days == 14
     assert cfg.pipeline.deployment_config == "CodeDeployDefault.ECSAllAtOnce"
-    assert cfg.gitlab.token is None
+    assert cfg.gitlab.oidc_provider_arn is None
     assert cfg.gitlab.api_url == "https://gitlab.com/api/v4/"
 
 
@@ -446,8 +446,54 @@ def test_gitlab_token_as_plain_text_is_refused() -> None:
         parse_config({**BASE, "gitlabToken": "glpat-abcdefghijklmnop"}, stack="dev", region="eu-west-1")
     [message] = err.value.problems
     assert message.startswith("gitlab-fargate:gitlabToken: must be a secret")
-    assert "pulumi config set --secret gitlabToken" in message
+    assert "pulumi config set --secret gitlab-fargate:gitlabToken" in message
     assert "glpat" not in str(err.value), "the error must not print the token it refuses"
+
+
+@pytest.mark.parametrize("token", [None, "", "   "], ids=["unset", "empty", "blank"])
+def test_gitlab_token_is_required_with_the_rest_of_the_config(token: str | None) -> None:
+    values = {k: v for k, v in BASE.items() if k != "gitlabToken"}
+    if token is not None:
+        values["gitlabToken"] = token
+    with pytest.raises(ConfigError) as err:
+        parse_config({**values, "cpu": "300"}, stack="dev", region="eu-west-1", secret_keys=SECRET_KEYS)
+    keys = sorted(p.split(":")[1] for p in err.value.problems)
+    assert keys == ["cpu", "gitlabToken"], "reported together with every other problem, before any resource"
+    [message] = [p for p in err.value.problems if ":gitlabToken:" in p]
+    assert message.startswith("gitlab-fargate:gitlabToken: required: a GitLab API token")
+    assert "`pulumi config set --secret gitlab-fargate:gitlabToken <value>`" in message
+
+
+PROVIDER_ARN = "arn:aws:iam::123456789012:oidc-provider/gitlab.example.com"
+
+
+def test_oidc_may_reuse_the_accounts_provider_of_the_gitlab_url() -> None:
+    cfg = parse({"uploadIdentity": "oidc", "gitlabUrl": "https://gitlab.example.com", "oidcProviderArn": PROVIDER_ARN})
+    assert cfg.gitlab.oidc_provider_arn == PROVIDER_ARN
+    assert parse({"uploadIdentity": "oidc"}).gitlab.oidc_provider_arn is None, "unset: the stack creates one"
+
+
+@pytest.mark.parametrize(
+    ("values", "says"),
+    [
+        ({"oidcProviderArn": PROVIDER_ARN}, "applies only with uploadIdentity 'oidc'"),
+        ({"uploadIdentity": "oidc", "oidcProviderArn": "gitlab.example.com"}, "is not an IAM OIDC provider ARN"),
+        (
+            {"uploadIdentity": "oidc", "gitlabUrl": "https://git.example.org", "oidcProviderArn": PROVIDER_ARN},
+            "the provider is for 'gitlab.example.com', but GitLab's ID tokens come from 'git.example.org'",
+        ),
+    ],
+    ids=["without-oidc", "not-an-arn", "other-issuer"],
+)
+def test_a_reused_oidc_provider_must_be_the_gitlab_urls(values: dict[str, str], says: str) -> None:
+    assert says in only_problem(values, "oidcProviderArn")
+
+
+def test_oidc_with_a_numeric_project_fails_in_config_validation() -> None:
+    """GitLab's ID token names the project by path; the role's trust cannot pin a numeric id."""
+    message = only_problem({"uploadIdentity": "oidc", "gitlabProject": "4242"}, "gitlabProject")
+    assert message.startswith("'4242': uploadIdentity 'oidc' needs the project's path (group/app)")
+    assert parse({"gitlabProject": "4242"}).gitlab.project == "4242", "access-key takes an id"
 
 
 def test_missing_region() -> None:
@@ -459,10 +505,10 @@ def test_region_that_is_not_one() -> None:
     assert "'Ireland'" in only_problem({}, "aws:region", region="Ireland")
 
 
-def test_gitlab_project_is_required() -> None:
+def test_gitlab_project_and_token_are_required() -> None:
     with pytest.raises(ConfigError) as err:
         parse_config({}, stack="dev", region="eu-west-1")
-    assert [p.split(":")[1] for p in err.value.problems] == ["gitlabProject"]
+    assert [p.split(":")[1] for p in err.value.problems] == ["gitlabProject", "gitlabToken"]
 
 
 def test_several_problems_are_reported_together() -> None:

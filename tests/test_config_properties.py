@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from components.config import KEYS, SECRET_KEYS, ConfigError, StackConfig, parse_config
 
-BASE = {"gitlabProject": "group/app"}
+BASE = {"gitlabProject": "group/app", "gitlabToken": "glpat-offline-test-token"}
 
 # What a stack file can hand the program: any scalar as a string, or any JSON structure.
 json_values = st.recursive(
@@ -50,7 +50,7 @@ def test_any_combination_gives_a_clean_error_or_a_model(values: dict[str, str]) 
 @given(raw=raw_values.filter(lambda r: r.strip() not in ("256", "512", "1024", "2048", "4096", "8192", "16384")))
 def test_a_wrong_cpu_always_names_the_cpu_key(raw: str) -> None:
     try:
-        parse_config({**BASE, "cpu": raw}, stack="dev", region="eu-west-1")
+        parse_config({**BASE, "cpu": raw}, stack="dev", region="eu-west-1", secret_keys=frozenset(SECRET_KEYS))
     except ConfigError as err:
         assert any(p.startswith("gitlab-fargate:cpu:") for p in err.problems), err.problems
     else:
@@ -64,7 +64,9 @@ def test_a_source_key_the_config_accepts_is_one_the_source_bucket_accepts(key: s
     from components.source_bucket import check_object_key
 
     try:
-        cfg = parse_config({**BASE, "sourceObjectKey": key}, stack="dev", region="eu-west-1")
+        cfg = parse_config(
+            {**BASE, "sourceObjectKey": key}, stack="dev", region="eu-west-1", secret_keys=frozenset(SECRET_KEYS)
+        )
     except ConfigError:
         return
     check_object_key(cfg.pipeline.source_object_key)

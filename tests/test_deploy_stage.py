@@ -65,8 +65,8 @@ from components.service_alarms import ServiceAlarms, ServiceAlarmsArgs
 config = pulumi.Config()
 cfg = parse_config(
     {"gitlabProject": "shop/web", "deploymentConfig": "ECSLinear10PercentEvery1Minutes",
-     "terminationWaitMinutes": "12", **json.loads(config.require("values"))},
-    stack="dev", region="eu-west-1",
+     "terminationWaitMinutes": "12", "gitlabToken": "glpat-offline-test-token", **json.loads(config.require("values"))},
+    stack="dev", region="eu-west-1", secret_keys=frozenset({"gitlabToken"}),
 )
 alarms = ServiceAlarms("alarms", ServiceAlarmsArgs(
     name_prefix="shop-dev", alarms=cfg.alarms, load_balancer_arn_suffix="app/shop-dev/50dc6c495c0c9188",

@@ -69,7 +69,10 @@ from components.config import parse_config
 from components.fargate_service import FargateService, FargateServiceArgs
 
 config = pulumi.Config("test")
-cfg = parse_config(json.loads(config.require("values")), stack="dev", region="eu-west-1")
+cfg = parse_config(
+    {"gitlabToken": "glpat-offline-test-token", **json.loads(config.require("values"))},
+    stack="dev", region="eu-west-1", secret_keys=frozenset({"gitlabToken"}),
+)
 for name in config.require_object("names"):
     certificate_arn = cfg.alb.certificate_arn
     if cfg.alb.creates_certificate:
@@ -414,9 +417,13 @@ def test_without_a_certificate_the_site_is_plain_http_on_one_listener_and_no_dns
 
 
 def test_a_certificate_that_disagrees_with_the_alb_config_is_refused_before_anything_exists() -> None:
-    http_only = parse_config({"gitlabProject": "shop/web"}, stack="dev", region=REGION)
+    token, secret = {"gitlabToken": "glpat-offline-test-token"}, frozenset({"gitlabToken"})
+    http_only = parse_config({"gitlabProject": "shop/web", **token}, stack="dev", region=REGION, secret_keys=secret)
     https = parse_config(
-        {"gitlabProject": "shop/web", "domainName": DOMAIN, "hostedZoneId": ZONE}, stack="dev", region=REGION
+        {"gitlabProject": "shop/web", "domainName": DOMAIN, "hostedZoneId": ZONE, **token},
+        stack="dev",
+        region=REGION,
+        secret_keys=secret,
     )
 
     def args(cfg: StackConfig, certificate_arn: str | None) -> FargateServiceArgs:

@@ -19,20 +19,18 @@ from conftest import stack_run
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from components.config import GitLabConfig
+from components.config import ConfigError
 from components.gitlab_project import (
     CiValues,
     GitLabProject,
     GitLabProjectArgs,
-    GitLabTokenMissing,
-    gitlab_provider,
     render_app_ci,
     split_key,
     with_trailing_newline,
 )
 from offline import engine
 from offline.engine import ProgramRun, Registration, is_secret, run_program, unwrap
-from offline.stack_files import StackFiles
+from offline.stack_files import StackFiles, load_stack_files
 
 VARIABLE = "gitlab:index/projectVariable:ProjectVariable"
 DEPLOY_KEY = "gitlab:index/deployKey:DeployKey"
@@ -325,24 +323,16 @@ def test_credentials_must_match_the_upload_identity(mode: str, credentials: dict
 # --- The provider ----------------------------------------------------------------------------------------
 
 
-def test_a_missing_token_names_the_key_and_the_command() -> None:
-    config = GitLabConfig(
-        url="https://gitlab.example.com",
-        project=PROJECT,
-        token=None,
-        default_branch="main",
-        upload_identity="access-key",
-        commit_ci_file=False,
-    )
-    with pytest.raises(GitLabTokenMissing) as error:
-        gitlab_provider("gitlab", config)
-    assert "gitlab-fargate:gitlabToken" in str(error.value)
-    assert "pulumi config set --secret gitlab-fargate:gitlabToken" in str(error.value)
-
-
-def test_the_program_stops_without_a_token(run_stack: Callable[..., ProgramRun]) -> None:
-    with pytest.raises(GitLabTokenMissing, match="gitlab-fargate:gitlabToken"):
-        run_stack("dev", remove=("gitlabToken",))
+def test_a_stack_without_a_token_stops_before_anything_is_registered(tmp_path: Path) -> None:
+    """Found with the rest of the config, not after the AWS side exists (a half stack on the first `pulumi up`)."""
+    files = load_stack_files("dev")
+    registered: list[Registration] = []
+    with pytest.raises(ConfigError) as error:
+        run_program(files, remove=("gitlabToken",), registered=registered)
+    [problem] = error.value.problems
+    assert problem.startswith("gitlab-fargate:gitlabToken: required")
+    assert "pulumi config set --secret gitlab-fargate:gitlabToken" in problem
+    assert registered == [], [r.name for r in registered]
 
 
 def test_the_provider_comes_from_the_stacks_config(dev: ProgramRun) -> None:
@@ -372,6 +362,7 @@ def test_access_key_stack_wires_the_users_key_into_the_variables(dev: ProgramRun
     assert dev.outputs["uploadIdentity"] == {
         "mode": "access-key",
         "principalArn": dev.one("aws:iam/user:User").state["arn"],
+        "oidcProviderArn": None,
     }
     assert dev.outputs["gitlabVariables"] == sorted(ACCESS_KEY_VARIABLES)
 
@@ -385,7 +376,18 @@ def test_oidc_stack_registers_no_key_and_no_key_variables(dev_oidc: ProgramRun) 
         found["AWS_ROLE_ARN"].props["value"] == dev_oidc.one("aws:iam/role:Role", "upload-identity-role").state["arn"]
     )
     assert dev_oidc.outputs["uploadIdentity"]["mode"] == "oidc"
+    provider = dev_oidc.one("aws:iam/openIdConnectProvider:OpenIdConnectProvider").state["arn"]
+    assert dev_oidc.outputs["uploadIdentity"]["oidcProviderArn"] == provider
     assert dev_oidc.one(REPOSITORY_FILE).props["content"] == dev_oidc.outputs["gitlabCiYml"]
+
+
+def test_a_stack_in_an_account_with_the_provider_reuses_it(run_stack: Callable[..., ProgramRun]) -> None:
+    arn = "arn:aws:iam::123456789012:oidc-provider/gitlab.example.com"
+    run = run_stack("prod", overrides={"uploadIdentity": "oidc", "oidcProviderArn": arn})
+    assert run.of_type("aws:iam/openIdConnectProvider:OpenIdConnectProvider") == []
+    trust = json.loads(run.one("aws:iam/role:Role", "upload-identity-role").props["assumeRolePolicy"])
+    assert trust["Statement"][0]["Principal"] == {"Federated": arn}
+    assert run.outputs["uploadIdentity"]["oidcProviderArn"] == arn
 
 
 def test_dev_and_prod_share_the_project_without_overwriting_each_other(dev: ProgramRun, prod: ProgramRun) -> None:

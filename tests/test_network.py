@@ -27,7 +27,10 @@ from components.config import parse_config
 from components.network import Network, NetworkArgs
 
 region = pulumi.Config("aws").require("region")
-cfg = parse_config(json.loads(pulumi.Config("test").require("values")), stack="dev", region=region)
+cfg = parse_config(
+    {"gitlabToken": "glpat-offline-test-token", **json.loads(pulumi.Config("test").require("values"))},
+    stack="dev", region=region, secret_keys=frozenset({"gitlabToken"}),
+)
 network = Network("net", NetworkArgs(config=cfg.network, name_prefix="shop-dev"))
 pulumi.export("vpcId", network.vpc_id)
 pulumi.export("publicSubnetIds", network.public_subnet_ids)

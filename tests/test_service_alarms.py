@@ -37,7 +37,10 @@ from components.notifications import Notifications, NotificationsArgs
 from components.service_alarms import ServiceAlarms, ServiceAlarmsArgs
 
 config = pulumi.Config()
-cfg = parse_config(json.loads(config.require("values")), stack="dev", region="eu-west-1")
+cfg = parse_config(
+    {"gitlabToken": "glpat-offline-test-token", **json.loads(config.require("values"))},
+    stack="dev", region="eu-west-1", secret_keys=frozenset({"gitlabToken"}),
+)
 notifications = Notifications("notifications", NotificationsArgs(name_prefix="shop-dev", region="eu-west-1"))
 alarms = ServiceAlarms("alarms", ServiceAlarmsArgs(
     name_prefix="shop-dev", alarms=cfg.alarms,

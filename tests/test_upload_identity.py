@@ -47,6 +47,7 @@ for spec in pulumi.Config().require_object("identities"):
     identity = UploadIdentity(spec["name"], UploadIdentityArgs(
         name_prefix=spec["prefix"], mode=spec["mode"], bucket_arn=spec["bucketArn"], object_key=spec["key"],
         gitlab_url=spec["url"], project=spec["project"], default_branch=spec["branch"],
+        oidc_provider_arn=spec.get("providerArn"),
     ))
     pulumi.export(spec["name"], {
         "mode": identity.mode, "principalArn": identity.principal_arn, "accessKeyId": identity.access_key_id,
@@ -228,6 +229,42 @@ def test_oidc_role_trust_pins_audience_project_and_branch(oidc: ProgramRun) -> N
             "gitlab.example.com:sub": f"project_path:{PROJECT}:ref_type:branch:ref:{BRANCH}",
         }
     }
+
+
+# IAM allows one OIDC identity provider per issuer URL in an account (CreateOpenIDConnectProvider fails with
+# EntityAlreadyExists otherwise): https://docs.aws.amazon.com/IAM/latest/UserGuide/id_roles_providers_create_oidc.html
+# A stack in an account that has one (another stack's, or the infrastructure CI's) reuses it by ARN.
+EXISTING_PROVIDER = "arn:aws:iam::123456789012:oidc-provider/gitlab.example.com"
+
+
+def test_oidc_reuses_an_existing_provider_and_creates_none(tmp_path: Path) -> None:
+    run = run_identities(tmp_path, identity("upload", "oidc", providerArn=EXISTING_PROVIDER))
+    assert run.of_type(OIDC_PROVIDER) == [], "a second provider for the same URL is refused by IAM"
+    trust = policy_of(run.one(ROLE), "assumeRolePolicy")
+    assert trust["Statement"][0]["Principal"] == {"Federated": EXISTING_PROVIDER}
+    assert run.outputs["upload"]["oidcProviderArn"] == EXISTING_PROVIDER
+
+
+def test_two_oidc_stacks_in_one_account_create_one_provider_between_them(tmp_path: Path) -> None:
+    """What IAM enforces (one provider per URL per account), replayed in moto: the second stack reuses the first's
+    provider instead of creating another, and both roles trust it."""
+    run = run_identities(
+        tmp_path,
+        identity("dev-upload", "oidc"),
+        identity("prod-upload", "oidc", prefix="shop-prod", providerArn=EXISTING_PROVIDER),
+    )
+    with mock_aws():
+        iam = boto3.client("iam", region_name=REGION)
+        for provider in run.of_type(OIDC_PROVIDER):
+            iam.create_open_id_connect_provider(Url=provider.props["url"], ClientIDList=provider.props["clientIdLists"])
+        with pytest.raises(ClientError, match="EntityAlreadyExists"):
+            iam.create_open_id_connect_provider(Url=GITLAB, ClientIDList=[GITLAB])
+        [listed] = iam.list_open_id_connect_providers()["OpenIDConnectProviderList"]
+        assert listed["Arn"] == EXISTING_PROVIDER
+        for role in run.of_type(ROLE):
+            [statement] = policy_of(role, "assumeRolePolicy")["Statement"]
+            assert statement["Principal"]["Federated"] == EXISTING_PROVIDER
+            iam.create_role(RoleName=role.props["name"], AssumeRolePolicyDocument=role.props["assumeRolePolicy"])
 
 
 def allowed_by(trust: dict[str, Any], claims: dict[str, str]) -> bool:
