@@ -15,7 +15,7 @@ import difflib
 import ipaddress
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -397,13 +397,18 @@ def parse_config(
     stack: str,
     region: str | None,
     secret_keys: frozenset[str] = frozenset(),
+    other_keys: Iterable[str] = (),
 ) -> StackConfig:
     """Validates raw config values (``key -> string``, without namespace) into a ``StackConfig``.
+
+    ``other_keys`` are the stack's namespaced keys outside the project's namespace (``aws:region``...), checked
+    too: a key nothing reads is a mistake the user would not otherwise see.
 
     Raises ``ConfigError`` listing every problem: unknown keys (with the nearest known key), wrong
     types, values out of range, and combinations AWS would reject.
     """
     r = _Reader(values, secret_keys)
+    r.problems.extend(foreign_key_problems(other_keys))
 
     for key in sorted(values):
         if key not in KEYS:
@@ -734,6 +739,64 @@ def _parse_gitlab(r: _Reader) -> GitLabConfig:
     )
 
 
+# --- Keys of other namespaces -----------------------------------------------------------------
+
+# The program's providers are explicit (``aws.Provider(region=...)``, ``gitlab.Provider(...)``): a provider's own
+# config keys in the stack file (``aws:profile``, ``gitlab:token``) configure only default providers, which the
+# program never uses, so they would be ignored without a word. Of other namespaces the program reads
+# ``aws:region``; ``pulumi:`` keys belong to the engine.
+READ_FOREIGN_KEYS = frozenset({"aws:region"})
+ENGINE_NAMESPACES = frozenset({"pulumi"})
+_PROVIDER_INSTEAD = {
+    "aws": (
+        "the program's AWS provider is explicit and takes only aws:region from the stack; credentials and roles "
+        "come from the environment (AWS_PROFILE, AWS_ROLE_ARN, ...)"
+    ),
+    "gitlab": (
+        f"the program's GitLab provider is explicit and takes no gitlab: key; set {PROJECT}:gitlabUrl and "
+        f"{PROJECT}:gitlabToken instead"
+    ),
+}
+
+
+def _provider_keys(namespace: str) -> tuple[str, ...]:
+    """The config keys a provider package declares (its ``ProviderArgs`` properties, as the engine names them)."""
+    import importlib
+    import inspect
+
+    module = importlib.import_module({"aws": "pulumi_aws", "gitlab": "pulumi_gitlab"}[namespace])
+    members = inspect.getmembers(module.ProviderArgs, lambda m: isinstance(m, property))
+    return tuple(sorted(getattr(p.fget, "_pulumi_name", name) for name, p in members))
+
+
+def foreign_key_problems(keys: Iterable[str]) -> list[str]:
+    """Problems with namespaced keys outside ``PROJECT``: misspelt namespaces, unknown or unused provider keys."""
+    problems = []
+    for key in sorted(keys):
+        namespace, _, name = key.partition(":")
+        if key in READ_FOREIGN_KEYS or namespace in ENGINE_NAMESPACES:
+            continue
+        if namespace in _PROVIDER_INSTEAD:
+            known = _provider_keys(namespace)
+            if name in known:
+                problems.append(f"{key}: not read: {_PROVIDER_INSTEAD[namespace]}")
+                continue
+            near = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+            hint = f"; did you mean '{namespace}:{near[0]}'?" if near else ""
+            problems.append(f"{key}: unknown key{hint}")
+            continue
+        if difflib.get_close_matches(namespace, [PROJECT], n=1, cutoff=0.75):
+            near = difflib.get_close_matches(name, list(KEYS), n=1, cutoff=0.6)
+            problems.append(
+                f"{key}: unknown namespace {namespace!r}; did you mean {_qualified(near[0] if near else name)!r}?"
+            )
+            continue
+        problems.append(
+            f"{key}: unknown namespace {namespace!r}: the program reads {PROJECT}:* keys and aws:region only"
+        )
+    return problems
+
+
 # --- Helpers ----------------------------------------------------------------------------------
 
 
@@ -793,4 +856,5 @@ def load_stack_config() -> StackConfig:
         if runtime_config.is_config_secret(prefix + key) or prefix + key in runtime_config.get_config_secret_keys_env()
     )
     region = pulumi.Config("aws").get("region")
-    return parse_config(values, stack=pulumi.get_stack(), region=region, secret_keys=secret)
+    others = frozenset(k for k in everything if ":" in k and not k.startswith(prefix))
+    return parse_config(values, stack=pulumi.get_stack(), region=region, secret_keys=secret, other_keys=others)

@@ -11,6 +11,7 @@ that are not set) become clearly marked placeholders, registered as secrets.
 
 from __future__ import annotations
 
+import difflib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +38,52 @@ class StackFiles:
 
 
 class StackFileError(ValueError):
-    pass
+    """A stack or project file the CLI would refuse (or misread): one message naming the file, line and fix."""
+
+
+# What the Pulumi CLI reads from a stack file besides `config:` (https://www.pulumi.com/docs/iac/concepts/projects/stack-settings-file/).
+STACK_FILE_KEYS = ("config", "secretsprovider", "encryptedkey", "encryptionsalt", "environment")
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise StackFileError(f"{path.name}: not valid YAML{where}: {error.problem}") from None
+    except yaml.YAMLError as error:
+        raise StackFileError(f"{path.name}: not valid YAML: {error}") from None
+
+
+def _stack_config(path: Path, document: Any, project: str) -> dict[str, Any]:
+    """The ``config:`` mapping of a stack file, refusing every shape the CLI would reject or silently ignore."""
+    if document is None:
+        return {}
+    if not isinstance(document, dict):
+        raise StackFileError(
+            f"{path.name}: must be a mapping with a `config:` section, not a {type(document).__name__}"
+        )
+    for key in document:
+        if key in STACK_FILE_KEYS:
+            continue
+        if isinstance(key, str) and ":" in key:
+            raise StackFileError(
+                f"{path.name}: {key!r} is outside `config:`, where nothing reads it; indent it under `config:`"
+            )
+        near = difflib.get_close_matches(str(key), STACK_FILE_KEYS, n=1)
+        hint = f"; did you mean {near[0]!r}?" if near else ""
+        raise StackFileError(
+            f"{path.name}: unknown top-level key {key!r}{hint} (a stack file holds {', '.join(STACK_FILE_KEYS)})"
+        )
+    config = document.get("config")
+    if config is None:
+        return {}
+    if not isinstance(config, dict):
+        raise StackFileError(
+            f"{path.name}: `config:` must map keys to values ({project}:cpu: 512), not be a {type(config).__name__}"
+        )
+    return config
 
 
 def _as_program_value(value: Any) -> str:
@@ -72,7 +118,9 @@ def load_stack_files(
         known = ", ".join(committed_stacks(root)) or "none"
         raise StackFileError(f"no stack file {stack_file.name}; committed stacks: {known}")
 
-    project_doc = yaml.safe_load(project_file.read_text()) or {}
+    project_doc = _read_yaml(project_file) or {}
+    if not isinstance(project_doc, dict) or not isinstance(project_doc.get("name"), str):
+        raise StackFileError(f"{project_file.name}: must be a mapping with the project's `name:`")
     project = project_doc["name"]
     config: dict[str, str] = {}
     secret_keys: list[str] = []
@@ -84,9 +132,8 @@ def load_stack_files(
         elif not isinstance(spec, dict):
             config[full] = _as_program_value(spec)
 
-    stack_doc = yaml.safe_load(stack_file.read_text()) or {}
-    for key, value in (stack_doc.get("config") or {}).items():
-        if ":" not in key:
+    for key, value in _stack_config(stack_file, _read_yaml(stack_file), project).items():
+        if not isinstance(key, str) or ":" not in key:
             raise StackFileError(f"{stack_file.name}: config key {key!r} needs a namespace, like '{project}:{key}'")
         if isinstance(value, dict) and set(value) == {"secure"}:
             config[key] = secret_placeholder(key)

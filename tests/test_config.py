@@ -496,6 +496,31 @@ def test_oidc_with_a_numeric_project_fails_in_config_validation() -> None:
     assert parse({"gitlabProject": "4242"}).gitlab.project == "4242", "access-key takes an id"
 
 
+# Keys of other namespaces: the program's providers are explicit, so a provider's own keys (aws:profile,
+# gitlab:token) configure nothing, and a misspelt namespace hides a key from the program entirely.
+@pytest.mark.parametrize(
+    ("key", "says"),
+    [
+        ("gitlab-farget:cpu", "unknown namespace 'gitlab-farget'; did you mean 'gitlab-fargate:cpu'?"),
+        ("gitlab-fargate-dev:memroy", "did you mean 'gitlab-fargate:memory'?"),
+        ("aws:regon", "unknown key; did you mean 'aws:region'?"),
+        ("aws:profile", "not read: the program's AWS provider is explicit and takes only aws:region"),
+        ("gitlab:token", "set gitlab-fargate:gitlabUrl and gitlab-fargate:gitlabToken instead"),
+        ("random:length", "unknown namespace 'random'"),
+    ],
+)
+def test_keys_of_other_namespaces_that_nothing_reads_are_refused(key: str, says: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_config(BASE, stack="dev", region="eu-west-1", secret_keys=SECRET_KEYS, other_keys=[key, "aws:region"])
+    [problem] = err.value.problems
+    assert problem.startswith(f"{key}: ") and says in problem, problem
+
+
+def test_aws_region_and_engine_keys_are_fine() -> None:
+    keys = ["aws:region", "pulumi:tags"]
+    assert parse_config(BASE, stack="dev", region="eu-west-1", secret_keys=SECRET_KEYS, other_keys=keys)
+
+
 def test_missing_region() -> None:
     message = only_problem({}, "aws:region", region=None)
     assert "required" in message and "pulumi config set aws:region" in message

@@ -120,6 +120,53 @@ def test_bad_values_leave_a_previous_plan_untouched(
     assert (out / "plan.md").read_text() == "previous plan\n"
 
 
+DEV_CONFIG = (ROOT / "Pulumi.dev.yaml").read_text()
+
+
+@pytest.mark.parametrize(
+    ("stack_yaml", "says"),
+    [
+        (DEV_CONFIG + "  gitlab-fargate:tags: [\n", "Pulumi.dev.yaml: not valid YAML at line"),
+        ("config:\n  - aws:region: eu-west-1\n", "Pulumi.dev.yaml: `config:` must map keys to values"),
+        (DEV_CONFIG + "gitlab-fargate:cpu: 512\n", "'gitlab-fargate:cpu' is outside `config:`"),
+        (DEV_CONFIG + "confg:\n  aws:region: eu-west-1\n", "unknown top-level key 'confg'; did you mean 'config'?"),
+        ("- just\n- a list\n", "Pulumi.dev.yaml: must be a mapping with a `config:` section"),
+        (DEV_CONFIG + "  gitlab-farget:cpu: 512\n", "did you mean 'gitlab-fargate:cpu'?"),
+        (DEV_CONFIG + "  aws:regon: eu-west-1\n", "aws:regon: unknown key; did you mean 'aws:region'?"),
+        (DEV_CONFIG + "  aws:profile: prod-admin\n", "aws:profile: not read"),
+        (DEV_CONFIG + "  gitlab:token: glpat-x\n", "gitlab:token: not read"),
+    ],
+    ids=[
+        "yaml-syntax",
+        "config-as-list",
+        "key-outside-config",
+        "misspelt-section",
+        "not-a-mapping",
+        "misspelt-namespace",
+        "unknown-aws-key",
+        "unread-aws-key",
+        "unread-gitlab-key",
+    ],
+)
+def test_a_broken_stack_file_gives_one_clear_error_exits_non_zero_and_writes_nothing(
+    tmp_path: Path, stack_yaml: str, says: str
+) -> None:
+    root = _project_copy(tmp_path, stack_yaml)
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, "-m", "offline.plan", "dev", "--root", str(root), "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2, result.stderr
+    assert says in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.rstrip().endswith("plan: nothing written")
+    assert not out.exists() and not (root / "build").exists()
+
+
 def test_an_unknown_stack_lists_the_committed_ones(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["staging", "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err

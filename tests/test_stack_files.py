@@ -121,3 +121,37 @@ def test_the_committed_stacks_are_the_repository_files() -> None:
     expected = sorted(p.name.split(".")[1] for p in ROOT.glob("Pulumi.*.yaml"))
     assert committed_stacks() == expected
     assert "dev" in expected and "prod" in expected
+
+
+# What the CLI reads from a stack file: https://www.pulumi.com/docs/iac/concepts/projects/stack-settings-file/
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("config:\n  proj:cpu: [\n", r"Pulumi\.dev\.yaml: not valid YAML at line 3, column 1"),
+        ("config:\n  - proj:cpu: 512\n", r"`config:` must map keys to values \(proj:cpu: 512\), not be a list"),
+        ("config: {}\nproj:cpu: 512\n", r"'proj:cpu' is outside `config:`, where nothing reads it"),
+        ("configs:\n  proj:cpu: 512\n", r"unknown top-level key 'configs'; did you mean 'config'\?"),
+        ("just text\n", r"must be a mapping with a `config:` section, not a str"),
+    ],
+    ids=["yaml-syntax", "config-as-list", "outside-config", "misspelt-section", "scalar"],
+)
+def test_a_broken_stack_file_is_one_error_naming_the_file(tmp_path: Path, text: str, says: str) -> None:
+    write(tmp_path, "dev", {})
+    (tmp_path / "Pulumi.dev.yaml").write_text(text)
+    with pytest.raises(StackFileError, match=says):
+        load_stack_files("dev", tmp_path)
+
+
+def test_the_stack_files_other_settings_are_accepted(tmp_path: Path) -> None:
+    write(tmp_path, "dev", {})
+    (tmp_path / "Pulumi.dev.yaml").write_text(
+        "secretsprovider: awskms://alias/x\nencryptedkey: abc\nconfig:\n  proj:cpu: 512\n"
+    )
+    assert load_stack_files("dev", tmp_path).config == {"proj:cpu": "512"}
+
+
+def test_a_broken_project_file_is_one_error_naming_it(tmp_path: Path) -> None:
+    (tmp_path / "Pulumi.yaml").write_text("name: [\n")
+    (tmp_path / "Pulumi.dev.yaml").write_text("config: {}\n")
+    with pytest.raises(StackFileError, match=r"^Pulumi\.yaml: not valid YAML"):
+        load_stack_files("dev", tmp_path)
