@@ -24,14 +24,27 @@ import pulumi_aws as aws
 
 from components import iam
 from components.config import PipelineConfig
-from components.templates import TaskDefinitionValues, render_taskdef, render_text
+from components.templates import FILES, TaskDefinitionValues, render_taskdef, render_text
 
 # The directory the build writes its output artifact from (relative to the unpacked upload).
 OUTPUT_DIR = "pipeline-output"
-# The tag of the BuildKit layer cache in the repository.
-CACHE_TAG = "buildcache"
-# Untagged images (superseded cache manifests, images whose tags moved) are kept this long.
+# Tags the release project (files/release.sh) moves around a deployment; each names one image at a time, and the
+# lifecycle policy never expires an image that carries one.
+LIVE_TAG = "live"
+"""The image production runs: the last one a deployment succeeded with."""
+ROLLBACK_TAG = "rollback"
+"""The image production ran before ``live``: what a rollback returns to."""
+DEPLOYING_TAG = "deploying"
+"""The image of the deployment in progress (or of the last one that failed)."""
+RELEASE_TAGS = (LIVE_TAG, ROLLBACK_TAG, DEPLOYING_TAG)
+# What the Deploy stage passes the release project as RELEASE_STEP: before the deployment, and after it succeeded.
+RELEASE_STEP_DEPLOYING = "deploying"
+RELEASE_STEP_LIVE = "live"
+# Untagged images (images whose tags all moved to newer ones) are kept this long.
 UNTAGGED_EXPIRY_DAYS = 1
+# The release project only calls ECR: the smallest compute, and a short timeout.
+RELEASE_COMPUTE_TYPE = "BUILD_GENERAL1_SMALL"
+RELEASE_TIMEOUT_MINUTES = 5
 # The task definition's cpuArchitecture -> the platform docker builds for, so image and task always match.
 PLATFORMS = {"X86_64": "linux/amd64", "ARM64": "linux/arm64"}
 
@@ -73,27 +86,46 @@ def render_buildspec(*, repository_url: str, taskdef_json: str, appspec_yaml: st
     return render_text("buildspec.yml", {k: json.dumps(v) for k, v in values.items()})
 
 
-def lifecycle_policy(keep_images: int) -> str:
-    """Keeps the layer cache, the last ``keep_images`` commit-tagged images, and untagged ones for a day.
+def render_release_buildspec() -> str:
+    """The release project's buildspec: ``files/release.sh`` and the tags it moves."""
+    values = {
+        "release_script_base64": base64.b64encode((FILES / "release.sh").read_bytes()).decode(),
+        "live_tag": LIVE_TAG,
+        "rollback_tag": ROLLBACK_TAG,
+        "deploying_tag": DEPLOYING_TAG,
+    }
+    return render_text("release-buildspec.yml", {k: json.dumps(v) for k, v in values.items()})
 
-    ECR counts an image kept by a higher-priority rule when it evaluates a lower one, so the last rule keeps
-    ``keep_images + 1`` tagged images: the ``buildcache`` image, pushed by every build, takes one place.
-    ``latest`` is always also the newest commit's tag, so it takes none.
+
+def lifecycle_policy(keep_images: int) -> str:
+    """Never expires an image a service runs or may roll back to; keeps the last ``keep_images`` others.
+
+    ECR's evaluation rules (https://docs.aws.amazon.com/AmazonECR/latest/userguide/LifecyclePolicies.html): all
+    rules are evaluated together and applied by priority; "an image that matches the tagging requirements of a
+    rule cannot be expired by a rule with a lower priority", though lower rules still count it. So the first
+    three rules select the images carrying ``live``, ``rollback`` or ``deploying`` and can never expire them
+    (a tag names one image, and each rule keeps one), and the last rule's count of tagged images cannot touch
+    them either: production's image survives any number of builds that were never deployed (prod builds on
+    every push but deploys after approval). ``latest`` is always also the newest commit's tag.
     """
-    rules = [
+    protect = [
         {
-            "rulePriority": 1,
-            "description": f"never expire the layer cache ({CACHE_TAG})",
+            "description": f"never expire the image tagged {tag} ({why})",
             "selection": {
                 "tagStatus": "tagged",
-                "tagPatternList": [CACHE_TAG],
+                "tagPatternList": [tag],
                 "countType": "imageCountMoreThan",
                 "countNumber": 1,
             },
-            "action": {"type": "expire"},
-        },
+        }
+        for tag, why in (
+            (LIVE_TAG, "what production runs"),
+            (ROLLBACK_TAG, "what a rollback returns to"),
+            (DEPLOYING_TAG, "the deployment in progress"),
+        )
+    ]
+    others = [
         {
-            "rulePriority": 2,
             "description": f"expire untagged images after {UNTAGGED_EXPIRY_DAYS} day(s)",
             "selection": {
                 "tagStatus": "untagged",
@@ -101,19 +133,20 @@ def lifecycle_policy(keep_images: int) -> str:
                 "countUnit": "days",
                 "countNumber": UNTAGGED_EXPIRY_DAYS,
             },
-            "action": {"type": "expire"},
         },
         {
-            "rulePriority": 3,
             "description": f"keep the last {keep_images} commit-tagged images",
             "selection": {
                 "tagStatus": "tagged",
                 "tagPatternList": ["*"],
                 "countType": "imageCountMoreThan",
-                "countNumber": keep_images + 1,
+                "countNumber": keep_images,
             },
-            "action": {"type": "expire"},
         },
+    ]
+    rules = [
+        {"rulePriority": priority, **rule, "action": {"type": "expire"}}
+        for priority, rule in enumerate([*protect, *others], start=1)
     ]
     return json.dumps({"rules": rules})
 
@@ -146,6 +179,11 @@ class BuildStage(pulumi.ComponentResource):
     """``taskdef.json`` as the deploy action receives it (image ``<IMAGE1_NAME>``)."""
     appspec_yaml: pulumi.Output[str]
     buildspec: pulumi.Output[str]
+    release_project_name: pulumi.Output[str]
+    """The project the Deploy stage runs around a deployment (``RELEASE_STEP``) to tag the image it deploys."""
+    release_project_arn: pulumi.Output[str]
+    release_role_name: pulumi.Output[str]
+    """The release project's role: reads the build's artifact (granted by the artifact store's owner)."""
 
     def __init__(self, name: str, args: BuildStageArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("gitlab-fargate:index:BuildStage", name, None, opts)
@@ -246,6 +284,8 @@ class BuildStage(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[role_policy]),
         )
 
+        release_project, release_role = self._release_project(name, args, repository, account_id)
+
         self.repository_name = repository.name
         self.repository_arn = repository.arn
         self.repository_url = repository.repository_url
@@ -254,6 +294,9 @@ class BuildStage(pulumi.ComponentResource):
         self.build_role_name = role.name
         self.build_role_arn = role.arn
         self.log_group_name = log_group.name
+        self.release_project_name = release_project.name
+        self.release_project_arn = release_project.arn
+        self.release_role_name = release_role.name
         self.register_outputs(
             {
                 "repository_url": self.repository_url,
@@ -265,5 +308,63 @@ class BuildStage(pulumi.ComponentResource):
                 "buildspec": self.buildspec,
                 "taskdef_json": self.taskdef_json,
                 "appspec_yaml": self.appspec_yaml,
+                "release_project_name": self.release_project_name,
             }
         )
+
+    def _release_project(
+        self, name: str, args: BuildStageArgs, repository: aws.ecr.Repository, account_id: pulumi.Output[str]
+    ) -> tuple[aws.codebuild.Project, aws.iam.Role]:
+        """The project that moves the release tags (``files/release.sh``): no Docker, no privileged mode, and a
+        role that may read and re-tag images of this one repository."""
+        prefix = f"{args.name_prefix}-release"
+        child = pulumi.ResourceOptions(parent=self)
+        log_group = aws.cloudwatch.LogGroup(
+            f"{name}-release-logs",
+            name=f"/aws/codebuild/{prefix}",
+            retention_in_days=args.log_retention_days,
+            opts=child,
+        )
+        role = aws.iam.Role(
+            f"{name}-release-role",
+            name=prefix,
+            assume_role_policy=iam.service_trust_policy("codebuild.amazonaws.com", source_account=account_id),
+            opts=child,
+        )
+        role_policy = aws.iam.RolePolicy(
+            f"{name}-release-role-policy",
+            name="release",
+            role=role.id,
+            policy=iam.policy_document(
+                iam.allow(
+                    ["logs:CreateLogStream", "logs:PutLogEvents"],
+                    [pulumi.Output.concat(log_group.arn, ":*")],
+                    sid="WriteReleaseLogs",
+                ),
+                # Read an image's manifest and put it again under another tag: no layer is pulled or pushed.
+                iam.allow(["ecr:BatchGetImage", "ecr:PutImage"], [repository.arn], sid="TagImagesOfTheRepository"),
+            ),
+            opts=child,
+        )
+        project = aws.codebuild.Project(
+            f"{name}-release-project",
+            name=prefix,
+            description=f"Tags the image a {args.name_prefix} deployment takes into production (live, rollback)",
+            service_role=role.arn,
+            build_timeout=RELEASE_TIMEOUT_MINUTES,
+            source=aws.codebuild.ProjectSourceArgs(type="CODEPIPELINE", buildspec=render_release_buildspec()),
+            artifacts=aws.codebuild.ProjectArtifactsArgs(type="CODEPIPELINE"),
+            environment=aws.codebuild.ProjectEnvironmentArgs(
+                type="LINUX_CONTAINER",
+                image=args.pipeline.build_image,
+                compute_type=RELEASE_COMPUTE_TYPE,
+                image_pull_credentials_type="CODEBUILD",
+            ),
+            logs_config=aws.codebuild.ProjectLogsConfigArgs(
+                cloudwatch_logs=aws.codebuild.ProjectLogsConfigCloudwatchLogsArgs(
+                    group_name=log_group.name, status="ENABLED"
+                ),
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[role_policy]),
+        )
+        return project, role

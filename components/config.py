@@ -283,7 +283,7 @@ KEYS: dict[str, str] = {
     "triggerMode": "how an upload starts the pipeline: eventbridge or cloudtrail",
     "deploymentConfig": "CodeDeploy deployment configuration",
     "terminationWaitMinutes": "minutes before the old (blue) tasks are terminated",
-    "ecrKeepImages": "commit-tagged images kept in ECR",
+    "ecrKeepImages": "commit-tagged images kept in ECR (besides the live and rollback images)",
     "buildImage": "CodeBuild image",
     "buildComputeType": "CodeBuild compute type",
     "buildTimeoutMinutes": "CodeBuild timeout",

@@ -25,6 +25,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components import buckets, iam
+from components.build_stage import RELEASE_STEP_DEPLOYING, RELEASE_STEP_LIVE
 from components.config import PipelineConfig
 
 # SUPERSEDED: every upload overwrites the same key, so only the newest one matters. A newer execution
@@ -43,6 +44,10 @@ SOURCE_NAMESPACE = "SourceVariables"
 SOURCE_ACTION = "Source"
 BUILD_ACTION = "Build"
 DEPLOY_ACTION = "Deploy"
+# Around the deployment, in the Deploy stage: the image is tagged `deploying` before it (and refused if it
+# expired while the execution waited for approval), and becomes `live` (the old one `rollback`) after it.
+MARK_DEPLOYING_ACTION = "MarkDeploying"
+MARK_LIVE_ACTION = "MarkLive"
 APPROVE_STAGE = "Approve"
 APPROVE_ACTION = "Approve"
 # Deployment states that end a deployment badly, and both roll back here: FAILURE (rollback on
@@ -67,6 +72,11 @@ class DeployStageArgs:
     project_arn: pulumi.Input[str]
     build_role_name: pulumi.Input[str]
     """The build role, granted read/write on the artifact bucket."""
+    release_project_name: pulumi.Input[str]
+    release_project_arn: pulumi.Input[str]
+    """BuildStage's release project: run before the deployment (``deploying``) and after it (``live``)."""
+    release_role_name: pulumi.Input[str]
+    """The release project's role, granted read on the artifact bucket."""
     # FargateService
     cluster_name: pulumi.Input[str]
     service_name: pulumi.Input[str]
@@ -355,6 +365,17 @@ class DeployStage(pulumi.ComponentResource):
             ),
             opts=child,
         )
+        # The release project only reads the build's artifact (imageDetail.json).
+        aws.iam.RolePolicy(
+            f"{name}-release-artifacts",
+            name="pipeline-artifacts",
+            role=args.release_role_name,
+            policy=iam.policy_document(
+                iam.allow(bucket_metadata, [artifacts.arn], sid="ArtifactBucket"),
+                iam.allow(["s3:GetObject", "s3:GetObjectVersion"], [artifact_objects], sid="ReadArtifacts"),
+            ),
+            opts=child,
+        )
 
         # --- Pipeline -----------------------------------------------------------------------------------
         source_object = pulumi.Output.concat(args.source_bucket_arn, "/", args.source_object_key)
@@ -376,7 +397,11 @@ class DeployStage(pulumi.ComponentResource):
                 [artifact_objects],
                 sid="ArtifactObjects",
             ),
-            iam.allow(["codebuild:BatchGetBuilds", "codebuild:StartBuild"], [args.project_arn], sid="RunTheBuild"),
+            iam.allow(
+                ["codebuild:BatchGetBuilds", "codebuild:StartBuild"],
+                [args.project_arn, args.release_project_arn],
+                sid="RunTheBuildAndRelease",
+            ),
             iam.allow(
                 ["codedeploy:CreateDeployment", "codedeploy:GetDeployment"],
                 [
@@ -499,15 +524,33 @@ class DeployStage(pulumi.ComponentResource):
             if p.manual_approval
             else []
         )
+
+        def release(action: str, step: str, run_order: int) -> aws.codepipeline.PipelineStageActionArgs:
+            return aws.codepipeline.PipelineStageActionArgs(
+                name=action,
+                category="Build",
+                owner="AWS",
+                provider="CodeBuild",
+                version="1",
+                run_order=run_order,
+                input_artifacts=[BUILD_ARTIFACT],
+                configuration={
+                    "ProjectName": args.release_project_name,
+                    "EnvironmentVariables": json.dumps([{"name": "RELEASE_STEP", "value": step, "type": "PLAINTEXT"}]),
+                },
+            )
+
         deploy_stage = aws.codepipeline.PipelineStageArgs(
             name="Deploy",
             actions=[
+                release(MARK_DEPLOYING_ACTION, RELEASE_STEP_DEPLOYING, 1),
                 aws.codepipeline.PipelineStageActionArgs(
                     name=DEPLOY_ACTION,
                     category="Deploy",
                     owner="AWS",
                     provider="CodeDeployToECS",
                     version="1",
+                    run_order=2,
                     input_artifacts=[BUILD_ARTIFACT],
                     configuration={
                         "ApplicationName": application.name,
@@ -520,7 +563,9 @@ class DeployStage(pulumi.ComponentResource):
                         # The placeholder's name in taskdef.json (<IMAGE1_NAME>), not the container's.
                         "Image1ContainerName": "IMAGE1_NAME",
                     },
-                )
+                ),
+                # Runs only when the deployment succeeded: a failed or rolled-back one leaves `live` alone.
+                release(MARK_LIVE_ACTION, RELEASE_STEP_LIVE, 3),
             ],
         )
         pipeline = aws.codepipeline.Pipeline(

@@ -215,8 +215,12 @@ def build_flowchart(run: ProgramRun, display: Callable[[str], str]) -> Flowchart
             config = action.get("configuration") or {}
             if provider == "S3":
                 lines.append("S3 source action")
-            elif provider == "CodeBuild":
+            elif provider == "CodeBuild" and action.get("outputArtifacts"):
                 lines.append(f"CodeBuild project {name('build project', config.get('ProjectName'))}")
+            elif provider == "CodeBuild":
+                # A project that produces nothing: the release project, tagging the image around the deployment.
+                project = name("release project", config.get("ProjectName"))
+                lines.append(f"{action.get('name')}: CodeBuild project {project}")
             elif provider == "CodeDeployToECS":
                 lines.append(f"CodeDeploy application {name('CodeDeploy application', config.get('ApplicationName'))}")
                 lines.append(f"deployment group {name('deployment group', config.get('DeploymentGroupName'))}")
@@ -225,13 +229,17 @@ def build_flowchart(run: ProgramRun, display: Callable[[str], str]) -> Flowchart
         stage_id = f.node(f"stage{i}", *lines)
         stage_ids.append(stage_id)
         providers = {a.get("provider") for a in stage.get("actions") or []}
-        if "CodeBuild" in providers and repositories:
-            ecr = f.node(
-                "ecr",
-                "ECR repository "
-                + ", ".join(name("image repository", r.props.get("name", r.name)) for r in repositories),
-            )
-            f.edge(stage_id, ecr, "push image", dotted=True)
+        builds = [a for a in stage.get("actions") or [] if a.get("provider") == "CodeBuild"]
+        if builds and repositories:
+            ecr = "ecr"
+            if ecr not in f.nodes:
+                f.node(
+                    ecr,
+                    "ECR repository "
+                    + ", ".join(name("image repository", r.props.get("name", r.name)) for r in repositories),
+                )
+            pushes = any(a.get("outputArtifacts") for a in builds)
+            f.edge(stage_id, ecr, "push image" if pushes else "tag the deployed image", dotted=True)
         if "CodeDeployToECS" in providers:
             deploy_stage = stage_id
     if pipeline is not None:

@@ -29,6 +29,8 @@ KEY = "uploads/web.zip"
 PATTERN = json.dumps({"source": ["aws.s3"], "detail": {"bucket": {"name": [BUCKET]}, "object": {"key": [KEY]}}})
 PROJECT = "shop-dev-build"
 PROJECT_ARN = f"arn:aws:codebuild:{REGION}:{ACCOUNT_ID}:project/{PROJECT}"
+RELEASE_PROJECT = "shop-dev-release"
+RELEASE_PROJECT_ARN = f"arn:aws:codebuild:{REGION}:{ACCOUNT_ID}:project/{RELEASE_PROJECT}"
 LB = f"arn:aws:elasticloadbalancing:{REGION}:{ACCOUNT_ID}:listener/app/shop-dev/50dc6c495c0c9188"
 PROD_LISTENER = f"{LB}/f2f7dc8efc522ab2"
 TEST_LISTENER = f"{LB}/0467ef3c8400ae65"
@@ -50,6 +52,8 @@ INPUTS = {
     "sourceEventPattern": PATTERN,
     "projectName": PROJECT,
     "projectArn": PROJECT_ARN,
+    "releaseProjectName": RELEASE_PROJECT,
+    "releaseProjectArn": RELEASE_PROJECT_ARN,
     "prodListenerArn": PROD_LISTENER,
     "testListenerArn": TEST_LISTENER,
     "taskRoleArn": TASK_ROLE,
@@ -80,6 +84,8 @@ stage = DeployStage("deploy", DeployStageArgs(
     source_object_key=config.require("sourceObjectKey"), source_event_pattern=config.require("sourceEventPattern"),
     project_name=config.require("projectName"), project_arn=config.require("projectArn"),
     build_role_name="shop-dev-build",
+    release_project_name=config.require("releaseProjectName"), release_project_arn=config.require("releaseProjectArn"),
+    release_role_name="shop-dev-release",
     cluster_name="shop-dev-cluster", service_name="shop-dev-service",
     blue_target_group_name="shop-dev-blue", green_target_group_name="shop-dev-green",
     prod_listener_arn=config.require("prodListenerArn"), test_listener_arn=config.require("testListenerArn"),
@@ -143,8 +149,11 @@ def by_sid(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def actions(run: ProgramRun) -> dict[str, dict[str, Any]]:
+    """Every action of the pipeline by its name (unique across the pipeline)."""
     pipeline = run.one("aws:codepipeline/pipeline:Pipeline").props
-    return {stage["name"]: stage["actions"][0] for stage in pipeline["stages"]}
+    found = {action["name"]: action for stage in pipeline["stages"] for action in stage["actions"]}
+    assert len(found) == sum(len(stage["actions"]) for stage in pipeline["stages"])
+    return found
 
 
 # --- CodeDeploy --------------------------------------------------------------------------------------
@@ -274,6 +283,30 @@ def test_pipeline_is_v2_source_build_deploy_wired_to_the_given_resources(stage: 
     }
 
 
+def test_the_deployed_image_is_marked_before_and_promoted_after_a_successful_deployment(stage: ProgramRun) -> None:
+    """ECR never expires what production runs: the Deploy stage tags the image `deploying` before the deployment
+    (refusing an image that expired while waiting), and `live` only after the deployment action succeeded."""
+    pipeline = stage.one("aws:codepipeline/pipeline:Pipeline").props
+    [deploy_stage] = [s for s in pipeline["stages"] if s["name"] == "Deploy"]
+    order = [(a["name"], a.get("runOrder")) for a in deploy_stage["actions"]]
+    assert order == [("MarkDeploying", 1), ("Deploy", 2), ("MarkLive", 3)]
+    build_output = actions(stage)["Build"]["outputArtifacts"]
+    for name, step in (("MarkDeploying", "deploying"), ("MarkLive", "live")):
+        action = actions(stage)[name]
+        assert (action["category"], action["provider"]) == ("Build", "CodeBuild")
+        assert action["configuration"]["ProjectName"] == RELEASE_PROJECT
+        assert action["inputArtifacts"] == build_output, "imageDetail.json names the image"
+        assert not action.get("outputArtifacts")
+        variables = json.loads(action["configuration"]["EnvironmentVariables"])
+        assert variables == [{"name": "RELEASE_STEP", "value": step, "type": "PLAINTEXT"}]
+    # The release project reads the build's artifact and nothing else of the store.
+    doc = by_sid(policy(stage.one(ROLE_POLICY, "deploy-release-artifacts")))
+    artifacts = arn_of(stage, "aws:s3/bucket:Bucket")
+    assert doc["ReadArtifacts"]["Action"] == ["s3:GetObject", "s3:GetObjectVersion"]
+    assert doc["ReadArtifacts"]["Resource"] == [f"{artifacts}/*"]
+    assert stage.one(ROLE_POLICY, "deploy-release-artifacts").props["role"] == "shop-dev-release"
+
+
 def test_pipeline_validates_against_the_codepipeline_api(either: ProgramRun) -> None:
     reg = either.one("aws:codepipeline/pipeline:Pipeline")
     pipeline = reg.props
@@ -292,6 +325,7 @@ def test_pipeline_validates_against_the_codepipeline_api(either: ProgramRun) -> 
                         {
                             "name": a["name"],
                             "actionTypeId": {k: a[k] for k in ("category", "owner", "provider", "version")},
+                            **({"runOrder": int(a["runOrder"])} if "runOrder" in a else {}),
                             "configuration": a["configuration"],
                             **({"namespace": a["namespace"]} if "namespace" in a else {}),
                             "inputArtifacts": [{"name": n} for n in a.get("inputArtifacts", [])],
@@ -321,7 +355,7 @@ def test_pipeline_role_is_scoped_to_what_the_pipeline_touches(stage: ProgramRun)
     assert doc["ReadTheSourceObject"]["Resource"] == [f"{BUCKET_ARN}/{KEY}"]
     assert doc["SourceAndArtifactBuckets"]["Resource"] == [BUCKET_ARN, artifacts]
     assert doc["ArtifactObjects"]["Resource"] == [f"{artifacts}/*"]
-    assert doc["RunTheBuild"]["Resource"] == [PROJECT_ARN]
+    assert doc["RunTheBuildAndRelease"]["Resource"] == [PROJECT_ARN, RELEASE_PROJECT_ARN]
     assert doc["DeployWithTheGroup"]["Resource"] == [
         f"arn:aws:codedeploy:{REGION}:{ACCOUNT_ID}:deploymentgroup:shop-dev/shop-dev"
     ]
@@ -597,7 +631,7 @@ def test_upload_event_starts_the_pipeline_through_a_role_that_can_only_start_it(
 
 def test_every_policy_passes_parliament(stage: ProgramRun, approved: ProgramRun) -> None:
     policies = stage.of_type(ROLE_POLICY) + approved.of_type(ROLE_POLICY)
-    assert len(policies) == 8
+    assert len(policies) == 10
     for reg in policies:
         findings = [f"{f.issue}: {f.detail}" for f in analyze_policy_string(reg.props["policy"]).findings]
         assert findings == [], reg.name

@@ -47,8 +47,9 @@ def child(run: ProgramRun, cls: str, typ: str, name: str | None = None) -> Regis
 
 
 def actions(run: ProgramRun) -> dict[str, dict[str, Any]]:
+    """Every action of the pipeline by its name."""
     stages = run.one(PIPELINE).props["stages"]
-    return {s["name"]: s["actions"][0] for s in stages}
+    return {a["name"]: a for s in stages for a in s["actions"]}
 
 
 def statements(reg: Registration) -> dict[str, dict[str, Any]]:
@@ -141,7 +142,7 @@ def test_stages_run_source_build_deploy_against_the_stacks_own_resources(dev: Pr
     ]
     assert [v["versioningConfiguration"]["status"] for v in versioning] == ["Enabled"]
 
-    project = child(dev, "BuildStage", "aws:codebuild/project:Project")
+    project = child(dev, "BuildStage", "aws:codebuild/project:Project", "build-project")
     assert build["configuration"]["ProjectName"] == project.state["name"]
 
     application = child(dev, "DeployStage", "aws:codedeploy/application:Application")
@@ -152,6 +153,16 @@ def test_stages_run_source_build_deploy_against_the_stacks_own_resources(dev: Pr
 
     (store,) = pipeline["artifactStores"]
     assert store["location"] == child(dev, "DeployStage", "aws:s3/bucket:Bucket").state["bucket"]
+
+    # Around the deployment, the BuildStage's release project tags the image (ECR never expires it then), with a
+    # role that reads the artifact store and re-tags images of the stack's repository only.
+    release = child(dev, "BuildStage", "aws:codebuild/project:Project", "build-release-project")
+    for name in ("MarkDeploying", "MarkLive"):
+        assert actions(dev)[name]["configuration"]["ProjectName"] == release.state["name"]
+    role = child(dev, "BuildStage", "aws:iam/role:Role", "build-release-role")
+    assert dev.one(ROLE_POLICY, "deploy-release-artifacts").props["role"] == role.state["name"]
+    tag = statements(dev.one(ROLE_POLICY, "build-release-role-policy"))["TagImagesOfTheRepository"]
+    assert tag["Resource"] == [child(dev, "BuildStage", "aws:ecr/repository:Repository").state["arn"]]
 
 
 def test_deployment_group_uses_exactly_the_fargate_services_target_groups_and_listeners(dev: ProgramRun) -> None:
@@ -249,8 +260,9 @@ def test_roles_reach_exactly_the_services_task_roles_and_family(dev: ProgramRun)
         assert doc["PassTheTaskRolesToEcs"]["Resource"] == [task.state["arn"], execution.state["arn"]]
     (registration,) = pipeline["RegisterTaskDefinitionRevisions"]["Resource"]
     assert registration.endswith(f":task-definition/{family}:*")
-    assert pipeline["RunTheBuild"]["Resource"] == [
-        child(dev, "BuildStage", "aws:codebuild/project:Project").state["arn"]
+    assert pipeline["RunTheBuildAndRelease"]["Resource"] == [
+        child(dev, "BuildStage", "aws:codebuild/project:Project", name).state["arn"]
+        for name in ("build-project", "build-release-project")
     ]
     source_arn = next(
         b.state["arn"]
@@ -271,7 +283,7 @@ def test_roles_reach_exactly_the_services_task_roles_and_family(dev: ProgramRun)
 
 def embedded(run: ProgramRun) -> tuple[dict[str, Any], str, str]:
     """The CodeBuild project's buildspec, and the taskdef.json and appspec.yaml it writes."""
-    project = child(run, "BuildStage", "aws:codebuild/project:Project").props
+    project = child(run, "BuildStage", "aws:codebuild/project:Project", "build-project").props
     spec: dict[str, Any] = yaml.safe_load(project["source"]["buildspec"])
     variables = spec["env"]["variables"]
     return (
@@ -282,7 +294,7 @@ def embedded(run: ProgramRun) -> tuple[dict[str, Any], str, str]:
 
 
 def test_exported_files_are_what_the_build_writes(dev: ProgramRun) -> None:
-    project = child(dev, "BuildStage", "aws:codebuild/project:Project").props
+    project = child(dev, "BuildStage", "aws:codebuild/project:Project", "build-project").props
     assert dev.outputs["buildspecYml"] == project["source"]["buildspec"]
     _, taskdef, appspec = embedded(dev)
     assert dev.outputs["taskdefJson"] == taskdef
@@ -331,8 +343,8 @@ def test_task_size_and_environment_changes_reach_the_build_project(
     changed = run_stack(
         "dev", overrides={"cpu": "512", "memory": "2048", "environment": json.dumps({"FEATURE_FLAG": "on"})}
     )
-    before = child(dev, "BuildStage", "aws:codebuild/project:Project").props["source"]["buildspec"]
-    after = child(changed, "BuildStage", "aws:codebuild/project:Project").props["source"]["buildspec"]
+    before = child(dev, "BuildStage", "aws:codebuild/project:Project", "build-project").props["source"]["buildspec"]
+    after = child(changed, "BuildStage", "aws:codebuild/project:Project", "build-project").props["source"]["buildspec"]
     assert before != after
     _, taskdef_json, _ = embedded(changed)
     taskdef = json.loads(taskdef_json)
