@@ -25,15 +25,32 @@ def stack_run(stack: str, **kwargs: object) -> ProgramRun:
     return run_program(files, **kwargs)  # type: ignore[arg-type]
 
 
+_COMMITTED_RUNS: dict[str, ProgramRun] = {}
+
+
+def committed_run(stack: str) -> ProgramRun:
+    """A committed stack's run, made once per session (tests must not mutate it)."""
+    if stack not in _COMMITTED_RUNS:
+        _COMMITTED_RUNS[stack] = stack_run(stack)
+    return _COMMITTED_RUNS[stack]
+
+
+@pytest.fixture(scope="session")
+def runs() -> Callable[[str], ProgramRun]:
+    """The run of any committed stack by name, made once per session: tests over every committed stack file
+    take it with ``@pytest.mark.parametrize("stack", STACKS)``, so a new stack file is tested by adding it."""
+    return committed_run
+
+
 @pytest.fixture(scope="session")
 def dev() -> ProgramRun:
     """The dev stack, run once per session (tests must not mutate it)."""
-    return stack_run("dev")
+    return committed_run("dev")
 
 
 @pytest.fixture(scope="session")
 def prod() -> ProgramRun:
-    return stack_run("prod")
+    return committed_run("prod")
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from parliament import analyze_policy_string
 
 from components.config import PROJECT
 from offline.engine import ProgramRun, Registration
-from offline.stack_files import load_stack_files
+from offline.stack_files import committed_stacks, load_stack_files
 
 PIPELINE = "aws:codepipeline/pipeline:Pipeline"
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
@@ -310,9 +310,9 @@ def test_exported_files_are_what_the_build_writes(dev: ProgramRun) -> None:
     )
 
 
-@pytest.mark.parametrize("stack", ["dev", "prod"])
-def test_taskdef_matches_the_running_service_and_validates(stack: str, dev: ProgramRun, prod: ProgramRun) -> None:
-    run = {"dev": dev, "prod": prod}[stack]
+@pytest.mark.parametrize("stack", committed_stacks())
+def test_taskdef_matches_the_running_service_and_validates(stack: str, runs: Callable[[str], ProgramRun]) -> None:
+    run = runs(stack)
     taskdef = json.loads(run.outputs["taskdefJson"])
     first = run.one("aws:ecs/taskDefinition:TaskDefinition").props
     # The pipeline deploys what the stack runs, except the image: same family, size, roles and container.

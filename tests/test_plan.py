@@ -168,7 +168,7 @@ def test_a_broken_stack_file_gives_one_clear_error_exits_non_zero_and_writes_not
 
 
 def test_an_unknown_stack_lists_the_committed_ones(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["staging", "--out", str(tmp_path / "out")]) == 2
+    assert main(["no-such-stack", "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     for stack in committed_stacks():
         assert stack in err
@@ -200,8 +200,8 @@ def headings(plan_md: str) -> list[tuple[str, str]]:
 
 
 @pytest.mark.parametrize("stack", committed_stacks())
-def test_the_plan_lists_every_registered_resource_once(stack: str, request: pytest.FixtureRequest) -> None:
-    run: ProgramRun = request.getfixturevalue(stack)
+def test_the_plan_lists_every_registered_resource_once(stack: str, runs: Callable[[str], ProgramRun]) -> None:
+    run = runs(stack)
     plan_md = text(render_plan(run, stack_files(stack)).files, "plan.md")
     listed = headings(plan_md)
     assert len(listed) == plan_md.count("\n### ") == len(run.resources)

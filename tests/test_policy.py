@@ -36,6 +36,7 @@ from pulumi_policy import proxy as policy_proxy
 import policy.__main__ as pack
 from components.config import SSL_POLICIES
 from offline.engine import ProgramRun, RecordingMocks, RecordingMonitor
+from offline.stack_files import committed_stacks
 from policy import rules
 from policy.rules import UNKNOWN, Resource
 
@@ -1095,9 +1096,9 @@ def stack_resources(run: ProgramRun) -> list[Resource]:
     return [rules.from_registration(r) for r in run.resources]
 
 
-@pytest.mark.parametrize("stack", ["dev", "prod"])
-def test_the_programs_stacks_pass_every_rule(stack: str, request: pytest.FixtureRequest) -> None:
-    run: ProgramRun = request.getfixturevalue(stack)
+@pytest.mark.parametrize("stack", committed_stacks())
+def test_the_programs_stacks_pass_every_rule(stack: str, runs: Callable[[str], ProgramRun]) -> None:
+    run = runs(stack)
     violations = rules.check_stack(stack_resources(run))
     assert violations == [], "\n".join(str(v) for v in violations)
 

@@ -20,7 +20,6 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import stack_run
 
 from components.config import PROJECT
 from offline.engine import ProgramRun, Registration
@@ -32,8 +31,7 @@ SUBNET = "aws:ec2/subnet:Subnet"
 @pytest.fixture(scope="module", params=committed_stacks())
 def stack(request: pytest.FixtureRequest) -> tuple[str, ProgramRun]:
     name: str = request.param
-    # dev and prod are already run once per session by conftest; reuse those runs.
-    run = request.getfixturevalue(name) if name in ("dev", "prod") else stack_run(name)
+    run = request.getfixturevalue("runs")(name)
     return name, run
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from parliament import analyze_policy_string
 
 from components.upload_identity import UploadIdentity, UploadIdentityArgs
 from offline.engine import ProgramRun, Registration, run_program
-from offline.stack_files import StackFiles
+from offline.stack_files import StackFiles, committed_stacks
 from policy import rules
 
 REGION = "eu-west-1"
@@ -364,9 +364,9 @@ def test_bad_arguments_are_refused_with_a_clear_message(overrides: dict[str, str
         )
 
 
-@pytest.mark.parametrize("stack", ["dev", "prod"])
-def test_each_stacks_identity_may_put_exactly_its_watched_object(stack: str, request: pytest.FixtureRequest) -> None:
-    run: ProgramRun = request.getfixturevalue(stack)
+@pytest.mark.parametrize("stack", committed_stacks())
+def test_each_stacks_identity_may_put_exactly_its_watched_object(stack: str, runs: Callable[[str], ProgramRun]) -> None:
+    run = runs(stack)
     policy = run.named("upload-identity-put-object")
     [statement] = policy_of(policy)["Statement"]
     assert statement["Action"] == ["s3:PutObject"]
