@@ -192,6 +192,7 @@ pulumi.export("buildspecYml", build.buildspec)
 pulumi.export("taskdefJson", build.taskdef_json)
 pulumi.export("appspecYaml", build.appspec_yaml)
 pulumi.export("gitlabCiYml", gitlab_project.ci_yml)
+pulumi.export("gitlabCiPath", gitlab_project.ci_path)
 pulumi.export("gitlabVariables", gitlab_project.variable_keys)
 pulumi.export(
     "uploadIdentity",

@@ -299,7 +299,7 @@ KEYS: dict[str, str] = {
     "gitlabDefaultBranch": "branch whose pushes deploy",
     "uploadIdentity": "how the GitLab job authenticates to AWS: access-key or oidc",
     "oidcProviderArn": "existing IAM OIDC provider of gitlabUrl to reuse (oidc); unset creates one",
-    "commitGitlabCi": "commit the rendered .gitlab-ci.yml to the application project",
+    "commitGitlabCi": "commit the stack's job file (.gitlab/ci/aws-<stack>.gitlab-ci.yml) to the application project",
 }
 
 SECRET_KEYS = frozenset({"gitlabToken"})

@@ -8,8 +8,10 @@ On the application project, through an explicit GitLab provider (``gitlab_provid
   several stacks can feed from one project without overwriting each other's variables;
 - an SSH key pair generated here (ED25519): the public half a read-only deploy key, the private half only in
   ``SSH_PRIVATE_KEY``;
-- the application's ``.gitlab-ci.yml``, rendered from ``files/app.gitlab-ci.yml`` with the stack's values
-  (``ci_yml``), and committed to the project when ``commit_ci_file`` is set.
+- the stack's job file of the application repository, ``.gitlab/ci/aws-<stack>.gitlab-ci.yml``, rendered from
+  ``files/app.gitlab-ci.yml`` with the stack's values (``ci_yml``), and committed to the project when
+  ``commit_ci_file`` is set; the application's ``.gitlab-ci.yml`` includes every stack's with one line
+  (``CI_INCLUDE``).
 
 The provider does not mark a variable's ``value`` secret, so every credential is passed as a secret Output
 *and* registered with ``additional_secret_outputs=["value"]``: it is encrypted in the state both as an input
@@ -32,7 +34,18 @@ from components.templates import render_text
 from components.upload_identity import UPLOAD_IDENTITIES
 
 CI_TEMPLATE = "app.gitlab-ci.yml"
-CI_FILE_PATH = ".gitlab-ci.yml"
+# Where a stack's job lives in the application repository: one file per stack, so that stacks sharing a project
+# never overwrite each other's job, and the application's own .gitlab-ci.yml includes them all with one line
+# (a wildcard local include: https://docs.gitlab.com/ci/yaml/includes/#use-includelocal-with-wildcard-file-paths).
+CI_FILE_DIR = ".gitlab/ci"
+CI_INCLUDE = f"{CI_FILE_DIR}/aws-*.gitlab-ci.yml"
+
+
+def ci_file_path(stack: str) -> str:
+    """The stack's job file in the application repository, matched by ``CI_INCLUDE``."""
+    return CI_INCLUDE.replace("*", stack)
+
+
 # Ships the AWS CLI v2 and Python 3 (see the template's header for why this image).
 UPLOAD_IMAGE = "public.ecr.aws/sam/build-python3.12:latest"
 
@@ -85,8 +98,10 @@ def render_app_ci(v: CiValues) -> str:
         "file": file,
     }
     encoded = {k: json.dumps(val) for k, val in values.items()}
-    # The stack's name also appears in a comment, where it is not a YAML scalar (config allows [a-z0-9-]).
-    return render_text(CI_TEMPLATE, {**encoded, "stack_comment": v.stack})
+    # The stack's name and paths also appear in comments, where they are not YAML scalars (config allows
+    # [a-z0-9-] in a stack name).
+    comments = {"stack_comment": v.stack, "ci_path_comment": ci_file_path(v.stack), "ci_include_comment": CI_INCLUDE}
+    return render_text(CI_TEMPLATE, {**encoded, **comments})
 
 
 @dataclass(frozen=True)
@@ -123,7 +138,9 @@ class GitLabProjectArgs:
 
 class GitLabProject(pulumi.ComponentResource):
     ci_yml: pulumi.Output[str]
-    """The rendered application ``.gitlab-ci.yml``."""
+    """The stack's job file of the application repository (``ci_path``)."""
+    ci_path: str
+    """Where ``ci_yml`` goes in the application repository: ``.gitlab/ci/aws-<stack>.gitlab-ci.yml``."""
     variable_keys: list[str]
     """The CI/CD variables registered, sorted."""
     deploy_key_id: pulumi.Output[str]
@@ -195,17 +212,18 @@ class GitLabProject(pulumi.ComponentResource):
                 )
             )
         )
+        self.ci_path = ci_file_path(args.stack)
         if args.commit_ci_file:
             gitlab.RepositoryFile(
                 f"{name}-ci-file",
                 project=args.project,
                 branch=args.default_branch,
-                file_path=CI_FILE_PATH,
+                file_path=self.ci_path,
                 content=self.ci_yml,
                 encoding="text",
-                commit_message=f"Update {CI_FILE_PATH} from Pulumi stack {args.stack}",
-                # An existing .gitlab-ci.yml is never overwritten silently: creation fails, and the operator
-                # removes the file or leaves commitGitlabCi off and merges by hand (docs/gitlab.md).
+                commit_message=f"Update {self.ci_path} from Pulumi stack {args.stack}",
+                # An existing file of that name is never overwritten silently: creation fails, and the operator
+                # removes it or leaves commitGitlabCi off and commits by hand (docs/gitlab.md).
                 overwrite_on_create=False,
                 # The commit lands on the default branch and starts a pipeline at once: the job's variables
                 # must exist by then, or that first upload fails.
@@ -217,6 +235,7 @@ class GitLabProject(pulumi.ComponentResource):
         self.register_outputs(
             {
                 "ci_yml": self.ci_yml,
+                "ci_path": self.ci_path,
                 "variable_keys": self.variable_keys,
                 "deploy_key_id": self.deploy_key_id,
                 "ssh_public_key": self.ssh_public_key,

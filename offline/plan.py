@@ -43,7 +43,7 @@ from offline.engine import ACCOUNT_ID, ProgramRun, Registration, is_secret, run_
 from offline.stack_files import ROOT, StackFileError, StackFiles, load_stack_files, secret_placeholder
 
 GENERATED_FILES: dict[str, str] = {
-    "gitlabCiYml": ".gitlab-ci.yml",
+    "gitlabCiYml": "app.gitlab-ci.yml",
     "buildspecYml": "buildspec.yml",
     "taskdefJson": "taskdef.json",
     "appspecYaml": "appspec.yaml",

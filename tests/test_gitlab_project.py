@@ -10,6 +10,7 @@ import json
 import re
 import textwrap
 from collections.abc import Callable, Iterator
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from components.config import ConfigError
 from components.gitlab_project import (
+    CI_INCLUDE,
     CiValues,
     GitLabProject,
     GitLabProjectArgs,
@@ -30,7 +32,7 @@ from components.gitlab_project import (
 )
 from offline import engine
 from offline.engine import ProgramRun, Registration, is_secret, run_program, unwrap
-from offline.stack_files import StackFiles, load_stack_files
+from offline.stack_files import StackFiles, committed_stacks, load_stack_files
 
 VARIABLE = "gitlab:index/projectVariable:ProjectVariable"
 DEPLOY_KEY = "gitlab:index/deployKey:DeployKey"
@@ -237,7 +239,9 @@ def test_ci_file_is_committed_only_when_asked(access_key: ProgramRun, oidc: Prog
     assert access_key.of_type(REPOSITORY_FILE) == []
     committed = oidc.one(REPOSITORY_FILE)
     assert committed.props["content"] == oidc.outputs["app"]["ciYml"]
-    assert committed.props["filePath"] == ".gitlab-ci.yml"
+    # The stack's own file, which the application's .gitlab-ci.yml includes (never that file itself).
+    assert committed.props["filePath"] == ".gitlab/ci/aws-dev.gitlab-ci.yml"
+    assert fnmatchcase(committed.props["filePath"], CI_INCLUDE)
     assert committed.props["branch"] == "main"
     assert committed.props["encoding"] == "text"
     assert committed.props["project"] == PROJECT
@@ -245,6 +249,16 @@ def test_ci_file_is_committed_only_when_asked(access_key: ProgramRun, oidc: Prog
     assert committed.props["overwriteOnCreate"] is False
     # Its commit starts the first upload: every variable exists before it.
     assert {r.urn for r in oidc.of_type(VARIABLE)} <= set(committed.dependencies)
+
+
+def test_every_stack_has_its_own_job_file_under_the_one_include(runs: Callable[[str], ProgramRun]) -> None:
+    paths = {stack: runs(stack).outputs["gitlabCiPath"] for stack in committed_stacks()}
+    assert len(set(paths.values())) == len(paths), "stacks sharing a project never overwrite each other's job"
+    for stack, path in paths.items():
+        assert path == f".gitlab/ci/aws-{stack}.gitlab-ci.yml" and fnmatchcase(path, CI_INCLUDE)
+        # The file says where it goes and how the application includes it.
+        header = runs(stack).outputs["gitlabCiYml"].split("\n\n")[0]
+        assert path in header and f"- local: {CI_INCLUDE}" in header
 
 
 def test_rendered_ci_values_are_the_registered_ones(access_key: ProgramRun) -> None:

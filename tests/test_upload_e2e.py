@@ -32,6 +32,7 @@ import yaml
 from conftest import stack_run
 from test_gitlab_ci import clean_env, git, gitlab_ci_local, tool
 
+from components.gitlab_project import CI_INCLUDE
 from offline.engine import ProgramRun
 
 pytestmark = pytest.mark.e2e
@@ -108,11 +109,11 @@ def app_files() -> dict[str, bytes]:
     return found or {name: text.encode() for name, text in FALLBACK_APP.items()}
 
 
-def app_repo(path: Path, ci_yml: str, branch: str) -> tuple[Path, str]:
+def app_repo(path: Path, ci_yml: str, branch: str, extra: dict[str, str] | None = None) -> tuple[Path, str]:
     """The sample app and the rendered .gitlab-ci.yml in a fresh repository, committed; returns its commit."""
     path.mkdir(parents=True)
     git(path, "init", "-q", "-b", branch)
-    for name, data in app_files().items():
+    for name, data in {**app_files(), **{k: v.encode() for k, v in (extra or {}).items()}}.items():
         (path / name).parent.mkdir(parents=True, exist_ok=True)
         (path / name).write_bytes(data)
     (path / ".gitlab-ci.yml").write_text(ci_yml)
@@ -136,8 +137,8 @@ def registered(run: ProgramRun) -> dict[str, str]:
     return values
 
 
-def run_job(repo: Path, variables: dict[str, str], endpoint: str) -> subprocess.CompletedProcess[str]:
-    args = ["--force-shell-executor"]
+def run_job(repo: Path, variables: dict[str, str], endpoint: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    args = ["--force-shell-executor", *extra]
     for key, value in {**variables, "AWS_ENDPOINT_URL": endpoint}.items():
         args += ["--variable", f"{key}={value}"]
     started = time.monotonic()
@@ -153,14 +154,14 @@ def assert_job_ran(done: subprocess.CompletedProcess[str]) -> None:
     assert re.search(rf"PASS\s+{JOB}\b", output), output
 
 
-def assert_uploaded(s3: Any, bucket: str, key: str, commit: str) -> None:
-    """The watched object holds the app, the committed .gitlab-ci.yml and git-commit-hash.txt, nothing of .git."""
+def assert_uploaded(s3: Any, bucket: str, key: str, commit: str, ci_files: tuple[str, ...] = ()) -> None:
+    """The watched object holds the app, the committed CI files and git-commit-hash.txt, nothing of .git."""
     head = s3.head_object(Bucket=bucket, Key=key)
     assert head["VersionId"] not in (None, "null"), "the bucket is versioned: each upload is a version"
     assert head["Metadata"]["codepipeline-artifact-revision-summary"] == commit[:8]
     archive = zipfile.ZipFile(io.BytesIO(s3.get_object(Bucket=bucket, Key=key)["Body"].read()))
     names = {n for n in archive.namelist() if not n.endswith("/")}
-    assert names == {*app_files(), ".gitlab-ci.yml", "git-commit-hash.txt"}
+    assert names == {*app_files(), ".gitlab-ci.yml", *ci_files, "git-commit-hash.txt"}
     for name, data in app_files().items():
         assert archive.read(name) == data, name
     recorded = archive.read("git-commit-hash.txt").decode()
@@ -265,3 +266,70 @@ def test_without_credentials_the_job_fails_and_says_why(dev: ProgramRun, tmp_pat
     done = run_job(repo, variables, "http://127.0.0.1:9")
     assert done.returncode != 0
     assert "neither AWS_ROLE_ARN nor AWS_ACCESS_KEY and AWS_SECRET_KEY is set" in done.stdout + done.stderr
+
+
+# The README's set-up for several stacks on one application project: each stack's job file at its path
+# (`pulumi stack output gitlabCiPath`), and the application's .gitlab-ci.yml including them all with one line.
+# GitLab scopes each stack's variables to the environment its job declares; gitlab-ci-local does the same from a
+# variables file (https://docs.gitlab.com/ci/environments/#limit-the-environment-scope-of-a-cicd-variable).
+APP_CI = f"""# The application's own pipeline: its tests, and every stack's upload job.
+include:
+  - local: {CI_INCLUDE}
+
+unit-tests:
+  stage: test
+  script:
+    - test -f index.html
+"""
+
+
+def scoped_variables(runs: dict[str, ProgramRun], credentials: dict[str, dict[str, str]]) -> dict[str, Any]:
+    """Every stack's project variables, each value under its environment scope, as GitLab holds them."""
+    variables: dict[str, Any] = {}
+    for stack, run in runs.items():
+        for key, value in {**registered(run), **credentials[stack]}.items():
+            variables.setdefault(key, {"values": {}})["values"][stack] = value
+    return variables
+
+
+def test_every_stack_of_one_project_uploads_to_its_own_pipeline(
+    dev: ProgramRun, prod: ProgramRun, tmp_path: Path
+) -> None:
+    runs = {"dev": dev, "prod": prod}
+    assert len({run.outputs["sourceBucket"] for run in runs.values()}) == len(runs)
+    assert {registered(run)["UPLOAD_BUCKET"] for run in runs.values()} == {
+        r.outputs["sourceBucket"] for r in runs.values()
+    }
+    stack_files = {run.outputs["gitlabCiPath"]: run.outputs["gitlabCiYml"] for run in runs.values()}
+    repo, commit = app_repo(tmp_path / "app", APP_CI, default_branch(dev.outputs["gitlabCiYml"]), stack_files)
+
+    with moto_server(tmp_path, enforce_iam_after=3) as endpoint:
+        iam = client("iam", endpoint)
+        iam.create_user(UserName="admin")
+        everything = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+        iam.put_user_policy(UserName="admin", PolicyName="all", PolicyDocument=json.dumps(everything))
+        admin_key = iam.create_access_key(UserName="admin")["AccessKey"]
+        admin = {"key_id": admin_key["AccessKeyId"], "secret": admin_key["SecretAccessKey"]}
+        s3, admin_iam = client("s3", endpoint, **admin), client("iam", endpoint, **admin)
+        credentials = {}
+        for stack, run in runs.items():
+            versioned_bucket(s3, run.outputs["sourceBucket"])
+            user = run.one("aws:iam/user:User").props["name"]
+            admin_iam.create_user(UserName=user)
+            policy = run.one("aws:iam/userPolicy:UserPolicy").props["policy"]
+            admin_iam.put_user_policy(UserName=user, PolicyName="put-object", PolicyDocument=policy)
+            key = admin_iam.create_access_key(UserName=user)["AccessKey"]
+            credentials[stack] = {"AWS_ACCESS_KEY": key["AccessKeyId"], "AWS_SECRET_KEY": key["SecretAccessKey"]}
+
+        variables_file = tmp_path / "variables.yml"
+        variables_file.write_text(yaml.safe_dump(scoped_variables(runs, credentials)))
+        done = run_job(repo, {}, endpoint, "--variables-file", str(variables_file))
+        output = done.stdout + done.stderr
+        assert done.returncode == 0, output
+        for job in ("unit-tests", *(f"upload-{stack}" for stack in runs)):
+            assert re.search(rf"PASS\s+{re.escape(job)}\b", output), (job, output)
+        for run in runs.values():
+            bucket, key = run.outputs["sourceBucket"], run.outputs["sourceObjectKey"]
+            assert_uploaded(s3, bucket, key, commit, tuple(stack_files))
+            # Exactly one upload per stack: each job used its own environment's variables.
+            assert len(s3.list_object_versions(Bucket=bucket, Prefix=key)["Versions"]) == 1
