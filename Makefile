@@ -1,8 +1,10 @@
 # One entry point for every job. `make help` lists them.
-STACK ?= dev
-VENV  ?= .venv
-PY    := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
+STACK  ?= dev
+VENV   ?= .venv
+# The interpreter the virtualenv is made from: the project needs Python 3.11 (pyproject.toml requires-python).
+PYTHON ?= python3.11
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
 
 .PHONY: help install plan test lint bench clean
 
@@ -13,7 +15,17 @@ help:
 	@echo "make install          create $(VENV) with the pinned dependencies"
 
 $(STAMP): requirements.txt requirements-dev.txt
-	python3.11 -m venv $(VENV) 2>/dev/null || python3 -m venv $(VENV)
+	@version=$$($(PYTHON) -c 'import platform; print(platform.python_version())' 2>/dev/null); \
+	case "$$version" in \
+	  3.11.*) ;; \
+	  "") echo "make: cannot run $(PYTHON). This project needs Python 3.11 (pyproject.toml: requires-python >=3.11,<3.12):" >&2; \
+	      echo "make: install it (apt-get install python3.11, or pyenv install 3.11), or run make PYTHON=/path/to/python3.11" >&2; \
+	      exit 1 ;; \
+	  *) echo "make: $(PYTHON) is Python $$version; this project needs Python 3.11 (pyproject.toml: requires-python)." >&2; \
+	     echo "make: run make PYTHON=/path/to/python3.11" >&2; \
+	     exit 1 ;; \
+	esac
+	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $(STAMP)

@@ -101,6 +101,25 @@ SAFE_OBJECT_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9/._-]*$")
 _OIDC_PROVIDER_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:oidc-provider/(?P<issuer>[A-Za-z0-9.:/_~-]+)$")
 _EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
 _WORLD = ("0.0.0.0/0", "::/0")
+# Addresses no client of an internet-facing load balancer comes from: the ALB's DNS name resolves to the public
+# addresses of its nodes, so even a host of the stack's own VPC arrives from its public IP or its NAT gateway's
+# (https://docs.aws.amazon.com/elasticloadbalancing/latest/application/application-load-balancers.html#load-balancer-scheme).
+# A rule for a private range (RFC 1918, shared address space, link-local, loopback, IPv6 unique local) admits
+# nobody.
+NOT_FROM_THE_INTERNET = tuple(
+    ipaddress.ip_network(n)
+    for n in (
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "100.64.0.0/10",
+        "169.254.0.0/16",
+        "127.0.0.0/8",
+        "fc00::/7",
+        "fe80::/10",
+        "::1/128",
+    )
+)
 
 
 # --- The model --------------------------------------------------------------------------------
@@ -636,9 +655,17 @@ def _parse_alb(r: _Reader, region: str) -> AlbConfig:
     for key, cidrs in (("allowedCidrs", allowed), ("testListenerCidrs", test_cidrs)):
         for cidr in cidrs:
             try:
-                ipaddress.ip_network(cidr, strict=True)
+                network = ipaddress.ip_network(cidr, strict=True)
             except ValueError:
                 r.fail(key, f"{cidr!r} is not a CIDR block (like 203.0.113.0/24 or 0.0.0.0/0)")
+                continue
+            if any(network.version == p.version and network.subnet_of(p) for p in NOT_FROM_THE_INTERNET):  # type: ignore[arg-type]
+                r.fail(
+                    key,
+                    f"{cidr!r} is a private range, and the ALB is internet-facing: clients, the VPC's own hosts "
+                    "included, reach it from their public (or NAT gateway) addresses, so this rule admits nobody; "
+                    "list public CIDRs, like your office's or VPN's egress range",
+                )
     if not allowed:
         r.fail("allowedCidrs", "must list at least one CIDR, or nobody reaches the site")
     for cidr in test_cidrs:

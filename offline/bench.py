@@ -8,8 +8,9 @@ Reports, as Markdown on stdout:
    program) and the plan renders it, in process, for N = 50, 100, 200, 400 by default;
 3. the whole test suite (``python -m pytest -q``), once.
 
-It measures; it asserts nothing (a timing test would be flaky on a shared runner). Options: ``--sizes``,
-``--repeat``, ``--no-tests``.
+It measures and asserts no timing (a timing test would be flaky on a shared runner), but it fails (exit status
+1) when what it measures fails: a plan, or the test suite, so that ``make bench`` cannot report a time for a
+broken build. Options: ``--stacks``, ``--sizes``, ``--repeat``, ``--no-tests``, ``--tests``.
 """
 
 from __future__ import annotations
@@ -103,11 +104,15 @@ def _plan_cli(stack: str, out: Path) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m offline.bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--stacks", default=",".join(committed_stacks()), help="stacks to plan (default: every one)")
     parser.add_argument("--sizes", default="50,100,200,400", help="resource counts of the synthetic programs")
     parser.add_argument("--repeat", type=int, default=3, help="runs per measurement (best and median reported)")
     parser.add_argument("--no-tests", action="store_true", help="skip timing the test suite")
+    parser.add_argument("--tests", nargs="*", default=["tests"], help="what pytest runs (default: tests)")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    stacks = [s for s in args.stacks.split(",") if s.strip()]
+    failures: list[str] = []
     from offline.plan import render_plan  # imported here so that `--help` stays instant
 
     print(f"# Benchmark ({os.cpu_count()} CPUs, Python {sys.version.split()[0]})\n")
@@ -115,8 +120,13 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         print("## Plan of each committed stack (fresh process, as `make plan` runs it)\n")
         print("| Stack | Best (s) | Median (s) |\n|---|---:|---:|")
-        for stack in committed_stacks():
-            times = [_plan_cli(stack, work / f"plan-{stack}") for _ in range(args.repeat)]
+        for stack in stacks:
+            try:
+                times = [_plan_cli(stack, work / f"plan-{stack}") for _ in range(args.repeat)]
+            except subprocess.CalledProcessError as error:
+                failures.append(f"the plan of {stack} failed (exit status {error.returncode})")
+                print(f"| {stack} | failed | failed |", flush=True)
+                continue
             print(f"| {stack} | {min(times):.2f} | {statistics.median(times):.2f} |", flush=True)
 
         print("\n## Plan time by number of resources (synthetic program, in process, after warm-up)\n")
@@ -154,12 +164,19 @@ def main(argv: list[str] | None = None) -> int:
         print("\n## Test suite\n")
         started = time.perf_counter()
         result = subprocess.run(
-            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=ROOT, capture_output=True, text=True
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args.tests],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
         )
         elapsed = time.perf_counter() - started
         summary = next((line for line in reversed(result.stdout.splitlines()) if line.strip()), "")
         print(f"`pytest -q`: {elapsed:.1f} s, exit status {result.returncode}: {summary.strip('= ')}")
-    return 0
+        if result.returncode != 0:
+            failures.append(f"the test suite failed (exit status {result.returncode}): {summary.strip('= ')}")
+    for failure in failures:
+        print(f"bench: {failure}", file=sys.stderr)
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":

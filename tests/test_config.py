@@ -172,6 +172,23 @@ def test_malformed_listener_cidrs(key: str, cidr: str) -> None:
     assert repr(cidr) in message and "CIDR" in message and "0.0.0.0/0" in message
 
 
+# An internet-facing ALB's DNS name resolves to its nodes' public addresses, so every client, a host of the
+# stack's own VPC included, arrives from a public address (its own, or its NAT gateway's):
+# https://docs.aws.amazon.com/elasticloadbalancing/latest/application/application-load-balancers.html#load-balancer-scheme
+@pytest.mark.parametrize("key", ["allowedCidrs", "testListenerCidrs"])
+@pytest.mark.parametrize("cidr", ["10.0.0.0/16", "172.20.0.0/16", "192.168.1.0/24", "100.64.0.0/12", "fd00::/64"])
+def test_a_private_range_admits_nobody_to_an_internet_facing_alb(key: str, cidr: str) -> None:
+    message = only_problem({key: f'["{cidr}"]'}, key)
+    assert message.startswith(f"{cidr!r} is a private range, and the ALB is internet-facing")
+    assert "public CIDRs" in message
+
+
+@pytest.mark.parametrize("cidr", ["203.0.113.0/24", "198.51.100.7/32", "2001:db8::/32", "8.8.8.0/24"])
+def test_public_ranges_are_accepted_for_both_listeners(cidr: str) -> None:
+    cfg = parse({"allowedCidrs": f'["{cidr}"]', "testListenerCidrs": f'["{cidr}"]'})
+    assert cfg.alb.allowed_cidrs == cfg.alb.test_listener_cidrs == (cidr,)
+
+
 def test_allowed_cidrs_cannot_be_empty() -> None:
     assert "at least one CIDR" in only_problem({"allowedCidrs": "[]"}, "allowedCidrs")
 

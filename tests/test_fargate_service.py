@@ -54,7 +54,7 @@ VALUES = {
     "listenerPort": "80",
     "testListenerPort": "9000",
     "allowedCidrs": '["203.0.113.0/24", "2001:db8::/32"]',
-    "testListenerCidrs": '["10.20.0.0/16"]',
+    "testListenerCidrs": '["192.0.2.0/24"]',
     "environment": '{"GREETING": "hello world", "MODE": "demo"}',
     "logRetentionDays": "30",
 }
@@ -234,7 +234,7 @@ def test_alb_takes_the_listener_ports_only_from_the_configured_cidrs(run: Progra
     alb_sg = named(run, SG, "svc-alb")
     assert reachable_ports(run, alb_sg, source_ip="203.0.113.9") == {80}
     assert reachable_ports(run, alb_sg, source_ip="2001:db8::1") == {80}
-    assert reachable_ports(run, alb_sg, source_ip="10.20.3.4") == {9000}, "the test port only from test CIDRs"
+    assert reachable_ports(run, alb_sg, source_ip="192.0.2.4") == {9000}, "the test port only from test CIDRs"
     assert reachable_ports(run, alb_sg, source_ip="198.51.100.7") == set(), "anyone else reaches nothing"
     assert "ingress" not in alb_sg.props and "egress" not in alb_sg.props, "rules are separate resources only"
 
@@ -492,7 +492,7 @@ def test_test_listener_stays_http_and_closed_to_the_internet(https: ProgramRun) 
     alb_sg = named(https, SG, "svc-alb")
     assert reachable_ports(https, alb_sg, source_ip="203.0.113.9") == {80, 443}
     assert reachable_ports(https, alb_sg, source_ip="2001:db8::1") == {80, 443}
-    assert reachable_ports(https, alb_sg, source_ip="10.20.3.4") == {9000}
+    assert reachable_ports(https, alb_sg, source_ip="192.0.2.4") == {9000}
     assert reachable_ports(https, alb_sg, source_ip="198.51.100.7") == set()
 
 
@@ -502,7 +502,7 @@ def test_with_the_default_world_cidrs_the_internet_reaches_80_and_443_only(tmp_p
     )
     alb_sg = named(run, SG, "svc-alb")
     assert reachable_ports(run, alb_sg, source_ip="198.51.100.7") == {80, 443}
-    assert reachable_ports(run, alb_sg, source_ip="10.20.3.4") == {80, 443, 9000}
+    assert reachable_ports(run, alb_sg, source_ip="192.0.2.4") == {80, 443, 9000}
     assert rules.check_stack([rules.from_registration(r) for r in run.resources]) == []
 
 
