@@ -6,12 +6,13 @@ PYTHON ?= python3.11
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install plan test lint bench clean
+.PHONY: help install plan test lint bench config-docs clean
 
 help:
 	@echo "make plan STACK=dev   offline plan of a stack into build/<stack>/ (no cloud account needed)"
 	@echo "make test             lint, type-check and run every test"
 	@echo "make bench            time the plan and the test suite"
+	@echo "make config-docs      regenerate the stack-file schema and README's config table from the config models"
 	@echo "make install          create $(VENV) with the pinned dependencies"
 
 $(STAMP): requirements.txt requirements-dev.txt
@@ -49,6 +50,9 @@ test: lint $(NODE_STAMP)
 
 plan: $(STAMP)
 	$(PY) -m offline.plan $(STACK)
+
+config-docs: $(STAMP)
+	$(PY) -m components.config_docs
 
 bench: $(STAMP)
 	$(PY) -m offline.bench

@@ -1,7 +1,8 @@
-"""S3 buckets the way every bucket of this program is built: private, encrypted, TLS-only, globally unique.
+"""S3 buckets the way every bucket of this program is built: private, encrypted, TLS-only, globally unique,
+with lifecycle rules made one way.
 
-Shared by SourceBucket (source and CloudTrail log buckets) and DeployStage (artifact store). Children are named
-from the ``name`` given and parented to the calling component.
+Shared by SourceBucket (source and CloudTrail log buckets), LoadBalancer (access logs) and ArtifactStore.
+Children are named from the ``name`` given and parented to the calling component.
 """
 
 from __future__ import annotations
@@ -14,8 +15,12 @@ import pulumi
 import pulumi_aws as aws
 
 from components import iam
+from components.base import Component
 
 BUCKET_NAME_MAX = 63
+# Incomplete multipart uploads are invisible in listings yet billed; an upload that died is retried by whoever
+# made it, so its parts are useless after a day.
+ABORT_INCOMPLETE_UPLOADS_DAYS = 1
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 
 
@@ -51,7 +56,7 @@ def tls_only_statement(bucket_arn: pulumi.Input[str]) -> dict[str, Any]:
 
 
 def private_bucket(
-    parent: pulumi.Resource,
+    owner: Component,
     name: str,
     physical_name: pulumi.Input[str],
     *,
@@ -62,12 +67,12 @@ def private_bucket(
 
     ``protect`` protects the bucket itself (the data); its settings stay unprotected, as they hold none.
     """
-    child = pulumi.ResourceOptions(parent=parent)
+    child = owner.child()
     bucket = aws.s3.Bucket(
         name,
         bucket=physical_name,
         force_destroy=force_destroy,
-        opts=pulumi.ResourceOptions(parent=parent, protect=protect),
+        opts=owner.child(protect=protect),
     )
     # ACLs disabled: the bucket owner owns every object, whoever wrote it (CloudTrail, the GitLab job).
     aws.s3.BucketOwnershipControls(
@@ -105,7 +110,7 @@ def private_bucket(
 
 
 def bucket_policy(
-    parent: pulumi.Resource,
+    owner: Component,
     name: str,
     bucket: aws.s3.Bucket,
     block: aws.s3.BucketPublicAccessBlock,
@@ -117,5 +122,72 @@ def bucket_policy(
         policy=iam.policy_document(*statements),
         # S3 refuses concurrent changes to one bucket's configuration (OperationAborted); the policy waits
         # for the public-access block, which also proves the policy is not public.
-        opts=pulumi.ResourceOptions(parent=parent, depends_on=[block]),
+        opts=owner.child(depends_on=[block]),
+    )
+
+
+# --- Lifecycle rules ---------------------------------------------------------------------------------------
+
+
+def _whole_bucket() -> aws.s3.BucketLifecycleConfigurationRuleFilterArgs:
+    """An empty filter: the rule applies to every object of the bucket."""
+    return aws.s3.BucketLifecycleConfigurationRuleFilterArgs()
+
+
+def expire_objects(rule_id: str, days: int) -> aws.s3.BucketLifecycleConfigurationRuleArgs:
+    """Every object is deleted ``days`` after it was written."""
+    return aws.s3.BucketLifecycleConfigurationRuleArgs(
+        id=rule_id,
+        status="Enabled",
+        filter=_whole_bucket(),
+        expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(days=days),
+    )
+
+
+def expire_noncurrent_versions(rule_id: str, days: int) -> aws.s3.BucketLifecycleConfigurationRuleArgs:
+    """A version is deleted ``days`` after a newer one replaced it (the current version stays)."""
+    return aws.s3.BucketLifecycleConfigurationRuleArgs(
+        id=rule_id,
+        status="Enabled",
+        filter=_whole_bucket(),
+        noncurrent_version_expiration=aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
+            noncurrent_days=days
+        ),
+    )
+
+
+def abort_incomplete_uploads() -> aws.s3.BucketLifecycleConfigurationRuleArgs:
+    return aws.s3.BucketLifecycleConfigurationRuleArgs(
+        id="abort-incomplete-multipart-uploads",
+        status="Enabled",
+        filter=_whole_bucket(),
+        abort_incomplete_multipart_upload=aws.s3.BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(
+            days_after_initiation=ABORT_INCOMPLETE_UPLOADS_DAYS
+        ),
+    )
+
+
+def versioning(owner: Component, name: str, bucket: aws.s3.Bucket) -> aws.s3.BucketVersioning:
+    """Versioning on: every overwrite keeps the previous object as a noncurrent version."""
+    return aws.s3.BucketVersioning(
+        name,
+        bucket=bucket.id,
+        versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(status="Enabled"),
+        opts=owner.child(),
+    )
+
+
+def lifecycle(
+    owner: Component,
+    name: str,
+    bucket: aws.s3.Bucket,
+    *rules: aws.s3.BucketLifecycleConfigurationRuleArgs,
+    depends_on: list[pulumi.Resource] | None = None,
+) -> aws.s3.BucketLifecycleConfiguration:
+    """The bucket's lifecycle configuration (one per bucket: S3 keeps only the last one written)."""
+    return aws.s3.BucketLifecycleConfiguration(
+        name,
+        bucket=bucket.id,
+        rules=list(rules),
+        opts=owner.child(depends_on=depends_on),
     )

@@ -1,16 +1,16 @@
-"""BuildStage: the ECR repository and the CodeBuild project that turns an uploaded zip into an image.
+"""BuildStage: the ECR repository, the CodeBuild project that turns an uploaded zip into an image, and the
+release project that tags the image a deployment takes into production.
 
 The project's buildspec is rendered from ``files/buildspec.yml`` and carries, base64-encoded, the
 ``taskdef.json`` and ``appspec.yaml`` rendered from the stack (``files/taskdef.json``, ``files/appspec.yaml``).
-The build writes them, with ``imageDetail.json``, into its one output artifact, which the Deploy stage's
-CodeDeployToECS action reads. So nothing the deployment consumes lives in the application repository, and a
-change of cpu, memory or environment in the stack changes the buildspec, updates the project, and reaches
-the next deployment.
+The build writes them, with ``imageDetail.json``, into its one output artifact (``components/contracts.py``),
+which the Deploy stage reads. So nothing the deployment consumes lives in the application repository, and a
+change of cpu, memory or environment in the stack changes the buildspec, updates the project, and reaches the
+next deployment.
 
-The repository lives here, so this component also grants the FargateService's execution role the right to
-pull from it. The pipeline's artifact bucket belongs to the DeployStage, which grants this build role access
-to it (the owner of a resource grants access to it; the pipeline needs this project's name, so the build
-stage cannot need the deploy stage's bucket without a cycle).
+The repository lives here, so this component grants pulls from it (``grant_pull``) to whoever runs its images;
+the artifact bucket belongs to the DeployStage, which grants the build and release roles access to it. Both
+grants are made where the components are wired (``__main__.py``).
 """
 
 from __future__ import annotations
@@ -18,16 +18,20 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass
+from typing import Annotated, Literal
 
 import pulumi
 import pulumi_aws as aws
+import yaml
+from pydantic import Field
 
-from components import iam
-from components.config import PipelineConfig
+from components import contracts, iam, logs
+from components.base import Component, StackContext
+from components.config_types import ConfigModel, Integer, Range, Text
 from components.templates import FILES, TaskDefinitionValues, render_taskdef, render_text
 
-# The directory the build writes its output artifact from (relative to the unpacked upload).
-OUTPUT_DIR = "pipeline-output"
+BuildComputeType = Literal["BUILD_GENERAL1_SMALL", "BUILD_GENERAL1_MEDIUM", "BUILD_GENERAL1_LARGE"]
+
 # Tags the release project (files/release.sh) moves around a deployment; each names one image at a time, and the
 # lifecycle policy never expires an image that carries one.
 LIVE_TAG = "live"
@@ -49,28 +53,53 @@ RELEASE_TIMEOUT_MINUTES = 5
 PLATFORMS = {"X86_64": "linux/amd64", "ARM64": "linux/arm64"}
 
 
+class BuildConfig(ConfigModel):
+    """What builds the image, and how many images ECR keeps."""
+
+    ecr_keep_images: Annotated[Integer, Range(1, 1000)] = Field(
+        10,
+        description="commit-tagged images kept in ECR, besides the images production runs (`live`) and may roll "
+        "back to (`rollback`), which never expire",
+    )
+    build_image: Text = Field("aws/codebuild/standard:7.0", description="CodeBuild image")
+    build_compute_type: BuildComputeType = Field("BUILD_GENERAL1_SMALL", description="CodeBuild compute type")
+    build_timeout_minutes: Annotated[Integer, Range(5, 480)] = Field(20, description="CodeBuild timeout in minutes")
+
+
+@dataclass(frozen=True)
+class BuildProjects:
+    """The projects the pipeline runs, and what the Deploy stage grants them."""
+
+    project_name: pulumi.Output[str]
+    project_arn: pulumi.Output[str]
+    build_role: iam.RoleRef
+    """Writes the build's output artifact (read/write on the artifact store)."""
+    release_project_name: pulumi.Output[str]
+    """Run around a deployment (``RELEASE_STEP``) to tag the image it takes into production."""
+    release_project_arn: pulumi.Output[str]
+    release_role: iam.RoleRef
+    """Reads the build's output artifact (read on the artifact store)."""
+    repository_url: pulumi.Output[str]
+
+
 @dataclass(frozen=True)
 class BuildStageArgs:
-    name_prefix: str
-    """Physical name prefix ``<appName>-<stack>`` of the repository, project, log group and role."""
-    pipeline: PipelineConfig
-    log_retention_days: int
+    context: StackContext
+    """Unless ``force_destroy`` (dev only), the repository and the build log group are protected: destroying the
+    stack, or a change that would replace them, stops with an error."""
+    config: BuildConfig
     taskdef_values: pulumi.Input[TaskDefinitionValues]
-    """The FargateService's task definition values, image ``<IMAGE1_NAME>``."""
-    execution_role_name: pulumi.Input[str]
-    """The task execution role, granted pull on the repository."""
-    force_destroy: bool = False
-    """``StackConfig.force_destroy`` (dev only): ``pulumi destroy`` deletes the repository with its images.
-    Otherwise the repository and the build log group are protected: destroying the stack, or a change that
-    would replace them, stops with an error."""
+    """The service's task-definition values, image ``<IMAGE1_NAME>``."""
 
 
 def render_appspec(container_name: str, container_port: int) -> str:
     """``appspec.yaml`` for CodeDeploy ECS blue/green, task definition left as ``<TASK_DEFINITION>``."""
-    return render_text(
-        "appspec.yaml",
-        {"container_name": json.dumps(container_name), "container_port": json.dumps(container_port)},
-    )
+    values = {
+        "container_name": container_name,
+        "container_port": container_port,
+        "task_definition": contracts.placeholder(contracts.TASK_DEFINITION_PLACEHOLDER),
+    }
+    return render_text(contracts.APPSPEC_FILE, {k: json.dumps(v) for k, v in values.items()})
 
 
 def render_buildspec(*, repository_url: str, taskdef_json: str, appspec_yaml: str) -> str:
@@ -81,9 +110,23 @@ def render_buildspec(*, repository_url: str, taskdef_json: str, appspec_yaml: st
         "platform": PLATFORMS[architecture],
         "taskdef_base64": base64.b64encode(taskdef_json.encode()).decode(),
         "appspec_base64": base64.b64encode(appspec_yaml.encode()).decode(),
-        "output_dir": OUTPUT_DIR,
+        "output_dir": contracts.BUILD_OUTPUT_DIR,
+        "commit_file": contracts.COMMIT_FILE,
+        "image_detail_file": contracts.IMAGE_DETAIL_FILE,
+        "taskdef_file": contracts.TASKDEF_FILE,
+        "appspec_file": contracts.APPSPEC_FILE,
     }
     return render_text("buildspec.yml", {k: json.dumps(v) for k, v in values.items()})
+
+
+# The buildspec's variables that carry the deployment's templates (files/buildspec.yml).
+EMBEDDED_FILES = {"TASKDEF_JSON_BASE64": contracts.TASKDEF_FILE, "APPSPEC_YAML_BASE64": contracts.APPSPEC_FILE}
+
+
+def embedded_files(buildspec: str) -> dict[str, str]:
+    """The deployment's templates a rendered buildspec carries: file name -> content (what the build writes)."""
+    variables = (yaml.safe_load(buildspec).get("env") or {}).get("variables") or {}
+    return {name: base64.b64decode(variables[var]).decode() for var, name in EMBEDDED_FILES.items() if var in variables}
 
 
 def render_release_buildspec() -> str:
@@ -93,6 +136,7 @@ def render_release_buildspec() -> str:
         "live_tag": LIVE_TAG,
         "rollback_tag": ROLLBACK_TAG,
         "deploying_tag": DEPLOYING_TAG,
+        "image_detail_file": contracts.IMAGE_DETAIL_FILE,
     }
     return render_text("release-buildspec.yml", {k: json.dumps(v) for k, v in values.items()})
 
@@ -166,205 +210,164 @@ ECR_PULL = ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDown
 ECR_LOGIN = iam.allow(["ecr:GetAuthorizationToken"], ["*"], sid="RegistryLogin")
 
 
-class BuildStage(pulumi.ComponentResource):
-    repository_name: pulumi.Output[str]
+class BuildStage(Component):
+    projects: BuildProjects
     repository_arn: pulumi.Output[str]
-    repository_url: pulumi.Output[str]
-    project_name: pulumi.Output[str]
-    project_arn: pulumi.Output[str]
-    build_role_name: pulumi.Output[str]
-    build_role_arn: pulumi.Output[str]
-    log_group_name: pulumi.Output[str]
+    buildspec: pulumi.Output[str]
+    """The build's buildspec (the project's), with the two templates below embedded."""
     taskdef_json: pulumi.Output[str]
     """``taskdef.json`` as the deploy action receives it (image ``<IMAGE1_NAME>``)."""
     appspec_yaml: pulumi.Output[str]
-    buildspec: pulumi.Output[str]
-    release_project_name: pulumi.Output[str]
-    """The project the Deploy stage runs around a deployment (``RELEASE_STEP``) to tag the image it deploys."""
-    release_project_arn: pulumi.Output[str]
-    release_role_name: pulumi.Output[str]
-    """The release project's role: reads the build's artifact (granted by the artifact store's owner)."""
 
     def __init__(self, name: str, args: BuildStageArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("gitlab-fargate:index:BuildStage", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-        prefix = args.name_prefix
-        p = args.pipeline
-        account_id = aws.get_caller_identity_output(opts=pulumi.InvokeOptions(parent=self)).account_id
-        # `protect` rather than `retain_on_delete`: retained, the repository and log group would silently leave
-        # the stack on `pulumi destroy` (or on a replacement) and stay in AWS under their names, so the next
-        # `pulumi up` of the same stack could not create them again; protected, any deletion stops with an
-        # error before it happens, and releasing them is a deliberate `pulumi state unprotect`.
-        stateful = pulumi.ResourceOptions(parent=self, protect=not args.force_destroy)
-
-        repository = aws.ecr.Repository(
-            f"{name}-repository",
-            name=prefix,
-            # `latest` and the cache tag move with every build, so tags must be mutable.
-            image_tag_mutability="MUTABLE",
-            image_scanning_configuration=aws.ecr.RepositoryImageScanningConfigurationArgs(scan_on_push=True),
-            encryption_configurations=[aws.ecr.RepositoryEncryptionConfigurationArgs(encryption_type="AES256")],
-            # Outside dev, ECR refuses to delete a repository that still holds images (the ones a running
-            # service pulls), even once it is unprotected.
-            force_delete=args.force_destroy,
-            opts=stateful,
-        )
-        aws.ecr.LifecyclePolicy(
-            f"{name}-lifecycle",
-            repository=repository.name,
-            policy=lifecycle_policy(p.ecr_keep_images),
-            opts=child,
-        )
+        super().__init__(name, opts)
+        ctx, cfg = args.context, args.config
+        account_id = aws.get_caller_identity_output(opts=self.lookup()).account_id
+        repository = self._repository(name, ctx, cfg)
         # Created here with a retention; otherwise CodeBuild creates /aws/codebuild/<project> keeping logs forever.
-        log_group = aws.cloudwatch.LogGroup(
-            f"{name}-logs",
-            name=f"/aws/codebuild/{prefix}",
-            retention_in_days=args.log_retention_days,
-            opts=stateful,
-        )
-
-        role = aws.iam.Role(
+        # `protect` rather than `retain_on_delete`: a retained log group (or repository) would leave the stack
+        # and stay in AWS under its name, so the next `pulumi up` could not create it again.
+        log_group = logs.log_group(self, f"{name}-logs", physical_name=f"/aws/codebuild/{ctx.name_prefix}", context=ctx)
+        role = iam.service_role(
+            self,
             f"{name}-role",
-            name=f"{prefix}-build",
-            assume_role_policy=iam.service_trust_policy("codebuild.amazonaws.com", source_account=account_id),
-            opts=child,
-        )
-        role_policy = aws.iam.RolePolicy(
-            f"{name}-role-policy",
-            name="build",
-            role=role.id,
-            policy=iam.policy_document(
-                iam.allow(
-                    ["logs:CreateLogStream", "logs:PutLogEvents"],
-                    [pulumi.Output.concat(log_group.arn, ":*")],
-                    sid="WriteBuildLogs",
-                ),
+            physical_name=f"{ctx.name_prefix}-build",
+            service="codebuild.amazonaws.com",
+            account_id=account_id,
+            statements=[
+                iam.write_logs(log_group.arn, sid="WriteBuildLogs"),
                 iam.allow(ECR_PUSH, [repository.arn], sid="PushToTheRepository"),
                 ECR_LOGIN,
-            ),
-            opts=child,
+            ],
+            policy_name="build",
         )
-        aws.iam.RolePolicy(
-            f"{name}-execution-pull",
-            name="pull-pipeline-images",
-            role=args.execution_role_name,
-            policy=iam.policy_document(iam.allow(ECR_PULL, [repository.arn], sid="PullFromTheRepository"), ECR_LOGIN),
-            opts=child,
-        )
-
         values = pulumi.Output.from_input(args.taskdef_values)
         self.taskdef_json = values.apply(render_taskdef)
         self.appspec_yaml = values.apply(lambda v: render_appspec(v.container_name, v.container_port))
         self.buildspec = pulumi.Output.all(repository.repository_url, self.taskdef_json, self.appspec_yaml).apply(
             lambda v: render_buildspec(repository_url=v[0], taskdef_json=v[1], appspec_yaml=v[2])
         )
-
         project = aws.codebuild.Project(
             f"{name}-project",
-            name=prefix,
-            description=f"Builds and pushes the {prefix} image; writes the deployment's input artifact",
-            service_role=role.arn,
-            build_timeout=p.build_timeout_minutes,
+            name=ctx.name_prefix,
+            description=f"Builds and pushes the {ctx.name_prefix} image; writes the deployment's input artifact",
+            service_role=role.role.arn,
+            build_timeout=cfg.build_timeout_minutes,
             source=aws.codebuild.ProjectSourceArgs(type="CODEPIPELINE", buildspec=self.buildspec),
             artifacts=aws.codebuild.ProjectArtifactsArgs(type="CODEPIPELINE"),
             environment=aws.codebuild.ProjectEnvironmentArgs(
                 type="LINUX_CONTAINER",
-                image=p.build_image,
-                compute_type=p.build_compute_type,
+                image=cfg.build_image,
+                compute_type=cfg.build_compute_type,
                 image_pull_credentials_type="CODEBUILD",
                 # Docker builds need the Docker daemon, which runs only in privileged mode.
                 privileged_mode=True,
             ),
-            logs_config=aws.codebuild.ProjectLogsConfigArgs(
-                cloudwatch_logs=aws.codebuild.ProjectLogsConfigCloudwatchLogsArgs(
-                    group_name=log_group.name, status="ENABLED"
-                ),
-            ),
+            logs_config=_logs_to(log_group),
             # The role must be able to write logs and push before the first build can run.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[role_policy]),
+            opts=self.child(depends_on=role.ready),
         )
+        release_project, release_role = self._release_project(name, ctx, cfg, repository, account_id)
 
-        release_project, release_role = self._release_project(name, args, repository, account_id)
-
-        self.repository_name = repository.name
         self.repository_arn = repository.arn
-        self.repository_url = repository.repository_url
-        self.project_name = project.name
-        self.project_arn = project.arn
-        self.build_role_name = role.name
-        self.build_role_arn = role.arn
-        self.log_group_name = log_group.name
-        self.release_project_name = release_project.name
-        self.release_project_arn = release_project.arn
-        self.release_role_name = release_role.name
+        self.projects = BuildProjects(
+            project_name=project.name,
+            project_arn=project.arn,
+            build_role=role.ref,
+            release_project_name=release_project.name,
+            release_project_arn=release_project.arn,
+            release_role=release_role,
+            repository_url=repository.repository_url,
+        )
         self.register_outputs(
             {
-                "repository_url": self.repository_url,
-                "repository_arn": self.repository_arn,
-                "project_name": self.project_name,
-                "project_arn": self.project_arn,
-                "build_role_arn": self.build_role_arn,
-                "log_group_name": self.log_group_name,
-                "buildspec": self.buildspec,
-                "taskdef_json": self.taskdef_json,
-                "appspec_yaml": self.appspec_yaml,
-                "release_project_name": self.release_project_name,
+                "repository_url": repository.repository_url,
+                "repository_arn": repository.arn,
+                "project_name": project.name,
+                "release_project_name": release_project.name,
+                "log_group_name": log_group.name,
             }
         )
 
+    def grant_pull(self, role: iam.RoleRef, purpose: str = "execution") -> aws.iam.RolePolicy:
+        """Lets ``role`` pull this repository's images (a task execution role): ``<name>-<purpose>-pull``."""
+        return iam.grant(
+            self,
+            f"{self.component_name}-{purpose}-pull",
+            role,
+            [iam.allow(ECR_PULL, [self.repository_arn], sid="PullFromTheRepository"), ECR_LOGIN],
+            policy_name="pull-pipeline-images",
+        )
+
+    def _repository(self, name: str, ctx: StackContext, cfg: BuildConfig) -> aws.ecr.Repository:
+        repository = aws.ecr.Repository(
+            f"{name}-repository",
+            name=ctx.name_prefix,
+            # `latest` moves with every build and the release tags with every deployment, so tags are mutable.
+            image_tag_mutability="MUTABLE",
+            image_scanning_configuration=aws.ecr.RepositoryImageScanningConfigurationArgs(scan_on_push=True),
+            encryption_configurations=[aws.ecr.RepositoryEncryptionConfigurationArgs(encryption_type="AES256")],
+            # Outside dev, ECR refuses to delete a repository that still holds images (the ones a running service
+            # pulls), even once it is unprotected.
+            force_delete=ctx.force_destroy,
+            opts=self.child(protect=ctx.protect),
+        )
+        aws.ecr.LifecyclePolicy(
+            f"{name}-lifecycle",
+            repository=repository.name,
+            policy=lifecycle_policy(cfg.ecr_keep_images),
+            opts=self.child(),
+        )
+        return repository
+
     def _release_project(
-        self, name: str, args: BuildStageArgs, repository: aws.ecr.Repository, account_id: pulumi.Output[str]
-    ) -> tuple[aws.codebuild.Project, aws.iam.Role]:
+        self,
+        name: str,
+        ctx: StackContext,
+        cfg: BuildConfig,
+        repository: aws.ecr.Repository,
+        account_id: pulumi.Output[str],
+    ) -> tuple[aws.codebuild.Project, iam.RoleRef]:
         """The project that moves the release tags (``files/release.sh``): no Docker, no privileged mode, and a
         role that may read and re-tag images of this one repository."""
-        prefix = f"{args.name_prefix}-release"
-        child = pulumi.ResourceOptions(parent=self)
-        log_group = aws.cloudwatch.LogGroup(
-            f"{name}-release-logs",
-            name=f"/aws/codebuild/{prefix}",
-            retention_in_days=args.log_retention_days,
-            opts=child,
+        prefix = f"{ctx.name_prefix}-release"
+        log_group = logs.log_group(
+            self, f"{name}-release-logs", physical_name=f"/aws/codebuild/{prefix}", context=ctx, protect=False
         )
-        role = aws.iam.Role(
+        role = iam.service_role(
+            self,
             f"{name}-release-role",
-            name=prefix,
-            assume_role_policy=iam.service_trust_policy("codebuild.amazonaws.com", source_account=account_id),
-            opts=child,
-        )
-        role_policy = aws.iam.RolePolicy(
-            f"{name}-release-role-policy",
-            name="release",
-            role=role.id,
-            policy=iam.policy_document(
-                iam.allow(
-                    ["logs:CreateLogStream", "logs:PutLogEvents"],
-                    [pulumi.Output.concat(log_group.arn, ":*")],
-                    sid="WriteReleaseLogs",
-                ),
+            physical_name=prefix,
+            service="codebuild.amazonaws.com",
+            account_id=account_id,
+            statements=[
+                iam.write_logs(log_group.arn, sid="WriteReleaseLogs"),
                 # Read an image's manifest and put it again under another tag: no layer is pulled or pushed.
                 iam.allow(["ecr:BatchGetImage", "ecr:PutImage"], [repository.arn], sid="TagImagesOfTheRepository"),
-            ),
-            opts=child,
+            ],
+            policy_name="release",
         )
         project = aws.codebuild.Project(
             f"{name}-release-project",
             name=prefix,
-            description=f"Tags the image a {args.name_prefix} deployment takes into production (live, rollback)",
-            service_role=role.arn,
+            description=f"Tags the image a {ctx.name_prefix} deployment takes into production (live, rollback)",
+            service_role=role.role.arn,
             build_timeout=RELEASE_TIMEOUT_MINUTES,
             source=aws.codebuild.ProjectSourceArgs(type="CODEPIPELINE", buildspec=render_release_buildspec()),
             artifacts=aws.codebuild.ProjectArtifactsArgs(type="CODEPIPELINE"),
             environment=aws.codebuild.ProjectEnvironmentArgs(
                 type="LINUX_CONTAINER",
-                image=args.pipeline.build_image,
+                image=cfg.build_image,
                 compute_type=RELEASE_COMPUTE_TYPE,
                 image_pull_credentials_type="CODEBUILD",
             ),
-            logs_config=aws.codebuild.ProjectLogsConfigArgs(
-                cloudwatch_logs=aws.codebuild.ProjectLogsConfigCloudwatchLogsArgs(
-                    group_name=log_group.name, status="ENABLED"
-                ),
-            ),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[role_policy]),
+            logs_config=_logs_to(log_group),
+            opts=self.child(depends_on=role.ready),
         )
-        return project, role
+        return project, role.ref
+
+
+def _logs_to(log_group: aws.cloudwatch.LogGroup) -> aws.codebuild.ProjectLogsConfigArgs:
+    return aws.codebuild.ProjectLogsConfigArgs(
+        cloudwatch_logs=aws.codebuild.ProjectLogsConfigCloudwatchLogsArgs(group_name=log_group.name, status="ENABLED")
+    )

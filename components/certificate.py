@@ -15,6 +15,9 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from components.base import Component
+from components.load_balancer import LoadBalancerConfig
+
 # ACM's validation CNAME changes only if the certificate does; a short TTL keeps a replaced certificate's
 # validation from waiting on a cached answer.
 VALIDATION_RECORD_TTL = 60
@@ -28,14 +31,13 @@ class CertificateArgs:
     """Route 53 zone of ``domain_name``, where the validation record goes."""
 
 
-class Certificate(pulumi.ComponentResource):
+class Certificate(Component):
     arn: pulumi.Output[str]
     """ARN of the issued certificate (known once validation has succeeded)."""
     domain_name: str
 
     def __init__(self, name: str, args: CertificateArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("gitlab-fargate:index:Certificate", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        super().__init__(name, opts)
         self.domain_name = args.domain_name
 
         certificate = aws.acm.Certificate(
@@ -45,7 +47,7 @@ class Certificate(pulumi.ComponentResource):
             # A listener holds the certificate: ACM refuses to delete a certificate in use, so a replacement
             # (a new domain name) must exist, and the listener be moved to it, before the old one goes. This
             # is Pulumi's default (create before delete), spelled out because it must not change.
-            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=False),
+            opts=self.child(delete_before_replace=False),
         )
         # One domain and no SANs, so ACM asks for exactly one record: the first validation option. Its values
         # reach the record as Outputs; the record itself is declared here, not inside an apply, so a preview
@@ -62,14 +64,24 @@ class Certificate(pulumi.ComponentResource):
             # this domain asks for the same record: one may already exist (a certificate requested before, by
             # hand or by a stack now gone). Its value is the one ACM wants; taking it over is safe.
             allow_overwrite=True,
-            opts=child,
+            opts=self.child(),
         )
         validation = aws.acm.CertificateValidation(
             f"{name}-validation",
             certificate_arn=certificate.arn,
             validation_record_fqdns=[record.fqdn],
-            opts=child,
+            opts=self.child(),
         )
 
         self.arn = validation.certificate_arn
         self.register_outputs({"arn": self.arn, "domain_name": self.domain_name})
+
+
+def site_certificate_arn(
+    name: str, config: LoadBalancerConfig, opts: pulumi.ResourceOptions | None = None
+) -> pulumi.Input[str] | None:
+    """The certificate of the site: a ``Certificate`` named ``name`` when the config asks the stack to create one
+    (``domainName`` with ``hostedZoneId``), else the configured ``certificateArn`` (or none: plain HTTP)."""
+    if config.creates_certificate:
+        return Certificate(name, CertificateArgs(str(config.domain_name), str(config.hosted_zone_id)), opts).arn
+    return config.certificate_arn

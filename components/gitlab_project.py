@@ -22,16 +22,96 @@ from __future__ import annotations
 
 import json
 import posixpath
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Annotated
 
 import pulumi
 import pulumi_gitlab as gitlab
 import pulumi_tls as tls
+from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, ValidationInfo, field_validator
 
-from components.config import GitLabConfig
+from components import contracts
+from components.base import PROJECT, Component
+from components.config_types import ConfigModel, Flag, Matches, Text, as_text
+from components.source_bucket import SourceObject
 from components.templates import render_text
-from components.upload_identity import UPLOAD_IDENTITIES
+from components.upload_identity import UploadCredentials
+
+
+def _without_trailing_slash(url: str) -> str:
+    return url.rstrip("/")
+
+
+GitLabUrl = Annotated[
+    Text,
+    AfterValidator(_without_trailing_slash),
+    Matches(
+        # The trailing slash is dropped before the check; the pattern allows it for editors, which see the raw value.
+        r"https://[A-Za-z0-9.-]+(:\d+)?(/[A-Za-z0-9._~-]+)*/?",
+        "an https:// URL of the GitLab instance",
+        "https://gitlab.example.com",
+    ),
+]
+ProjectRef = Annotated[
+    Text,
+    Matches(r"\d+|[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+", "a project path (group/app) or numeric id", "group/app"),
+]
+Branch = Annotated[Text, Matches(r"[A-Za-z0-9._/-]+", "a branch name", "main")]
+TOKEN_REQUIRED = (
+    "a GitLab API token (api scope, Maintainer on the application project). Set it as a secret: "
+    f"`pulumi config set --secret {PROJECT}:gitlabToken <value>`"
+)
+
+
+def _token(value: object) -> object:
+    """An empty token is a missing one: the user needs the same instructions."""
+    if isinstance(value, str) and not value.strip():
+        raise ValueError(f"required: {TOKEN_REQUIRED}")
+    return as_text(value)
+
+
+class GitLabConfig(ConfigModel):
+    """The application's GitLab project, and what the program may do there."""
+
+    gitlab_url: GitLabUrl = Field("https://gitlab.com", description="base URL of the GitLab instance")
+    gitlab_project: ProjectRef = Field(
+        description="application project: path (`group/app`) or numeric id",
+        json_schema_extra={"x-required": "the application project's path (group/app) or numeric id"},
+    )
+    gitlab_token: Annotated[SecretStr, BeforeValidator(_token)] = Field(
+        description="GitLab API token (api scope, Maintainer on the application project), a secret: "
+        f"`pulumi config set --secret {PROJECT}:gitlabToken …`; checked with the rest of the config, so a stack "
+        "without one stops before anything is created",
+        json_schema_extra={"x-secret": True, "x-required": TOKEN_REQUIRED},
+    )
+    gitlab_default_branch: Branch = Field("main", description="branch whose pushes deploy")
+    commit_gitlab_ci: Flag = Field(
+        False,
+        description="commit the stack's job file (`.gitlab/ci/aws-<stack>.gitlab-ci.yml`) to the application project",
+    )
+
+    @field_validator("gitlab_token")
+    @classmethod
+    def _secret(cls, token: SecretStr, info: ValidationInfo) -> SecretStr:
+        secret_keys = (info.context or {}).get("secret_keys")
+        if secret_keys is not None and "gitlabToken" not in secret_keys:
+            raise ValueError(
+                f"must be a secret: set it with `pulumi config set --secret {PROJECT}:gitlabToken <value>` "
+                "(never as plain text)"
+            )
+        return token
+
+    @property
+    def api_url(self) -> str:
+        # The provider wants the API root with a trailing slash.
+        return f"{self.gitlab_url}/api/v4/"
+
+    @property
+    def project_is_path(self) -> bool:
+        return not re.fullmatch(r"\d+", self.gitlab_project)
+
 
 CI_TEMPLATE = "app.gitlab-ci.yml"
 # Where a stack's job lives in the application repository: one file per stack, so that stacks sharing a project
@@ -59,7 +139,7 @@ def gitlab_provider(name: str, config: GitLabConfig, opts: pulumi.ResourceOption
     return gitlab.Provider(
         name,
         base_url=config.api_url,
-        token=pulumi.Output.secret(config.token),
+        token=pulumi.Output.secret(config.gitlab_token.get_secret_value()),
         opts=opts,
     )
 
@@ -91,6 +171,7 @@ def render_app_ci(v: CiValues) -> str:
         "on_default_branch": f"$CI_COMMIT_BRANCH == {json.dumps(v.default_branch)}",
         "stack": v.stack,
         "resource_group": f"upload-{v.stack}",
+        "commit_file": contracts.COMMIT_FILE,
         "audience": v.gitlab_url,
         "region": v.region,
         "bucket": v.bucket,
@@ -119,24 +200,17 @@ class VariableSpec:
 
 @dataclass(frozen=True)
 class GitLabProjectArgs:
-    project: str
-    """The application project: path (``group/app``) or numeric id."""
     stack: str
     """The stack: the environment the variables are scoped to, and part of the job's name."""
-    default_branch: str
-    gitlab_url: str
     region: str
-    bucket_name: pulumi.Input[str]
-    object_key: str
-    upload_identity: str
-    """``access-key`` or ``oidc``; decides which credential variables exist."""
-    access_key_id: pulumi.Input[str] | None = None
-    secret_access_key: pulumi.Input[str] | None = None
-    role_arn: pulumi.Input[str] | None = None
-    commit_ci_file: bool = False
+    config: GitLabConfig
+    source: SourceObject
+    """Where the job uploads."""
+    credentials: UploadCredentials
+    """The upload identity's credentials: which credential variables exist, and their values."""
 
 
-class GitLabProject(pulumi.ComponentResource):
+class GitLabProject(Component):
     ci_yml: pulumi.Output[str]
     """The stack's job file of the application repository (``ci_path``)."""
     ci_path: str
@@ -147,77 +221,40 @@ class GitLabProject(pulumi.ComponentResource):
     ssh_public_key: pulumi.Output[str]
 
     def __init__(self, name: str, args: GitLabProjectArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        _check_credentials(args)
-        super().__init__("gitlab-fargate:index:GitLabProject", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-
-        # The deploy key. Every input of a DeployKey forces a replacement, and the key pair is only replaced
-        # on request: rotate with `pulumi up --replace <URN of this PrivateKey>` (docs/gitlab.md).
-        ssh_key = tls.PrivateKey(f"{name}-ssh-key", algorithm="ED25519", opts=child)
+        super().__init__(name, opts)
+        cfg = args.config
+        # The deploy key. Every input of a DeployKey forces a replacement, and the key pair is only replaced on
+        # request: rotate with `pulumi up --replace <URN of this PrivateKey>` (docs/gitlab.md).
+        ssh_key = tls.PrivateKey(f"{name}-ssh-key", algorithm="ED25519", opts=self.child())
         deploy_key = gitlab.DeployKey(
             f"{name}-deploy-key",
-            project=args.project,
+            project=cfg.gitlab_project,
             title=f"gitlab-fargate {args.stack} (read-only, managed by Pulumi)",
             key=ssh_key.public_key_openssh,
             can_push=False,
-            opts=child,
+            opts=self.child(),
         )
-
-        folder, file = split_key(args.object_key)
-        specs: dict[str, VariableSpec] = {
-            "UPLOAD_REGION": VariableSpec(args.region, "AWS region of the source bucket"),
-            "UPLOAD_BUCKET": VariableSpec(args.bucket_name, "S3 bucket the pipeline watches"),
-            "UPLOAD_FOLDER": VariableSpec(folder, "key prefix (folder) of the uploaded archive"),
-            "UPLOAD_FILE_ALL": VariableSpec(file, "file name of the uploaded archive"),
-            # GitLab cannot mask a multi-line value: a protected file-type variable (the job gets a path).
-            "SSH_PRIVATE_KEY": VariableSpec(
-                ssh_key.private_key_openssh.apply(with_trailing_newline),
-                "private half of the project's read-only deploy key",
-                secret=True,
-                protected=True,
-                variable_type="file",
-            ),
-        }
-        if args.upload_identity == "access-key":
-            assert args.access_key_id is not None and args.secret_access_key is not None
-            specs["AWS_ACCESS_KEY"] = VariableSpec(
-                args.access_key_id, "access key id of the upload user", secret=True, masked=True, protected=True
-            )
-            specs["AWS_SECRET_KEY"] = VariableSpec(
-                args.secret_access_key,
-                "secret access key of the upload user",
-                secret=True,
-                masked=True,
-                protected=True,
-            )
-        else:
-            assert args.role_arn is not None
-            # Not a secret (the role trusts only this project's default branch), but only that branch needs it.
-            specs["AWS_ROLE_ARN"] = VariableSpec(
-                args.role_arn, "role the job assumes with its GitLab ID token", protected=True
-            )
-
+        specs = variable_specs(args, ssh_key.private_key_openssh.apply(with_trailing_newline))
         self.variable_keys = sorted(specs)
         variables = self._variables(name, args, specs)
-
-        self.ci_yml = pulumi.Output.from_input(args.bucket_name).apply(
+        self.ci_yml = args.source.bucket_name.apply(
             lambda bucket: render_app_ci(
                 CiValues(
                     stack=args.stack,
-                    default_branch=args.default_branch,
-                    gitlab_url=args.gitlab_url,
+                    default_branch=cfg.gitlab_default_branch,
+                    gitlab_url=cfg.gitlab_url,
                     region=args.region,
                     bucket=bucket,
-                    object_key=args.object_key,
+                    object_key=args.source.key,
                 )
             )
         )
         self.ci_path = ci_file_path(args.stack)
-        if args.commit_ci_file:
+        if cfg.commit_gitlab_ci:
             gitlab.RepositoryFile(
                 f"{name}-ci-file",
-                project=args.project,
-                branch=args.default_branch,
+                project=cfg.gitlab_project,
+                branch=cfg.gitlab_default_branch,
                 file_path=self.ci_path,
                 content=self.ci_yml,
                 encoding="text",
@@ -225,11 +262,10 @@ class GitLabProject(pulumi.ComponentResource):
                 # An existing file of that name is never overwritten silently: creation fails, and the operator
                 # removes it or leaves commitGitlabCi off and commits by hand (docs/gitlab.md).
                 overwrite_on_create=False,
-                # The commit lands on the default branch and starts a pipeline at once: the job's variables
-                # must exist by then, or that first upload fails.
-                opts=pulumi.ResourceOptions(parent=self, depends_on=list(variables)),
+                # The commit lands on the default branch and starts a pipeline at once: the job's variables must
+                # exist by then, or that first upload fails.
+                opts=self.child(depends_on=list(variables)),
             )
-
         self.deploy_key_id = deploy_key.id
         self.ssh_public_key = ssh_key.public_key_openssh
         self.register_outputs(
@@ -251,7 +287,7 @@ class GitLabProject(pulumi.ComponentResource):
             registered.append(
                 gitlab.ProjectVariable(
                     f"{name}-{key.lower().replace('_', '-')}",
-                    project=args.project,
+                    project=args.config.gitlab_project,
                     key=key,
                     value=value,
                     description=f"{spec.description} (Pulumi stack {args.stack})",
@@ -261,34 +297,53 @@ class GitLabProject(pulumi.ComponentResource):
                     # Values are literal: a `$` in a generated value must never be expanded by GitLab.
                     raw=True,
                     variable_type=spec.variable_type,
-                    opts=pulumi.ResourceOptions(
-                        parent=self,
-                        # The provider's schema does not mark `value` secret: without this the state would
-                        # hold the credential in plain text as an output.
-                        additional_secret_outputs=["value"] if spec.secret else None,
-                    ),
+                    # The provider's schema does not mark `value` secret: without this the state would hold the
+                    # credential in plain text as an output.
+                    opts=self.child(additional_secret_outputs=["value"] if spec.secret else None),
                 )
             )
         return registered
+
+
+def variable_specs(args: GitLabProjectArgs, ssh_private_key: pulumi.Input[str]) -> dict[str, VariableSpec]:
+    """The job's variables, with the names of the original job (docs/gitlab.md, "The variables")."""
+    folder, file = split_key(args.source.key)
+    specs: dict[str, VariableSpec] = {
+        "UPLOAD_REGION": VariableSpec(args.region, "AWS region of the source bucket"),
+        "UPLOAD_BUCKET": VariableSpec(args.source.bucket_name, "S3 bucket the pipeline watches"),
+        "UPLOAD_FOLDER": VariableSpec(folder, "key prefix (folder) of the uploaded archive"),
+        "UPLOAD_FILE_ALL": VariableSpec(file, "file name of the uploaded archive"),
+        # GitLab cannot mask a multi-line value: a protected file-type variable (the job gets a path).
+        "SSH_PRIVATE_KEY": VariableSpec(
+            ssh_private_key,
+            "private half of the project's read-only deploy key",
+            secret=True,
+            protected=True,
+            variable_type="file",
+        ),
+    }
+    credentials = args.credentials
+    if credentials.access_key_id is not None and credentials.secret_access_key is not None:
+        specs["AWS_ACCESS_KEY"] = VariableSpec(
+            credentials.access_key_id, "access key id of the upload user", secret=True, masked=True, protected=True
+        )
+        specs["AWS_SECRET_KEY"] = VariableSpec(
+            credentials.secret_access_key,
+            "secret access key of the upload user",
+            secret=True,
+            masked=True,
+            protected=True,
+        )
+    if credentials.role_arn is not None:
+        # Not a secret (the role trusts only this project's default branch), but only that branch needs it.
+        specs["AWS_ROLE_ARN"] = VariableSpec(
+            credentials.role_arn, "role the job assumes with its GitLab ID token", protected=True
+        )
+    return specs
 
 
 def with_trailing_newline(key: str) -> str:
     """An OpenSSH private key file must end with a newline (ssh-add rejects it otherwise), as GitLab's guidance
     for a key in a file-type variable also says. The TLS provider's keys already do: this makes it a rule.
     """
-    # `not key`: an engine that does not know the value (a mock) gives None; leave it as it is.
-    return key if not key or key.endswith("\n") else key + "\n"
-
-
-def _check_credentials(args: GitLabProjectArgs) -> None:
-    if args.upload_identity not in UPLOAD_IDENTITIES:
-        raise ValueError(
-            f"upload identity {args.upload_identity!r} is not allowed; allowed: {', '.join(UPLOAD_IDENTITIES)}"
-        )
-    keys = args.access_key_id is not None or args.secret_access_key is not None
-    if args.upload_identity == "access-key" and (
-        args.access_key_id is None or args.secret_access_key is None or args.role_arn is not None
-    ):
-        raise ValueError("upload identity 'access-key' takes access_key_id and secret_access_key, no role_arn")
-    if args.upload_identity == "oidc" and (args.role_arn is None or keys):
-        raise ValueError("upload identity 'oidc' takes role_arn, and no access key")
+    return key if key.endswith("\n") else key + "\n"

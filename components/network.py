@@ -10,11 +10,106 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
+from typing import Annotated, Literal
 
 import pulumi
 import pulumi_aws as aws
+from pydantic import BeforeValidator, Field, model_validator
 
-from components.config import PROJECT, ConfigError, NetworkConfig
+from components.base import PROJECT, Component
+from components.config_types import (
+    ConfigError,
+    ConfigModel,
+    Integer,
+    Matches,
+    Range,
+    Text,
+    as_str_list,
+    no_duplicates,
+    problems_if,
+)
+
+TaskSubnets = Literal["public", "private"]
+NatGateways = Literal["single", "per-az"]
+
+VpcId = Annotated[Text, Matches(r"vpc-[0-9a-f]{8,17}", "a VPC id", "vpc-0123456789abcdef0")]
+SubnetId = Annotated[Text, Matches(r"subnet-[0-9a-f]{8,17}", "a subnet id", "subnet-0123456789abcdef0")]
+SubnetIds = Annotated[tuple[SubnetId, ...], BeforeValidator(as_str_list), no_duplicates("a subnet")]
+
+
+class NetworkConfig(ConfigModel):
+    """Where the ALB and the tasks live: an existing VPC (by id) or a small VPC the stack creates."""
+
+    vpc_id: VpcId | None = Field(None, description="existing VPC id; unset creates a VPC")
+    public_subnet_ids: SubnetIds = Field(
+        (), description="with `vpcId`: at least two public subnets in different AZs, for the ALB"
+    )
+    private_subnet_ids: SubnetIds = Field((), description="with `vpcId` and `taskSubnets: private`: the tasks' subnets")
+    vpc_cidr: str = Field("10.0.0.0/16", description="CIDR of the created VPC (/16 to /24)")
+    availability_zones: Annotated[Integer, Range(2, 4)] = Field(
+        2,
+        description="number of AZs of the created VPC (at most the region's standard AZs; Local Zones are never used)",
+    )
+    task_subnets: TaskSubnets = Field(
+        "public", description="where tasks run: `public` (public IP, no NAT cost) or `private` (behind NAT)"
+    )
+    nat_gateways: NatGateways = Field(
+        "single",
+        description="created VPC with private tasks: `single` NAT gateway or `per-az` (survives an AZ outage)",
+    )
+
+    @property
+    def creates_vpc(self) -> bool:
+        return self.vpc_id is None
+
+    @model_validator(mode="after")
+    def _fits_together(self) -> NetworkConfig:
+        given = self.model_fields_set
+        if self.vpc_id is not None:
+            problems_if(
+                (
+                    len(self.public_subnet_ids) < 2,
+                    "publicSubnetIds",
+                    "with vpcId set, list at least two public subnets in different AZs (an ALB needs two)",
+                ),
+                (
+                    self.task_subnets == "private" and len(self.private_subnet_ids) < 2,
+                    "privateSubnetIds",
+                    "with vpcId set and taskSubnets 'private', list at least two private subnets",
+                ),
+                *[
+                    (field in given, key, "applies only to a created VPC; remove it or unset vpcId")
+                    for field, key in (
+                        ("vpc_cidr", "vpcCidr"),
+                        ("availability_zones", "availabilityZones"),
+                        ("nat_gateways", "natGateways"),
+                    )
+                ],
+            )
+            return self
+        problems_if(
+            *[
+                (field in given, key, "needs vpcId: subnets can only be given with an existing VPC")
+                for field, key in (("public_subnet_ids", "publicSubnetIds"), ("private_subnet_ids", "privateSubnetIds"))
+            ],
+            (_cidr_problem(self.vpc_cidr) is not None, "vpcCidr", _cidr_problem(self.vpc_cidr) or ""),
+            (
+                "nat_gateways" in given and self.task_subnets != "private",
+                "natGateways",
+                "applies only with taskSubnets 'private'",
+            ),
+        )
+        return self
+
+
+def _cidr_problem(cidr: str) -> str | None:
+    try:
+        net = ipaddress.ip_network(cidr, strict=True)
+    except ValueError:
+        return f"{cidr!r} is not a CIDR block (like 10.0.0.0/16)"
+    if net.version != 4 or not 16 <= net.prefixlen <= 24:
+        return f"{cidr!r}: use an IPv4 block from /16 to /24"
+    return None
 
 
 @dataclass(frozen=True)
@@ -24,6 +119,18 @@ class NetworkArgs:
     """Physical name prefix (``<appName>-<stack>``), used in Name tags."""
 
 
+@dataclass(frozen=True)
+class Subnets:
+    """Where the load balancer and the tasks go, as FargateService takes them."""
+
+    vpc_id: pulumi.Output[str]
+    public_subnet_ids: pulumi.Output[list[str]]
+    """Subnets of the ALB (two or more AZs)."""
+    task_subnet_ids: pulumi.Output[list[str]]
+    assign_public_ip: bool
+    """Whether tasks need a public IP (they run in public subnets, with no NAT)."""
+
+
 # DescribeAvailabilityZones lists the Local Zones and Wavelength Zones an account opted in to next to the
 # standard AZs, and their names sort first (us-west-2-lax-1a < us-west-2a). A Local Zone supports neither NAT
 # gateways nor every instance and ALB feature, so only standard AZs are used: the zone-type filter.
@@ -31,8 +138,20 @@ class NetworkArgs:
 STANDARD_ZONE_FILTER = aws.GetAvailabilityZonesFilterArgs(name="zone-type", values=["availability-zone"])
 
 
+class NetworkZonesError(ConfigError):
+    """The region has fewer standard AZs than ``availabilityZones`` asks for: found when the region answers."""
+
+    def __init__(self, count: int, names: list[str]) -> None:
+        super().__init__(
+            [
+                f"{PROJECT}:availabilityZones: {count}, but the region has {len(names)} standard Availability Zones "
+                f"({', '.join(names) or 'none'}); use at most {len(names)} (Local and Wavelength Zones are not used)"
+            ]
+        )
+
+
 def standard_zones(parent: pulumi.Resource, count: int) -> list[str]:
-    """The first ``count`` standard AZs of the stack's region, or a config error naming how many it has.
+    """The first ``count`` standard AZs of the stack's region, or an error naming how many it has.
 
     A synchronous lookup: the number of subnets must be known when the program runs (no resources inside
     ``apply``), and a region with too few AZs must stop the run before any subnet is registered.
@@ -42,125 +161,112 @@ def standard_zones(parent: pulumi.Resource, count: int) -> list[str]:
     )
     names = sorted(found.names)
     if len(names) < count:
-        raise ConfigError(
-            [
-                f"{PROJECT}:availabilityZones: {count}, but the region has {len(names)} standard Availability "
-                f"Zones ({', '.join(names) or 'none'}); use at most {len(names)} (Local and Wavelength Zones "
-                "are not used)"
-            ]
-        )
+        raise NetworkZonesError(count, names)
     return names[:count]
 
 
-class Network(pulumi.ComponentResource):
-    vpc_id: pulumi.Output[str]
-    public_subnet_ids: pulumi.Output[list[str]]
-    task_subnet_ids: pulumi.Output[list[str]]
-    assign_public_ip: bool
-    """Whether tasks need a public IP (they run in public subnets, with no NAT)."""
+class Network(Component):
+    subnets: Subnets
 
     def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("gitlab-fargate:index:Network", name, None, opts)
+        super().__init__(name, opts)
         cfg = args.config
-        self.assign_public_ip = cfg.task_subnets == "public"
-
         if cfg.vpc_id is not None:
-            self.vpc_id = pulumi.Output.from_input(cfg.vpc_id)
-            self.public_subnet_ids = pulumi.Output.from_input(list(cfg.public_subnet_ids))
             private = list(cfg.private_subnet_ids) if cfg.task_subnets == "private" else []
-            self.task_subnet_ids = pulumi.Output.from_input(private or list(cfg.public_subnet_ids))
+            self.subnets = Subnets(
+                vpc_id=pulumi.Output.from_input(cfg.vpc_id),
+                public_subnet_ids=pulumi.Output.from_input(list(cfg.public_subnet_ids)),
+                task_subnet_ids=pulumi.Output.from_input(private or list(cfg.public_subnet_ids)),
+                assign_public_ip=cfg.task_subnets == "public",
+            )
         else:
-            self._create_vpc(name, args)
-
+            self.subnets = self._create_vpc(name, args)
         self.register_outputs(
             {
-                "vpc_id": self.vpc_id,
-                "public_subnet_ids": self.public_subnet_ids,
-                "task_subnet_ids": self.task_subnet_ids,
+                "vpc_id": self.subnets.vpc_id,
+                "public_subnet_ids": self.subnets.public_subnet_ids,
+                "task_subnet_ids": self.subnets.task_subnet_ids,
             }
         )
 
-    def _create_vpc(self, name: str, args: NetworkArgs) -> None:
-        cfg = args.config
-        child = pulumi.ResourceOptions(parent=self)
-        zones = standard_zones(self, cfg.az_count)
-        block = ipaddress.ip_network(cfg.vpc_cidr)
+    def _create_vpc(self, name: str, args: NetworkArgs) -> Subnets:
+        cfg, prefix = args.config, args.name_prefix
+        zones = standard_zones(self, cfg.availability_zones)
         # Split the VPC into 8 equal blocks (up to 4 AZs x public/private): public subnets take the first
         # az_count, private ones the next. Eight, not more, so that the smallest allowed VPC (/24) still
         # gives /27 subnets, the smallest an ALB accepts (it needs 8 free addresses per subnet).
-        blocks = [str(b) for b in block.subnets(prefixlen_diff=3)]
-
+        blocks = [str(b) for b in ipaddress.ip_network(cfg.vpc_cidr).subnets(prefixlen_diff=3)]
         vpc = aws.ec2.Vpc(
             f"{name}-vpc",
             cidr_block=cfg.vpc_cidr,
             enable_dns_hostnames=True,
             enable_dns_support=True,
-            tags={"Name": args.name_prefix},
-            opts=child,
+            tags={"Name": prefix},
+            opts=self.child(),
         )
-        igw = aws.ec2.InternetGateway(f"{name}-igw", vpc_id=vpc.id, tags={"Name": args.name_prefix}, opts=child)
-        public_rt = aws.ec2.RouteTable(
-            f"{name}-public",
-            vpc_id=vpc.id,
-            routes=[aws.ec2.RouteTableRouteArgs(cidr_block="0.0.0.0/0", gateway_id=igw.id)],
-            tags={"Name": f"{args.name_prefix}-public"},
-            opts=child,
-        )
-        public_subnets: list[aws.ec2.Subnet] = []
-        for i in range(cfg.az_count):
-            subnet = aws.ec2.Subnet(
-                f"{name}-public-{i}",
-                vpc_id=vpc.id,
-                cidr_block=blocks[i],
-                availability_zone=zones[i],
-                # Tasks in public subnets need a public IP to pull images; the ALB does not care.
-                map_public_ip_on_launch=False,
-                tags={"Name": f"{args.name_prefix}-public-{i}"},
-                opts=child,
-            )
-            aws.ec2.RouteTableAssociation(
-                f"{name}-public-{i}", subnet_id=subnet.id, route_table_id=public_rt.id, opts=child
-            )
-            public_subnets.append(subnet)
-
-        self.vpc_id = vpc.id
-        self.public_subnet_ids = pulumi.Output.all(*[s.id for s in public_subnets])
+        igw = aws.ec2.InternetGateway(f"{name}-igw", vpc_id=vpc.id, tags={"Name": prefix}, opts=self.child())
+        public_route = aws.ec2.RouteTableRouteArgs(cidr_block="0.0.0.0/0", gateway_id=igw.id)
+        public_rt = self._route_table(f"{name}-public", vpc, public_route, f"{prefix}-public")
+        public = [
+            self._subnet(f"{name}-public-{i}", vpc, blocks[i], zones[i], public_rt, f"{prefix}-public-{i}", public=True)
+            for i in range(cfg.availability_zones)
+        ]
+        public_ids = pulumi.Output.all(*[s.id for s in public])
         if cfg.task_subnets == "public":
-            self.task_subnet_ids = self.public_subnet_ids
-            return
+            return Subnets(vpc.id, public_ids, public_ids, assign_public_ip=True)
+        nats = self._nat_gateways(name, prefix, public, igw, 1 if cfg.nat_gateways == "single" else len(public))
+        private = []
+        for i in range(cfg.availability_zones):
+            route = aws.ec2.RouteTableRouteArgs(cidr_block="0.0.0.0/0", nat_gateway_id=nats[i % len(nats)].id)
+            table = self._route_table(f"{name}-private-{i}", vpc, route, f"{prefix}-private-{i}")
+            block = blocks[cfg.availability_zones + i]
+            private.append(self._subnet(f"{name}-private-{i}", vpc, block, zones[i], table, f"{prefix}-private-{i}"))
+        return Subnets(vpc.id, public_ids, pulumi.Output.all(*[s.id for s in private]), assign_public_ip=False)
 
-        nat_count = 1 if cfg.nat_gateways == "single" else cfg.az_count
-        nats: list[aws.ec2.NatGateway] = []
-        for i in range(nat_count):
-            eip = aws.ec2.Eip(f"{name}-nat-{i}", domain="vpc", tags={"Name": f"{args.name_prefix}-nat-{i}"}, opts=child)
+    def _route_table(
+        self, name: str, vpc: aws.ec2.Vpc, route: aws.ec2.RouteTableRouteArgs, tag: str
+    ) -> aws.ec2.RouteTable:
+        return aws.ec2.RouteTable(name, vpc_id=vpc.id, routes=[route], tags={"Name": tag}, opts=self.child())
+
+    def _subnet(
+        self,
+        name: str,
+        vpc: aws.ec2.Vpc,
+        cidr: str,
+        zone: str,
+        table: aws.ec2.RouteTable,
+        tag: str,
+        *,
+        public: bool = False,
+    ) -> aws.ec2.Subnet:
+        subnet = aws.ec2.Subnet(
+            name,
+            vpc_id=vpc.id,
+            cidr_block=cidr,
+            availability_zone=zone,
+            # Tasks in public subnets get a public IP from the service (assignPublicIp), not from the subnet; the
+            # ALB does not care.
+            map_public_ip_on_launch=False if public else None,
+            tags={"Name": tag},
+            opts=self.child(),
+        )
+        aws.ec2.RouteTableAssociation(name, subnet_id=subnet.id, route_table_id=table.id, opts=self.child())
+        return subnet
+
+    def _nat_gateways(
+        self, name: str, prefix: str, public: list[aws.ec2.Subnet], igw: aws.ec2.InternetGateway, count: int
+    ) -> list[aws.ec2.NatGateway]:
+        nats = []
+        for i in range(count):
+            tags = {"Name": f"{prefix}-nat-{i}"}
+            eip = aws.ec2.Eip(f"{name}-nat-{i}", domain="vpc", tags=tags, opts=self.child())
             nats.append(
                 aws.ec2.NatGateway(
                     f"{name}-nat-{i}",
                     allocation_id=eip.id,
-                    subnet_id=public_subnets[i].id,
-                    tags={"Name": f"{args.name_prefix}-nat-{i}"},
-                    opts=pulumi.ResourceOptions(parent=self, depends_on=[igw]),
+                    subnet_id=public[i].id,
+                    tags=tags,
+                    opts=self.child(depends_on=[igw]),
                 )
             )
-        private_subnets: list[aws.ec2.Subnet] = []
-        for i in range(cfg.az_count):
-            subnet = aws.ec2.Subnet(
-                f"{name}-private-{i}",
-                vpc_id=vpc.id,
-                cidr_block=blocks[cfg.az_count + i],
-                availability_zone=zones[i],
-                tags={"Name": f"{args.name_prefix}-private-{i}"},
-                opts=child,
-            )
-            route_table = aws.ec2.RouteTable(
-                f"{name}-private-{i}",
-                vpc_id=vpc.id,
-                routes=[aws.ec2.RouteTableRouteArgs(cidr_block="0.0.0.0/0", nat_gateway_id=nats[i % nat_count].id)],
-                tags={"Name": f"{args.name_prefix}-private-{i}"},
-                opts=child,
-            )
-            aws.ec2.RouteTableAssociation(
-                f"{name}-private-{i}", subnet_id=subnet.id, route_table_id=route_table.id, opts=child
-            )
-            private_subnets.append(subnet)
-        self.task_subnet_ids = pulumi.Output.all(*[s.id for s in private_subnets])
+        return nats

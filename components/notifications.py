@@ -14,13 +14,16 @@ encrypted with it (the publish fails, visible only in the alarm's history or the
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Annotated, Any
 
 import pulumi
 import pulumi_aws as aws
+from pydantic import BeforeValidator, Field
 
 from components import iam
+from components.base import Component
+from components.config_types import ConfigModel, Matches, as_str_list, no_duplicates
 
 # The services that publish to the topic themselves: EventBridge (the DeployStage's failure rules) and
 # CloudWatch (alarm actions). The pipeline's role publishes approval requests with its own IAM permissions.
@@ -30,14 +33,38 @@ CLOUDWATCH = "cloudwatch.amazonaws.com"
 KEY_USE_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey*")
 
 
+Email = Annotated[
+    str, Matches(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}", "an email address", "ops@example.com")
+]
+
+
+class NotificationsConfig(ConfigModel):
+    notification_emails: Annotated[tuple[Email, ...], BeforeValidator(as_str_list), no_duplicates("an address")] = (
+        Field(
+            (),
+            description="emails subscribed to the stack's SNS topic: pipeline failures, rollbacks, alarms, approvals "
+            "(each confirms once)",
+        )
+    )
+
+
+@dataclass(frozen=True)
+class NotificationTopic:
+    """Where the stack's failures, rollbacks, alarms and approval requests go."""
+
+    topic_arn: pulumi.Output[str]
+    key_arn: pulumi.Output[str]
+    """The topic's KMS key: whoever publishes with IAM permissions (the pipeline role) needs
+    ``kms:GenerateDataKey*`` and ``kms:Decrypt`` on it."""
+
+
 @dataclass(frozen=True)
 class NotificationsArgs:
     name_prefix: str
     """Physical name prefix ``<appName>-<stack>``: the topic, the key alias, and the names of the rules and
     alarms allowed to publish (``<prefix>-*``)."""
     region: str
-    emails: tuple[str, ...] = ()
-    """``StackConfig.notification_emails``: one email subscription each."""
+    config: NotificationsConfig = field(default_factory=NotificationsConfig)
 
 
 def key_policy(account_id: str, partition: str, region: str, prefix: str) -> dict[str, Any]:
@@ -135,16 +162,13 @@ def subscription_name(name: str, email: str) -> str:
     return f"{name}-email-{hashlib.sha256(email.encode()).hexdigest()[:12]}"
 
 
-class Notifications(pulumi.ComponentResource):
-    topic_arn: pulumi.Output[str]
-    key_arn: pulumi.Output[str]
-    """The topic's KMS key: whoever publishes with IAM permissions (the pipeline role) needs
-    ``kms:GenerateDataKey*`` and ``kms:Decrypt`` on it."""
+class Notifications(Component):
+    topic: NotificationTopic
 
     def __init__(self, name: str, args: NotificationsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("gitlab-fargate:index:Notifications", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-        invoke = pulumi.InvokeOptions(parent=self)
+        super().__init__(name, opts)
+        child = self.child()
+        invoke = self.lookup()
         prefix = args.name_prefix
         account_id = aws.get_caller_identity_output(opts=invoke).account_id
         partition = aws.get_partition_output(opts=invoke).partition
@@ -166,13 +190,12 @@ class Notifications(pulumi.ComponentResource):
             policy=topic_policy(topic.arn, prefix, args.region, account_id, partition),
             opts=child,
         )
-        for email in args.emails:
+        for email in args.config.notification_emails:
             # Pending until its owner confirms it. Pulumi cannot delete a pending subscription (it only forgets
             # it), but deleting the topic removes every subscription.
             aws.sns.TopicSubscription(
                 subscription_name(name, email), topic=topic.arn, protocol="email", endpoint=email, opts=child
             )
 
-        self.topic_arn = topic.arn
-        self.key_arn = key.arn
-        self.register_outputs({"topic_arn": self.topic_arn, "key_arn": self.key_arn})
+        self.topic = NotificationTopic(topic_arn=topic.arn, key_arn=key.arn)
+        self.register_outputs({"topic_arn": topic.arn, "key_arn": key.arn})

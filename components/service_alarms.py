@@ -17,12 +17,15 @@ With ``rollbackOnAlarm`` false the component creates nothing and ``alarm_names``
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import pulumi
 import pulumi_aws as aws
+from pydantic import Field, model_validator
 
-from components.config import AlarmsConfig
+from components.base import Component
+from components.config_types import ConfigModel, Flag, Integer, Range, problems_if
+from components.load_balancer import ServiceEndpoints
 
 NAMESPACE = "AWS/ApplicationELB"
 COLORS = ("blue", "green")
@@ -43,19 +46,51 @@ TREAT_MISSING_DATA = "notBreaching"
 RATE_EXPRESSION = "IF(requests > 0, 100 * FILL(errors, 0) / requests, 0)"
 
 
+class AlarmsConfig(ConfigModel):
+    """CloudWatch alarms on the target groups that stop a deployment and roll it back."""
+
+    rollback_on_alarm: Flag = Field(
+        True,
+        description="CloudWatch alarms on both target groups (5xx rate, unhealthy hosts) that stop a deployment "
+        "and roll it back",
+    )
+    alarm_5xx_percent: Annotated[Integer, Range(1, 100)] = Field(
+        5,
+        alias="alarm5xxPercent",
+        description="target 5xx responses, in % of requests over a minute, that raise the alarm",
+    )
+    alarm_unhealthy_hosts: Annotated[Integer, Range(1, 100)] = Field(
+        1, description="unhealthy targets in a target group that raise the alarm"
+    )
+
+    @model_validator(mode="after")
+    def _only_with_alarms(self) -> AlarmsConfig:
+        problems_if(
+            *[
+                (
+                    not self.rollback_on_alarm and field in self.model_fields_set,
+                    key,
+                    "applies only with rollbackOnAlarm true",
+                )
+                for field, key in (
+                    ("alarm_5xx_percent", "alarm5xxPercent"),
+                    ("alarm_unhealthy_hosts", "alarmUnhealthyHosts"),
+                )
+            ]
+        )
+        return self
+
+
 @dataclass(frozen=True)
 class ServiceAlarmsArgs:
     name_prefix: str
     """Physical name prefix ``<appName>-<stack>``: alarms are ``<prefix>-<color>-…``, which the topic's policy
     lets publish (``alarm:<prefix>-*``)."""
-    alarms: AlarmsConfig
-    load_balancer_arn_suffix: pulumi.Input[str]
-    """``app/<name>/<id>``: the ``LoadBalancer`` dimension (FargateService.load_balancer_arn_suffix)."""
-    blue_target_group_arn_suffix: pulumi.Input[str]
-    """``targetgroup/<name>/<id>``: the ``TargetGroup`` dimension."""
-    green_target_group_arn_suffix: pulumi.Input[str]
+    config: AlarmsConfig
+    endpoints: ServiceEndpoints
+    """The load balancer and both target groups (their metrics' dimensions)."""
     topic_arn: pulumi.Input[str]
-    """Notifications.topic_arn: told when an alarm fires and when it recovers."""
+    """The notification topic: told when an alarm fires and when it recovers."""
 
 
 def _metric(
@@ -70,17 +105,17 @@ def _metric(
     )
 
 
-class ServiceAlarms(pulumi.ComponentResource):
+class ServiceAlarms(Component):
     alarm_names: pulumi.Output[list[str]] | None
     """Names of the alarms, read from the alarm resources (so whatever uses them waits for them); ``None``
     when alarms are disabled."""
 
     def __init__(self, name: str, args: ServiceAlarmsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("gitlab-fargate:index:ServiceAlarms", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        super().__init__(name, opts)
         prefix = args.name_prefix
-        config = args.alarms
-        suffixes = {"blue": args.blue_target_group_arn_suffix, "green": args.green_target_group_arn_suffix}
+        config = args.config
+        endpoints = args.endpoints
+        suffixes = {"blue": endpoints.blue.arn_suffix, "green": endpoints.green.arn_suffix}
         # Notify on both transitions: ALARM (a deployment is being rolled back, or the live version fails)
         # and OK (it recovered).
         actions: dict[str, Any] = {"alarm_actions": [args.topic_arn], "ok_actions": [args.topic_arn]}
@@ -92,10 +127,10 @@ class ServiceAlarms(pulumi.ComponentResource):
         }
 
         alarms: list[aws.cloudwatch.MetricAlarm] = []
-        if config.enabled:
+        if config.rollback_on_alarm:
             for color in COLORS:
                 dimensions: dict[str, pulumi.Input[str]] = {
-                    "LoadBalancer": args.load_balancer_arn_suffix,
+                    "LoadBalancer": endpoints.load_balancer_arn_suffix,
                     "TargetGroup": suffixes[color],
                 }
                 alarms.append(
@@ -103,7 +138,7 @@ class ServiceAlarms(pulumi.ComponentResource):
                         f"{name}-{color}-5xx-rate",
                         name=f"{prefix}-{color}-5xx-rate",
                         alarm_description=(
-                            f"{config.server_error_percent}% or more of the requests to the {color} target group "
+                            f"{config.alarm_5xx_percent}% or more of the requests to the {color} target group "
                             f"answered 5xx in {DATAPOINTS_TO_ALARM} of the last {EVALUATION_PERIODS} minutes: "
                             "a deployment in progress stops and rolls back"
                         ),
@@ -117,10 +152,10 @@ class ServiceAlarms(pulumi.ComponentResource):
                                 return_data=True,
                             ),
                         ],
-                        threshold=config.server_error_percent,
+                        threshold=config.alarm_5xx_percent,
                         **evaluation,
                         **actions,
-                        opts=child,
+                        opts=self.child(),
                     )
                 )
                 alarms.append(
@@ -128,7 +163,7 @@ class ServiceAlarms(pulumi.ComponentResource):
                         f"{name}-{color}-unhealthy-hosts",
                         name=f"{prefix}-{color}-unhealthy-hosts",
                         alarm_description=(
-                            f"{config.unhealthy_hosts} or more targets of the {color} target group failed their "
+                            f"{config.alarm_unhealthy_hosts} or more targets of the {color} target group failed their "
                             f"health checks in {DATAPOINTS_TO_ALARM} of the last {EVALUATION_PERIODS} minutes: "
                             "a deployment in progress stops and rolls back"
                         ),
@@ -139,10 +174,10 @@ class ServiceAlarms(pulumi.ComponentResource):
                         # within the minute.
                         statistic="Maximum",
                         period=PERIOD_SECONDS,
-                        threshold=config.unhealthy_hosts,
+                        threshold=config.alarm_unhealthy_hosts,
                         **evaluation,
                         **actions,
-                        opts=child,
+                        opts=self.child(),
                     )
                 )
 

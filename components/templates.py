@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from components import contracts
+
 FILES = Path(__file__).resolve().parent.parent / "files"
 
 
@@ -53,7 +55,7 @@ class TaskDefinitionValues:
 def render_taskdef(v: TaskDefinitionValues) -> str:
     """``taskdef.json`` as ECS ``RegisterTaskDefinition`` takes it (and CodeDeployToECS consumes it)."""
     return render_json(
-        "taskdef.json",
+        contracts.TASKDEF_FILE,
         {
             "family": v.family,
             # ECS wants task-level cpu and memory as strings.

@@ -17,41 +17,101 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Annotated, Literal, get_args
 
 import pulumi
 import pulumi_aws as aws
+from pydantic import Field, model_validator
 
 from components import iam
+from components.base import Component
+from components.config_types import ConfigModel, Matches, Text, problems_if
+from components.source_bucket import SourceObject
 
-UPLOAD_IDENTITIES = ("access-key", "oidc")
+UploadIdentityMode = Literal["access-key", "oidc"]
+UPLOAD_IDENTITIES: tuple[UploadIdentityMode, ...] = get_args(UploadIdentityMode)
+_OIDC_PROVIDER_ARN = r"arn:aws[a-z-]*:iam::\d{12}:oidc-provider/(?P<issuer>[A-Za-z0-9.:/_~-]+)"
+OidcProviderArn = Annotated[
+    Text,
+    Matches(_OIDC_PROVIDER_ARN, "an IAM OIDC provider ARN", "arn:aws:iam::<account>:oidc-provider/<host>"),
+]
 
-# IAM user and role names allow 64 characters.
-IAM_NAME_MAX = 64
+
+class UploadConfig(ConfigModel):
+    """How the GitLab job authenticates to AWS."""
+
+    upload_identity: UploadIdentityMode = Field(
+        "access-key",
+        description="how the GitLab job authenticates to AWS: `access-key` or `oidc` (`gitlabProject` must then be "
+        "a path)",
+    )
+    oidc_provider_arn: OidcProviderArn | None = Field(
+        None,
+        description="with `oidc`: an existing IAM OIDC provider of `gitlabUrl` to reuse (IAM allows one per URL per "
+        "account); unset creates one",
+    )
+
+    @property
+    def oidc_issuer(self) -> str | None:
+        """The host (and path) the reused provider is for."""
+        match = re.fullmatch(_OIDC_PROVIDER_ARN, self.oidc_provider_arn or "")
+        return match["issuer"] if match else None
+
+    @model_validator(mode="after")
+    def _provider_only_with_oidc(self) -> UploadConfig:
+        problems_if(
+            (
+                self.oidc_provider_arn is not None and self.upload_identity != "oidc",
+                "oidcProviderArn",
+                "applies only with uploadIdentity 'oidc'",
+            )
+        )
+        return self
+
+
 NAME_SUFFIX = "-gitlab-upload"
-# A numeric project id cannot be pinned: GitLab's ID token names the project by path in its `sub` claim.
-_PROJECT_PATH = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+$")
 
 
 @dataclass(frozen=True)
 class UploadIdentityArgs:
     name_prefix: str
     """Physical name prefix ``<appName>-<stack>`` of the user or role."""
-    mode: str
-    """``access-key`` or ``oidc``."""
-    bucket_arn: pulumi.Input[str]
-    """The source bucket."""
-    object_key: str
-    """The one key the job may write (the pipeline's source object)."""
+    config: UploadConfig
+    source: SourceObject
+    """The one object the job may write."""
     gitlab_url: str
     """Base URL of the GitLab instance, without a trailing slash (the ID token's issuer and audience)."""
     project: str
     """The application project: ``group/app`` (``oidc`` needs the path; ``access-key`` also takes an id)."""
     default_branch: str
     """The only branch whose jobs may assume the role (``oidc``)."""
-    oidc_provider_arn: str | None = None
-    """``oidc``: an existing IAM OIDC provider for ``gitlab_url`` to trust (``oidcProviderArn``); ``None`` creates
-    one. IAM holds one provider per issuer URL per account: a second stack in the account, or the
-    infrastructure CI's own OIDC role, must reuse the first."""
+
+
+@dataclass(frozen=True)
+class UploadCredentials:
+    """What the GitLab job authenticates with, for the CI/CD variables of the GitLab project."""
+
+    mode: UploadIdentityMode
+    principal_arn: pulumi.Output[str]
+    """The IAM user's (``access-key``) or the role's (``oidc``) ARN."""
+    access_key_id: pulumi.Output[str] | None = None
+    """``access-key`` only; a Pulumi secret (half of a credential)."""
+    secret_access_key: pulumi.Output[str] | None = None
+    """``access-key`` only; a Pulumi secret."""
+    role_arn: pulumi.Output[str] | None = None
+    """``oidc`` only."""
+    oidc_provider_arn: pulumi.Output[str] | None = None
+    """``oidc`` only: the provider the role trusts (created, or reused)."""
+
+    def __post_init__(self) -> None:
+        # The GitLab project registers the variables of the fields that are set: a bundle missing one of its
+        # mode's fields (or holding the other mode's) would silently register the wrong variables.
+        key = (self.access_key_id, self.secret_access_key)
+        oidc = (self.role_arn, self.oidc_provider_arn)
+        fields_of_mode = key if self.mode == "access-key" else oidc
+        fields_of_other = oidc if self.mode == "access-key" else key
+        if any(f is None for f in fields_of_mode) or any(f is not None for f in fields_of_other):
+            raise ValueError(f"UploadCredentials: mode {self.mode!r} takes exactly its own fields")
 
 
 def put_object_policy(bucket_arn: pulumi.Input[str], object_key: str) -> pulumi.Output[str]:
@@ -68,8 +128,6 @@ def put_object_policy(bucket_arn: pulumi.Input[str], object_key: str) -> pulumi.
 
 def issuer_host(gitlab_url: str) -> str:
     """The OIDC provider's name in IAM condition keys: the issuer URL without ``https://``."""
-    if not gitlab_url.startswith("https://"):
-        raise ValueError(f"GitLab URL {gitlab_url!r} must start with https:// (IAM OIDC providers require it)")
     return gitlab_url.removeprefix("https://").rstrip("/")
 
 
@@ -81,11 +139,6 @@ def web_identity_trust_policy(
     ``sub`` is GitLab's ``project_path:<group/app>:ref_type:branch:ref:<branch>``; ``StringEquals`` (not
     ``StringLike``) so that no other project, branch, tag or merge request matches.
     """
-    if not _PROJECT_PATH.match(project):
-        raise ValueError(
-            f"gitlab-fargate:gitlabProject {project!r}: uploadIdentity 'oidc' needs the project's path "
-            "(group/app), not its numeric id: GitLab's ID token names the project by path"
-        )
     host = issuer_host(gitlab_url)
     return pulumi.Output.json_dumps(
         {
@@ -107,66 +160,28 @@ def web_identity_trust_policy(
     )
 
 
-class UploadIdentity(pulumi.ComponentResource):
-    mode: str
-    principal_arn: pulumi.Output[str]
-    """The IAM user's (``access-key``) or the role's (``oidc``) ARN."""
-    access_key_id: pulumi.Output[str] | None
-    """``access-key`` only."""
-    secret_access_key: pulumi.Output[str] | None
-    """``access-key`` only; a Pulumi secret."""
-    role_arn: pulumi.Output[str] | None
-    """``oidc`` only."""
-    oidc_provider_arn: pulumi.Output[str] | None
-    """``oidc`` only."""
+class UploadIdentity(Component):
+    credentials: UploadCredentials
 
     def __init__(self, name: str, args: UploadIdentityArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        # Refuse a bad combination before anything is registered.
-        if args.mode not in UPLOAD_IDENTITIES:
-            raise ValueError(f"upload identity {args.mode!r} is not allowed; allowed: {', '.join(UPLOAD_IDENTITIES)}")
+        super().__init__(name, opts)
         physical_name = f"{args.name_prefix}{NAME_SUFFIX}"
-        if len(physical_name) > IAM_NAME_MAX:
-            raise ValueError(f"IAM name {physical_name!r} is longer than {IAM_NAME_MAX} characters")
-        if args.mode == "oidc":
-            # Validates the URL and the project path (raises before registration).
-            web_identity_trust_policy("arn", args.gitlab_url, args.project, args.default_branch)
-
-        super().__init__("gitlab-fargate:index:UploadIdentity", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-        self.mode = args.mode
-        policy = put_object_policy(args.bucket_arn, args.object_key)
-        self.access_key_id = None
-        self.secret_access_key = None
-        self.role_arn = None
-        self.oidc_provider_arn = None
-
-        if args.mode == "access-key":
-            user = aws.iam.User(f"{name}-user", name=physical_name, opts=child)
-            aws.iam.UserPolicy(f"{name}-put-object", user=user.name, policy=policy, opts=child)
+        policy = put_object_policy(args.source.bucket_arn, args.source.key)
+        if args.config.upload_identity == "access-key":
+            user = aws.iam.User(f"{name}-user", name=physical_name, opts=self.child())
+            aws.iam.UserPolicy(f"{name}-put-object", user=user.name, policy=policy, opts=self.child())
             # Rotation: `pulumi up --replace <this key's URN>` creates a new key, updates the GitLab variables,
             # then deletes the old key (docs/gitlab.md).
-            key = aws.iam.AccessKey(f"{name}-key", user=user.name, opts=child)
-            self.principal_arn = user.arn
-            # The key id is not a secret by itself, but it is half of a credential: keep it out of plain text.
-            self.access_key_id = pulumi.Output.secret(key.id)
-            self.secret_access_key = pulumi.Output.secret(key.secret)
+            key = aws.iam.AccessKey(f"{name}-key", user=user.name, opts=self.child())
+            self.credentials = UploadCredentials(
+                mode="access-key",
+                principal_arn=user.arn,
+                # The key id is not a secret by itself, but it is half of a credential: keep it out of plain text.
+                access_key_id=pulumi.Output.secret(key.id),
+                secret_access_key=pulumi.Output.secret(key.secret),
+            )
         else:
-            provider_arn: pulumi.Input[str]
-            if args.oidc_provider_arn is not None:
-                # Reused, not managed: the stack never changes or deletes a provider others may trust too.
-                provider_arn = args.oidc_provider_arn
-            else:
-                # No thumbprint: for providers whose certificate chains to a CA AWS trusts (gitlab.com and most
-                # self-managed instances) IAM validates with its own CA library and ignores thumbprints; for
-                # others, IAM fetches the top intermediate CA's thumbprint itself when none is given. A pinned
-                # thumbprint would only break at the next certificate renewal.
-                provider_arn = aws.iam.OpenIdConnectProvider(
-                    f"{name}-oidc",
-                    url=args.gitlab_url,
-                    # The audience the job's ID token carries (`id_tokens: <name>: aud:` in .gitlab-ci.yml).
-                    client_id_lists=[args.gitlab_url],
-                    opts=child,
-                ).arn
+            provider_arn = self._oidc_provider(name, args)
             role = aws.iam.Role(
                 f"{name}-role",
                 name=physical_name,
@@ -175,20 +190,29 @@ class UploadIdentity(pulumi.ComponentResource):
                 ),
                 # The job asks for 15 minutes (the minimum); an hour caps any other caller.
                 max_session_duration=3600,
-                opts=child,
+                opts=self.child(),
             )
-            aws.iam.RolePolicy(f"{name}-put-object", role=role.id, policy=policy, opts=child)
-            self.principal_arn = role.arn
-            self.role_arn = role.arn
-            self.oidc_provider_arn = pulumi.Output.from_input(provider_arn)
+            aws.iam.RolePolicy(f"{name}-put-object", role=role.id, policy=policy, opts=self.child())
+            self.credentials = UploadCredentials(
+                mode="oidc",
+                principal_arn=role.arn,
+                role_arn=role.arn,
+                oidc_provider_arn=pulumi.Output.from_input(provider_arn),
+            )
+        self.register_outputs({"mode": self.credentials.mode, "principal_arn": self.credentials.principal_arn})
 
-        self.register_outputs(
-            {
-                "mode": self.mode,
-                "principal_arn": self.principal_arn,
-                "access_key_id": self.access_key_id,
-                "secret_access_key": self.secret_access_key,
-                "role_arn": self.role_arn,
-                "oidc_provider_arn": self.oidc_provider_arn,
-            }
-        )
+    def _oidc_provider(self, name: str, args: UploadIdentityArgs) -> pulumi.Input[str]:
+        if args.config.oidc_provider_arn is not None:
+            # Reused, not managed: the stack never changes or deletes a provider others may trust too.
+            return args.config.oidc_provider_arn
+        # No thumbprint: for providers whose certificate chains to a CA AWS trusts (gitlab.com and most
+        # self-managed instances) IAM validates with its own CA library and ignores thumbprints; for others, IAM
+        # fetches the top intermediate CA's thumbprint itself when none is given. A pinned thumbprint would only
+        # break at the next certificate renewal.
+        return aws.iam.OpenIdConnectProvider(
+            f"{name}-oidc",
+            url=args.gitlab_url,
+            # The audience the job's ID token carries (`id_tokens: <name>: aud:` in the job file).
+            client_id_lists=[args.gitlab_url],
+            opts=self.child(),
+        ).arn

@@ -16,79 +16,67 @@ broken build. Options: ``--stacks``, ``--sizes``, ``--repeat``, ``--no-tests``, 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from pathlib import Path
+
+import pulumi
+import pulumi_aws as aws
 
 from offline.engine import ProgramRun, run_program
 from offline.stack_files import ROOT, StackFiles, committed_stacks
 
 # Five registrations per unit: the component, a role, its policy, a log group and a security group.
-SYNTHETIC_PROGRAM = textwrap.dedent(
-    '''
-    """A synthetic program registering exactly ``bench:resources`` resources, for the plan benchmark."""
-    import json
-
-    import pulumi
-    import pulumi_aws as aws
-
-    TRUST = json.dumps({
+_TRUST = json.dumps(
+    {
         "Version": "2012-10-17",
         "Statement": [
             {"Effect": "Allow", "Principal": {"Service": "ecs-tasks.amazonaws.com"}, "Action": "sts:AssumeRole"}
         ],
-    })
-
-
-    class Unit(pulumi.ComponentResource):
-        def __init__(self, name, opts=None):
-            super().__init__("bench:index:Unit", name, None, opts)
-            child = pulumi.ResourceOptions(parent=self)
-            role = aws.iam.Role(f"{name}-role", assume_role_policy=TRUST, opts=child)
-            logs = aws.cloudwatch.LogGroup(f"{name}-logs", retention_in_days=7, opts=child)
-            aws.iam.RolePolicy(
-                f"{name}-policy",
-                role=role.id,
-                policy=pulumi.Output.json_dumps({
-                    "Version": "2012-10-17",
-                    "Statement": [{"Effect": "Allow", "Action": ["logs:PutLogEvents"], "Resource": [logs.arn]}],
-                }),
-                opts=child,
-            )
-            aws.ec2.SecurityGroup(f"{name}-sg", description=f"{name} tasks", opts=child)
-            self.register_outputs({"role": role.arn})
-
-
-    total = int(pulumi.Config().require("resources"))
-    for i in range(total // 5):
-        Unit(f"unit-{i}")
-    for i in range(total % 5):
-        aws.cloudwatch.LogGroup(f"extra-{i}", retention_in_days=1)
-    '''
+    }
 )
 
 
+class Unit(pulumi.ComponentResource):
+    """Four resources in a component, shaped like the real program's (a role and its policy, logs, a group)."""
+
+    def __init__(self, name: str, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("bench:index:Unit", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        role = aws.iam.Role(f"{name}-role", assume_role_policy=_TRUST, opts=child)
+        logs = aws.cloudwatch.LogGroup(f"{name}-logs", retention_in_days=7, opts=child)
+        statement = {"Effect": "Allow", "Action": ["logs:PutLogEvents"], "Resource": [logs.arn]}
+        aws.iam.RolePolicy(
+            f"{name}-policy",
+            role=role.id,
+            policy=pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": [statement]}),
+            opts=child,
+        )
+        aws.ec2.SecurityGroup(f"{name}-sg", description=f"{name} tasks", opts=child)
+        self.register_outputs({"role": role.arn})
+
+
+def synthetic_program(resources: int) -> None:
+    """A program registering exactly ``resources`` resources."""
+    for i in range(resources // 5):
+        Unit(f"unit-{i}")
+    for i in range(resources % 5):
+        aws.cloudwatch.LogGroup(f"extra-{i}", retention_in_days=1)
+
+
 def synthetic_files(resources: int) -> StackFiles:
-    return StackFiles(
-        project="bench",
-        stack="bench",
-        config={"aws:region": "eu-west-1", "bench:resources": str(resources)},
-        secret_keys=[],
-    )
+    return StackFiles(project="bench", stack="bench", config={"aws:region": "eu-west-1"}, secret_keys=[])
 
 
-def run_synthetic(resources: int, workdir: Path) -> tuple[StackFiles, ProgramRun]:
+def run_synthetic(resources: int) -> tuple[StackFiles, ProgramRun]:
     """Runs the synthetic program for ``resources`` registrations on the offline engine."""
-    program = workdir / "__main__.py"
-    if not program.exists():
-        program.write_text(SYNTHETIC_PROGRAM)
     files = synthetic_files(resources)
-    return files, run_program(files, program=program)
+    return files, run_program(files, program=lambda: synthetic_program(resources))
 
 
 def _plan_cli(stack: str, out: Path) -> float:
@@ -133,13 +121,13 @@ def main(argv: list[str] | None = None) -> int:
         print(
             "| Resources | Engine run (s) | Rendering (s) | Total (s) | ms per resource |\n|---:|---:|---:|---:|---:|"
         )
-        run_synthetic(10, work)  # warm-up: imports, provider schema, event loop
+        run_synthetic(10)  # warm-up: imports, provider schema, event loop
         points: list[tuple[int, float]] = []
         for n in sizes:
             best: tuple[float, float] | None = None
             for _ in range(args.repeat):
                 started = time.perf_counter()
-                files, run = run_synthetic(n, work)
+                files, run = run_synthetic(n)
                 ran = time.perf_counter()
                 render_plan(run, files)
                 done = time.perf_counter()

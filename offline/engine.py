@@ -13,16 +13,17 @@ from __future__ import annotations
 import asyncio
 import runpy
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pulumi
-from pulumi.runtime import mocks as pulumi_mocks
-from pulumi.runtime import rpc, settings
 
+from components import pulumi_internals
+from components.base import PROJECT
 from offline.stack_files import ROOT, StackFiles
+from policy import resource_types as rt
 
 ACCOUNT_ID = "123456789012"
 OFFLINE_PUBLIC_KEY = (
@@ -31,8 +32,8 @@ OFFLINE_PUBLIC_KEY = (
 OFFLINE_PRIVATE_KEY = (
     "-----BEGIN OPENSSH PRIVATE KEY-----\nOFFLINE-PLACEHOLDER-KEY\n-----END OPENSSH PRIVATE KEY-----\n"
 )
-SECRET_SIG = rpc._special_sig_key
-SECRET_VALUE = rpc._special_secret_sig
+SECRET_SIG = pulumi_internals.SECRET_SIG_KEY
+SECRET_VALUE = pulumi_internals.SECRET_SIG_VALUE
 
 
 def is_secret(value: Any) -> bool:
@@ -70,6 +71,8 @@ class Registration:
     state: dict[str, Any] = field(default_factory=dict)
     provider: str = ""
     """Reference (``urn::id``) of the provider that manages it; empty for components."""
+    aliases: list[str] = field(default_factory=list)
+    """URNs the resource had before (its ``aliases``): state under them is taken over, not replaced."""
 
     @property
     def props(self) -> dict[str, Any]:
@@ -84,31 +87,78 @@ _NAME_KEYS = ("name", "bucket", "functionName", "repositoryName")
 
 # type token -> (service, resource path format); {name} is the physical name.
 _ARNS: dict[str, tuple[str, str]] = {
-    "aws:iam/role:Role": ("iam", "role/{name}"),
-    "aws:iam/user:User": ("iam", "user/{name}"),
-    "aws:iam/policy:Policy": ("iam", "policy/{name}"),
-    "aws:iam/openIdConnectProvider:OpenIdConnectProvider": ("iam", "oidc-provider/{name}"),
-    "aws:s3/bucket:Bucket": ("s3", "{name}"),
-    "aws:ecs/cluster:Cluster": ("ecs", "cluster/{name}"),
-    "aws:ecs/service:Service": ("ecs", "service/{name}"),
-    "aws:ecs/taskDefinition:TaskDefinition": ("ecs", "task-definition/{name}:1"),
-    "aws:ecr/repository:Repository": ("ecr", "repository/{name}"),
-    "aws:cloudwatch/logGroup:LogGroup": ("logs", "log-group:{name}"),
-    "aws:cloudwatch/eventRule:EventRule": ("events", "rule/{name}"),
-    "aws:cloudwatch/metricAlarm:MetricAlarm": ("cloudwatch", "alarm:{name}"),
-    "aws:lb/loadBalancer:LoadBalancer": ("elasticloadbalancing", "loadbalancer/app/{name}/0123456789abcdef"),
-    "aws:lb/targetGroup:TargetGroup": ("elasticloadbalancing", "targetgroup/{name}/0123456789abcdef"),
-    "aws:lb/listener:Listener": ("elasticloadbalancing", "listener/app/{name}/0123456789abcdef/fedcba9876543210"),
-    "aws:codebuild/project:Project": ("codebuild", "project/{name}"),
-    "aws:codepipeline/pipeline:Pipeline": ("codepipeline", "{name}"),
-    "aws:codedeploy/application:Application": ("codedeploy", "application:{name}"),
-    "aws:codedeploy/deploymentGroup:DeploymentGroup": ("codedeploy", "deploymentgroup:{name}"),
-    "aws:cloudtrail/trail:Trail": ("cloudtrail", "trail/{name}"),
-    "aws:kms/key:Key": ("kms", "key/{name}"),
-    "aws:sns/topic:Topic": ("sns", "{name}"),
-    "aws:acm/certificate:Certificate": ("acm", "certificate/{name}"),
+    rt.IAM_ROLE: ("iam", "role/{name}"),
+    rt.IAM_USER: ("iam", "user/{name}"),
+    rt.IAM_POLICY: ("iam", "policy/{name}"),
+    rt.IAM_OIDC_PROVIDER: ("iam", "oidc-provider/{name}"),
+    rt.S3_BUCKET: ("s3", "{name}"),
+    rt.ECS_CLUSTER: ("ecs", "cluster/{name}"),
+    rt.ECS_SERVICE: ("ecs", "service/{name}"),
+    rt.ECS_TASK_DEFINITION: ("ecs", "task-definition/{name}:1"),
+    rt.ECR_REPOSITORY: ("ecr", "repository/{name}"),
+    rt.LOG_GROUP: ("logs", "log-group:{name}"),
+    rt.EVENTS_RULE: ("events", "rule/{name}"),
+    rt.METRIC_ALARM: ("cloudwatch", "alarm:{name}"),
+    rt.LB_LOAD_BALANCER: ("elasticloadbalancing", "loadbalancer/app/{name}/0123456789abcdef"),
+    rt.LB_TARGET_GROUP: ("elasticloadbalancing", "targetgroup/{name}/0123456789abcdef"),
+    rt.LB_LISTENER: ("elasticloadbalancing", "listener/app/{name}/0123456789abcdef/fedcba9876543210"),
+    rt.CODEBUILD_PROJECT: ("codebuild", "project/{name}"),
+    rt.CODEPIPELINE_PIPELINE: ("codepipeline", "{name}"),
+    rt.CODEDEPLOY_APPLICATION: ("codedeploy", "application:{name}"),
+    rt.CODEDEPLOY_DEPLOYMENT_GROUP: ("codedeploy", "deploymentgroup:{name}"),
+    rt.CLOUDTRAIL_TRAIL: ("cloudtrail", "trail/{name}"),
+    rt.KMS_KEY: ("kms", "key/{name}"),
+    rt.SNS_TOPIC: ("sns", "{name}"),
+    rt.ACM_CERTIFICATE: ("acm", "certificate/{name}"),
 }
 _GLOBAL_SERVICES = {"iam", "s3"}
+
+
+def _certificate(name: str, region: str, state: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
+    # ACM's DNS validation: one CNAME per domain, in the shape ACM chooses (underscore-prefixed names).
+    domain = unwrap(inputs.get("domainName"))
+    option = {
+        "domainName": domain,
+        "resourceRecordName": f"_0123456789abcdef0123456789abcdef.{domain}.",
+        "resourceRecordType": "CNAME",
+        "resourceRecordValue": "_fedcba9876543210fedcba9876543210.xlfgrmvvlj.acm-validations.aws.",
+    }
+    return {"domainValidationOptions": [option]}
+
+
+_Answer = Callable[[str, str, dict[str, Any], dict[str, Any]], dict[str, Any]]
+_ANSWERS: dict[str, _Answer] = {
+    # What AWS (or the provider) computes for a resource, in the shape it would: name, region, state, inputs.
+    rt.LB_LOAD_BALANCER: lambda name, region, state, _: {
+        "dnsName": f"{name}-1234567890.{region}.elb.amazonaws.com",
+        "arnSuffix": state["arn"].split(":loadbalancer/")[1],
+        "zoneId": "Z0000000000000",
+    },
+    rt.LB_TARGET_GROUP: lambda name, region, state, _: {"arnSuffix": state["arn"].split(":")[-1]},
+    rt.ECR_REPOSITORY: lambda name, region, state, _: {
+        "repositoryUrl": f"{ACCOUNT_ID}.dkr.ecr.{region}.amazonaws.com/{name}",
+        "registryId": ACCOUNT_ID,
+    },
+    rt.ACM_CERTIFICATE: _certificate,
+    rt.ROUTE53_RECORD: lambda name, region, state, _: {"fqdn": name.rstrip(".")},
+    rt.S3_BUCKET: lambda name, region, state, _: {
+        "bucketDomainName": f"{name}.s3.amazonaws.com",
+        "bucketRegionalDomainName": f"{name}.s3.{region}.amazonaws.com",
+    },
+    rt.IAM_ROLE: lambda name, region, state, _: {"uniqueId": "AROAEXAMPLE0000000000"},
+    rt.IAM_USER: lambda name, region, state, _: {"uniqueId": "AIDAEXAMPLE0000000000"},
+    rt.ECS_TASK_DEFINITION: lambda name, region, state, _: {
+        "revision": 1,
+        "arnWithoutRevision": state["arn"].rsplit(":", 1)[0],
+    },
+    rt.ECS_CLUSTER: lambda name, region, state, _: {"name": state.get("name", name)},
+    rt.IAM_ACCESS_KEY: lambda name, region, state, _: {"secret": pulumi_secret("mock-secret-access-key")},
+    # A fixed stand-in key pair: the plan must be deterministic, and no real key is needed offline.
+    rt.TLS_PRIVATE_KEY: lambda name, region, state, _: {
+        "publicKeyOpenssh": OFFLINE_PUBLIC_KEY,
+        "privateKeyOpenssh": pulumi_secret(OFFLINE_PRIVATE_KEY),
+    },
+}
 
 
 class RecordingMocks(pulumi.runtime.Mocks):
@@ -133,7 +183,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
             for key in ("name", "bucket"):
                 state.setdefault(key, name)
         typ = args.typ
-        if typ == "aws:iam/openIdConnectProvider:OpenIdConnectProvider":
+        if typ == rt.IAM_OIDC_PROVIDER:
             # IAM names a provider after its issuer: arn:aws:iam::<account>:oidc-provider/<host[/path]>.
             name = str(unwrap(inputs.get("url", name))).removeprefix("https://")
         if typ in _ARNS:
@@ -142,46 +192,11 @@ class RecordingMocks(pulumi.runtime.Mocks):
         elif typ.startswith("aws:"):
             service = typ.split(":")[1].split("/")[0]
             state["arn"] = self.arn(service, f"{typ.split(':')[-1].lower()}/{name}")
-        if typ == "aws:lb/loadBalancer:LoadBalancer":
-            state["dnsName"] = f"{name}-1234567890.{self.region}.elb.amazonaws.com"
-            state["arnSuffix"] = state["arn"].split(":loadbalancer/")[1]
-            state["zoneId"] = "Z0000000000000"
-        if typ == "aws:lb/targetGroup:TargetGroup":
-            state["arnSuffix"] = state["arn"].split(":")[-1]
-        if typ == "aws:ecr/repository:Repository":
-            state["repositoryUrl"] = f"{ACCOUNT_ID}.dkr.ecr.{self.region}.amazonaws.com/{name}"
-            state["registryId"] = ACCOUNT_ID
-        if typ == "aws:acm/certificate:Certificate":
-            # ACM's DNS validation: one CNAME per domain, in the shape ACM chooses (underscore-prefixed names).
-            domain = unwrap(inputs.get("domainName"))
-            state["domainValidationOptions"] = [
-                {
-                    "domainName": domain,
-                    "resourceRecordName": f"_0123456789abcdef0123456789abcdef.{domain}.",
-                    "resourceRecordType": "CNAME",
-                    "resourceRecordValue": "_fedcba9876543210fedcba9876543210.xlfgrmvvlj.acm-validations.aws.",
-                }
-            ]
-        if typ == "aws:route53/record:Record":
-            state["fqdn"] = str(name).rstrip(".")
-        if typ == "aws:s3/bucket:Bucket":
-            state["bucketDomainName"] = f"{name}.s3.amazonaws.com"
-            state["bucketRegionalDomainName"] = f"{name}.s3.{self.region}.amazonaws.com"
-        if typ == "aws:iam/role:Role" or typ == "aws:iam/user:User":
-            state["uniqueId"] = "AROAEXAMPLE0000000000"
-        if typ == "aws:ecs/taskDefinition:TaskDefinition":
-            state["revision"] = 1
-            state["arnWithoutRevision"] = state["arn"].rsplit(":", 1)[0]
-        if typ == "aws:ecs/cluster:Cluster":
-            state.setdefault("name", name)
-        if typ == "aws:iam/accessKey:AccessKey":
-            state["secret"] = pulumi_secret("mock-secret-access-key")
-            return "AKIAEXAMPLE000000000", state
-        if typ == "tls:index/privateKey:PrivateKey":
-            # A fixed stand-in key pair: the plan must be deterministic, and no real key is needed offline.
-            state["publicKeyOpenssh"] = OFFLINE_PUBLIC_KEY
-            state["privateKeyOpenssh"] = pulumi_secret(OFFLINE_PRIVATE_KEY)
-        return f"{name}-id", state
+        answer = _ANSWERS.get(typ)
+        if answer is not None:
+            state.update(answer(str(name), self.region, state, inputs))
+        resource_id = "AKIAEXAMPLE000000000" if typ == rt.IAM_ACCESS_KEY else f"{name}-id"
+        return resource_id, state
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
         self.calls.append((args.token, dict(args.args)))
@@ -253,7 +268,7 @@ def pulumi_secret(value: Any) -> dict[str, Any]:
     return {SECRET_SIG: SECRET_VALUE, "value": value}
 
 
-class RecordingMonitor(pulumi_mocks.MockMonitor):
+class RecordingMonitor(pulumi_internals.MockMonitor):
     """The mock monitor, also recording the options of every registration."""
 
     def __init__(self, mocks: RecordingMocks) -> None:
@@ -261,9 +276,9 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         self.registrations: list[Registration] = []
 
     def RegisterResource(self, request: Any) -> Any:
-        response = super().RegisterResource(request)
+        response = pulumi_internals.register_resource(self, request)
         if request.type != "pulumi:pulumi:Stack":
-            pulumi_mocks._ensure_event_loop()
+            pulumi_internals.ensure_event_loop()
             registration = self.resources[response.urn]
             self.registrations.append(
                 Registration(
@@ -272,7 +287,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                     urn=response.urn,
                     parent=request.parent,
                     custom=request.custom,
-                    inputs=rpc.deserialize_properties(request.object),
+                    inputs=pulumi_internals.deserialize_properties(request.object),
                     ignore_changes=list(request.ignoreChanges),
                     protect=request.protect,
                     additional_secret_outputs=list(request.additionalSecretOutputs),
@@ -281,9 +296,32 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                     id=registration.id or "",
                     state=dict(registration.state or {}),
                     provider=request.provider,
+                    aliases=self._alias_urns(request),
                 )
             )
         return response
+
+    def make_urn(self, parent: str, type_: str, name: str) -> str:
+        """A URN as the engine makes it: the type chain of every ancestor, not only the parent's type (what the
+        SDK's mock monitor uses), so that a nested component's children have the URNs a real stack gives them.
+        The SDK's mock monitor adds only the parent's own type.
+        https://www.pulumi.com/docs/iac/concepts/resources/names/#urns"""
+        parent_types = parent.split("::")[2] if parent else ""
+        # The stack resource is every top-level resource's parent, but not part of their URNs.
+        qualified = type_ if parent_types in ("", "pulumi:pulumi:Stack") else f"{parent_types}${type_}"
+        return f"urn:pulumi:{pulumi.get_stack()}::{pulumi.get_project()}::{qualified}::{name}"
+
+    def _alias_urns(self, request: Any) -> list[str]:
+        """The URNs a registration's aliases stand for (a spec names what changed: parent, name or type)."""
+        urns = list(request.aliasURNs)
+        for alias in request.aliases:
+            if alias.urn:
+                urns.append(alias.urn)
+                continue
+            spec = alias.spec
+            parent = "" if spec.noParent else (spec.parentUrn or request.parent)
+            urns.append(self.make_urn(parent, spec.type or request.type, spec.name or request.name))
+        return urns
 
 
 @dataclass
@@ -322,16 +360,45 @@ class ProgramRun:
         return [r for r in self.resources if r.parent == parent.urn]
 
 
+def _run_file(program: Path) -> None:
+    root = str(program.parent)
+    added = root not in sys.path
+    if added:
+        sys.path.insert(0, root)
+    try:
+        runpy.run_path(str(program), run_name="__main__")
+    finally:
+        if added:
+            sys.path.remove(root)
+
+
+def run_components(
+    build: Callable[[], object],
+    *,
+    region: str = "eu-west-1",
+    stack: str = "dev",
+    config: Mapping[str, str] | None = None,
+    secret_keys: tuple[str, ...] = (),
+    registered: list[Registration] | None = None,
+) -> ProgramRun:
+    """Runs ``build`` (a function that constructs components, and may ``pulumi.export``) on the offline engine,
+    as a program of this project in ``region``: what a component test inspects (``registered``: see
+    ``run_program``)."""
+    files = StackFiles(PROJECT, stack, {"aws:region": region, **(config or {})}, sorted(secret_keys))
+    return run_program(files, program=build, registered=registered)
+
+
 def run_program(
     files: StackFiles,
     *,
     overrides: Mapping[str, str] | None = None,
     remove: tuple[str, ...] = (),
-    program: Path = ROOT / "__main__.py",
+    program: Path | Callable[[], object] = ROOT / "__main__.py",
     preview: bool = False,
     registered: list[Registration] | None = None,
 ) -> ProgramRun:
-    """Runs the program for one stack's config and returns what it registered.
+    """Runs the program (a file, or a function that builds components) for one stack's config and returns what
+    it registered.
 
     ``overrides`` and ``remove`` take bare keys of the project namespace (``cpu``) or namespaced ones.
     Raises whatever the program raises (e.g. ``ConfigError``); ``registered``, when given, receives every
@@ -349,26 +416,20 @@ def run_program(
     monitor = RecordingMonitor(mocks)
     if registered is not None:
         monitor.registrations = registered
-    settings.set_root_resource(None)  # type: ignore[arg-type]
+    pulumi_internals.reset_root_resource()
     pulumi.runtime.set_all_config(config, list(files.secret_keys))
     pulumi.runtime.set_mocks(mocks, project=files.project, stack=files.stack, preview=preview, monitor=monitor)
 
     exported: dict[str, Any] = {}
     secret_outputs: set[str] = set()
-    root = str(program.parent)
 
-    @pulumi.runtime.test
+    @pulumi_internals.test
     def go() -> pulumi.Output[None]:
-        added = root not in sys.path
-        if added:
-            sys.path.insert(0, root)
-        try:
-            runpy.run_path(str(program), run_name="__main__")
-        finally:
-            if added:
-                sys.path.remove(root)
-        stack = settings.get_root_resource()
-        outputs: dict[str, Any] = dict(getattr(stack, "outputs", {}))
+        if callable(program):
+            program()
+        else:
+            _run_file(program)
+        outputs = pulumi_internals.root_resource_outputs()
 
         async def settle() -> None:
             for name, value in outputs.items():

@@ -18,22 +18,7 @@ from typing import Any
 import yaml
 
 from offline.engine import ProgramRun, Registration, is_secret
-
-PIPELINE = "aws:codepipeline/pipeline:Pipeline"
-EVENT_RULE = "aws:cloudwatch/eventRule:EventRule"
-EVENT_TARGET = "aws:cloudwatch/eventTarget:EventTarget"
-TRAIL = "aws:cloudtrail/trail:Trail"
-PROJECT_VARIABLE = "gitlab:index/projectVariable:ProjectVariable"
-IAM_USER = "aws:iam/user:User"
-OIDC_PROVIDER = "aws:iam/openIdConnectProvider:OpenIdConnectProvider"
-IAM_ROLE = "aws:iam/role:Role"
-ECR_REPOSITORY = "aws:ecr/repository:Repository"
-DEPLOYMENT_GROUP = "aws:codedeploy/deploymentGroup:DeploymentGroup"
-LOAD_BALANCER = "aws:lb/loadBalancer:LoadBalancer"
-LISTENER = "aws:lb/listener:Listener"
-TARGET_GROUP = "aws:lb/targetGroup:TargetGroup"
-ECS_SERVICE = "aws:ecs/service:Service"
-ECS_CLUSTER = "aws:ecs/cluster:Cluster"
+from policy import resource_types as rt
 
 
 @dataclass
@@ -108,230 +93,280 @@ def _job_names(ci_yaml: Any) -> list[str]:
 
 
 def build_flowchart(run: ProgramRun, display: Callable[[str], str]) -> Flowchart:
-    f = Flowchart()
+    return _Drawing(run, display).draw()
 
-    def name(role: str, value: Any) -> str:
-        shown = display(str(value))
-        f.names.append((role, shown))
+
+class _Drawing:
+    """Draws the flow part by part, in the order a commit travels; each part reads only what it shows."""
+
+    def __init__(self, run: ProgramRun, display: Callable[[str], str]) -> None:
+        self.run, self.display, self.f = run, display, Flowchart()
+        pipelines = run.of_type(rt.CODEPIPELINE_PIPELINE)
+        self.pipeline = pipelines[0] if pipelines else None
+        self.stages: list[dict[str, Any]] = list(self.pipeline.props.get("stages") or []) if self.pipeline else []
+
+    def name(self, role: str, value: Any) -> str:
+        shown = self.display(str(value))
+        self.f.names.append((role, shown))
         return shown
 
-    # --- GitLab side: the job that uploads, and the identity it uploads as.
-    variables = {str(v.props.get("key")): _plain(v.inputs.get("value")) for v in run.of_type(PROJECT_VARIABLE)}
-    projects = sorted({str(v.props.get("project")) for v in run.of_type(PROJECT_VARIABLE) if v.props.get("project")})
-    jobs = _job_names(run.outputs.get("gitlabCiYml"))
-    job = None
-    if variables or jobs:
-        job = f.node(
-            "job",
-            "GitLab job " + ", ".join(name("GitLab job", j) for j in jobs) if jobs else "GitLab job",
-            "project " + ", ".join(name("GitLab project", p) for p in projects) if projects else "",
+    def draw(self) -> Flowchart:
+        job, upload_as = self.gitlab_side()
+        source_config = next(
+            (
+                a.get("configuration") or {}
+                for stage in self.stages
+                for a in stage.get("actions") or []
+                if a.get("provider") == "S3" and a.get("category") == "Source"
+            ),
+            {},
         )
-    users = run.of_type(IAM_USER)
-    oidc = run.of_type(OIDC_PROVIDER)
-    if users:
-        upload_as = "PutObject as IAM user " + ", ".join(
-            name("upload identity", u.props.get("name", u.name)) for u in users
-        )
-    elif oidc:
-        federated = [
-            r for r in run.of_type(IAM_ROLE) if "sts:AssumeRoleWithWebIdentity" in str(r.props.get("assumeRolePolicy"))
-        ]
-        roles = ", ".join(name("upload identity", r.props.get("name", r.name)) for r in federated)
-        upload_as = f"PutObject as role {roles} (OIDC web identity)" if roles else "PutObject via OIDC"
-    else:
-        upload_as = "PutObject"
+        source = self.source(source_config)
+        self.f.edge(job, source, upload_as)
+        trigger = self.trigger(source, source_config)
+        deploy_stage = self.pipeline_stages(trigger)
+        self.traffic(deploy_stage)
+        return self.f
 
-    # --- The pipeline and its source object.
-    pipelines = run.of_type(PIPELINE)
-    pipeline = pipelines[0] if pipelines else None
-    stages: list[dict[str, Any]] = list(pipeline.props.get("stages") or []) if pipeline else []
-    source_config: dict[str, Any] = {}
-    for stage in stages:
-        for action in stage.get("actions") or []:
-            if action.get("provider") == "S3" and action.get("category") == "Source":
-                source_config = action.get("configuration") or {}
-    bucket = source_config.get("S3Bucket") or variables.get("UPLOAD_BUCKET")
-    key = source_config.get("S3ObjectKey")
-    if key is None and variables.get("UPLOAD_FILE_ALL"):
-        folder = variables.get("UPLOAD_FOLDER") or ""
-        key = f"{folder.rstrip('/')}/{variables['UPLOAD_FILE_ALL']}" if folder else variables["UPLOAD_FILE_ALL"]
-    source = None
-    if bucket:
-        source = f.node(
+    def gitlab_side(self) -> tuple[str | None, str]:
+        """The job that uploads, and the identity it uploads as."""
+        variables = self.variables()
+        projects = sorted(
+            {
+                str(v.props.get("project"))
+                for v in self.run.of_type(rt.GITLAB_PROJECT_VARIABLE)
+                if v.props.get("project")
+            }
+        )
+        jobs = _job_names(self.run.outputs.get("gitlabCiYml"))
+        job = None
+        if variables or jobs:
+            job = self.f.node(
+                "job",
+                "GitLab job " + ", ".join(self.name("GitLab job", j) for j in jobs) if jobs else "GitLab job",
+                "project " + ", ".join(self.name("GitLab project", p) for p in projects) if projects else "",
+            )
+        users, oidc = self.run.of_type(rt.IAM_USER), self.run.of_type(rt.IAM_OIDC_PROVIDER)
+        if users:
+            return job, "PutObject as IAM user " + ", ".join(
+                self.name("upload identity", u.props.get("name", u.name)) for u in users
+            )
+        if oidc:
+            federated = [
+                r
+                for r in self.run.of_type(rt.IAM_ROLE)
+                if "sts:AssumeRoleWithWebIdentity" in str(r.props.get("assumeRolePolicy"))
+            ]
+            roles = ", ".join(self.name("upload identity", r.props.get("name", r.name)) for r in federated)
+            return job, f"PutObject as role {roles} (OIDC web identity)" if roles else "PutObject via OIDC"
+        return job, "PutObject"
+
+    def variables(self) -> dict[str, Any]:
+        return {
+            str(v.props.get("key")): _plain(v.inputs.get("value")) for v in self.run.of_type(rt.GITLAB_PROJECT_VARIABLE)
+        }
+
+    def source(self, config: dict[str, Any]) -> str | None:
+        variables = self.variables()
+        bucket = config.get("S3Bucket") or variables.get("UPLOAD_BUCKET")
+        key = config.get("S3ObjectKey")
+        if key is None and variables.get("UPLOAD_FILE_ALL"):
+            folder = variables.get("UPLOAD_FOLDER") or ""
+            key = f"{folder.rstrip('/')}/{variables['UPLOAD_FILE_ALL']}" if folder else variables["UPLOAD_FILE_ALL"]
+        if not bucket:
+            return None
+        return self.f.node(
             "source",
-            f"S3 bucket {name('source bucket', bucket)}",
-            f"key {name('source key', key)}" if key else "",
+            f"S3 bucket {self.name('source bucket', bucket)}",
+            f"key {self.name('source key', key)}" if key else "",
             "versioned",
         )
-    f.edge(job, source, upload_as)
 
-    # --- What starts the pipeline.
-    trigger = None
-    trails = run.of_type(TRAIL)
-    targets = run.of_type(EVENT_TARGET)
-    pipeline_arn = pipeline.state.get("arn") if pipeline else None
-    rules = {r.props.get("name", r.name): r for r in run.of_type(EVENT_RULE)}
-    started_by = [
-        rules.get(t.props.get("rule")) for t in targets if pipeline_arn and t.props.get("arn") == pipeline_arn
-    ]
-    rule = next((r for r in started_by if r is not None), None)
-    if rule is not None:
-        pattern = rule.props.get("eventPattern")
-        try:
-            detail_type = (json.loads(pattern) if isinstance(pattern, str) else {}).get("detail-type") or []
-        except ValueError:
-            detail_type = []
-        if "AWS API Call via CloudTrail" in detail_type:
-            mode = "cloudtrail (data events)"
-        elif "Object Created" in detail_type:
-            mode = "eventbridge (S3 notification)"
-        else:
-            mode = "event pattern " + ", ".join(map(str, detail_type))
-        trigger = f.node(
+    def trigger(self, source: str | None, source_config: dict[str, Any]) -> str | None:
+        """What starts the pipeline: the EventBridge rule targeting it (fed by S3 or a trail), or polling."""
+        pipeline_arn = self.pipeline.state.get("arn") if self.pipeline else None
+        rules = {r.props.get("name", r.name): r for r in self.run.of_type(rt.EVENTS_RULE)}
+        started_by = [
+            rules.get(t.props.get("rule"))
+            for t in self.run.of_type(rt.EVENTS_TARGET)
+            if pipeline_arn and t.props.get("arn") == pipeline_arn
+        ]
+        rule = next((r for r in started_by if r is not None), None)
+        if rule is None:
+            if source_config.get("PollForSourceChanges") in ("true", True):
+                trigger = self.f.node("trigger", "CodePipeline polls the bucket", "trigger mode: polling")
+                self.f.edge(source, trigger)
+                return trigger
+            return None
+        mode = _trigger_mode(rule.props.get("eventPattern"))
+        trigger = self.f.node(
             "trigger",
-            f"EventBridge rule {name('trigger rule', rule.props.get('name', rule.name))}",
+            f"EventBridge rule {self.name('trigger rule', rule.props.get('name', rule.name))}",
             f"trigger mode: {mode}",
         )
+        trails = self.run.of_type(rt.CLOUDTRAIL_TRAIL)
         if trails and "cloudtrail" in mode:
-            trail = f.node(
-                "trail", "CloudTrail trail " + ", ".join(name("trail", t.props.get("name", t.name)) for t in trails)
-            )
-            f.edge(source, trail, "PutObject data event")
-            f.edge(trail, trigger, "AWS API Call via CloudTrail")
+            names = ", ".join(self.name("trail", t.props.get("name", t.name)) for t in trails)
+            trail = self.f.node("trail", f"CloudTrail trail {names}")
+            self.f.edge(source, trail, "PutObject data event")
+            self.f.edge(trail, trigger, "AWS API Call via CloudTrail")
         else:
-            f.edge(source, trigger, "Object Created")
-    elif source_config.get("PollForSourceChanges") in ("true", True):
-        trigger = f.node("trigger", "CodePipeline polls the bucket", "trigger mode: polling")
-        f.edge(source, trigger)
+            self.f.edge(source, trigger, "Object Created")
+        return trigger
 
-    # --- Stages.
-    stage_ids: list[str] = []
-    repositories = run.of_type(ECR_REPOSITORY)
-    deploy_stage = None
-    for i, stage in enumerate(stages):
-        lines = [f"Stage {stage.get('name', i)}"]
-        for action in stage.get("actions") or []:
-            provider = action.get("provider")
-            config = action.get("configuration") or {}
-            if provider == "S3":
-                lines.append("S3 source action")
-            elif provider == "CodeBuild" and action.get("outputArtifacts"):
-                lines.append(f"CodeBuild project {name('build project', config.get('ProjectName'))}")
-            elif provider == "CodeBuild":
-                # A project that produces nothing: the release project, tagging the image around the deployment.
-                project = name("release project", config.get("ProjectName"))
-                lines.append(f"{action.get('name')}: CodeBuild project {project}")
-            elif provider == "CodeDeployToECS":
-                lines.append(f"CodeDeploy application {name('CodeDeploy application', config.get('ApplicationName'))}")
-                lines.append(f"deployment group {name('deployment group', config.get('DeploymentGroupName'))}")
-            else:
-                lines.append(f"{action.get('category')} action {provider}")
-        stage_id = f.node(f"stage{i}", *lines)
-        stage_ids.append(stage_id)
-        providers = {a.get("provider") for a in stage.get("actions") or []}
-        builds = [a for a in stage.get("actions") or [] if a.get("provider") == "CodeBuild"]
-        if builds and repositories:
-            ecr = "ecr"
-            if ecr not in f.nodes:
-                f.node(
-                    ecr,
-                    "ECR repository "
-                    + ", ".join(name("image repository", r.props.get("name", r.name)) for r in repositories),
+    def pipeline_stages(self, trigger: str | None) -> str | None:
+        """The stages in a subgraph; returns the stage that deploys (where traffic is rerouted from)."""
+        stage_ids: list[str] = []
+        deploy_stage = None
+        for i, stage in enumerate(self.stages):
+            lines = [f"Stage {stage.get('name', i)}"]
+            for action in stage.get("actions") or []:
+                lines += self.action_lines(action)
+            stage_id = self.f.node(f"stage{i}", *lines)
+            stage_ids.append(stage_id)
+            self.repository_edge(stage_id, [a for a in stage.get("actions") or [] if a.get("provider") == "CodeBuild"])
+            if "CodeDeployToECS" in {a.get("provider") for a in stage.get("actions") or []}:
+                deploy_stage = stage_id
+        if self.pipeline is not None:
+            props = self.pipeline.props
+            kind = " ".join(str(props.get(k)) for k in ("pipelineType", "executionMode") if props.get(k))
+            title = f"CodePipeline {self.name('pipeline', props.get('name', self.pipeline.name))}" + (
+                f" ({kind})" if kind else ""
+            )
+            self.f.subgraphs["pipeline"] = (title, stage_ids)
+            self.f.edge(trigger, stage_ids[0] if stage_ids else None, "StartPipelineExecution")
+            for a, b in itertools.pairwise(stage_ids):
+                self.f.edge(a, b)
+        return deploy_stage
+
+    def action_lines(self, action: dict[str, Any]) -> list[str]:
+        provider, config = action.get("provider"), action.get("configuration") or {}
+        if provider == "S3":
+            return ["S3 source action"]
+        if provider == "CodeBuild" and action.get("outputArtifacts"):
+            return [f"CodeBuild project {self.name('build project', config.get('ProjectName'))}"]
+        if provider == "CodeBuild":
+            # A project that produces nothing: the release project, tagging the image around the deployment.
+            return [
+                f"{action.get('name')}: CodeBuild project {self.name('release project', config.get('ProjectName'))}"
+            ]
+        if provider == "CodeDeployToECS":
+            return [
+                f"CodeDeploy application {self.name('CodeDeploy application', config.get('ApplicationName'))}",
+                f"deployment group {self.name('deployment group', config.get('DeploymentGroupName'))}",
+            ]
+        return [f"{action.get('category')} action {provider}"]
+
+    def repository_edge(self, stage_id: str, builds: list[dict[str, Any]]) -> None:
+        repositories = self.run.of_type(rt.ECR_REPOSITORY)
+        if not builds or not repositories:
+            return
+        if "ecr" not in self.f.nodes:
+            names = ", ".join(self.name("image repository", r.props.get("name", r.name)) for r in repositories)
+            self.f.node("ecr", f"ECR repository {names}")
+        pushes = any(a.get("outputArtifacts") for a in builds)
+        self.f.edge(stage_id, "ecr", "push image" if pushes else "tag the deployed image", dotted=True)
+
+    def traffic(self, deploy_stage: str | None) -> None:
+        """ALB -> listeners -> target groups -> service; which listener is prod/test per the deployment group."""
+        service_ids = self.services()
+        routes = _traffic_routes(self.run)
+        lbs, tgs = _by_arn(self.run, rt.LB_LOAD_BALANCER), _by_arn(self.run, rt.LB_TARGET_GROUP)
+        listeners = sorted(self.run.of_type(rt.LB_LISTENER), key=lambda r: (float(r.props.get("port") or 0), r.name))
+        alb_ids: dict[str, str] = {}
+        tg_ids: dict[str, str] = {}
+        listener_ids: dict[tuple[str, float], str] = {}  # (load balancer ARN, port) -> node
+        redirects: list[tuple[str, str, dict[str, Any]]] = []  # (listener node, load balancer ARN, redirect)
+        for i, listener in enumerate(listeners):
+            lb_arn = str(listener.props.get("loadBalancerArn"))
+            alb_id = self.alb_node(lbs.get(lb_arn), alb_ids)
+            actions = listener.props.get("defaultActions") or []
+            redirect = next((a.get("redirect") or {} for a in actions if a.get("type") == "redirect"), None)
+            # Not a traffic route of the deployment group: a redirect (HTTP -> HTTPS) or some other listener;
+            # without a deployment group, the lowest port is taken for production.
+            fallback = "redirect" if redirect is not None else "other" if routes else "production" if i == 0 else "test"
+            role = routes.get(str(listener.state.get("arn")), fallback)
+            port = listener.props.get("port")
+            label = (
+                f"{role} listener {listener.props.get('protocol', '')}:{port:g}"
+                if isinstance(port, float)
+                else listener.name
+            )
+            listener_id = self.f.node(f"listener{i}", label)
+            self.f.edge(alb_id, listener_id)
+            if isinstance(port, float):
+                listener_ids[(lb_arn, port)] = listener_id
+            if redirect is not None:
+                redirects.append((listener_id, lb_arn, redirect))
+            for action in actions:
+                tg = tgs.get(str(action.get("targetGroupArn")))
+                if tg is not None:
+                    self.f.edge(listener_id, self.target_group_node(tg, tg_ids, service_ids), "forward (initially)")
+            if deploy_stage and role in ("production", "test"):
+                self.f.edge(deploy_stage, listener_id, "reroutes traffic", dotted=True)
+        for listener_id, lb_arn, redirect in redirects:
+            to_port = _num(redirect.get("port"))
+            target = listener_ids.get((lb_arn, to_port)) if to_port is not None else None
+            if target is not None:
+                self.f.edge(listener_id, target, f"redirects ({redirect.get('statusCode', '').replace('HTTP_', '')})")
+        if deploy_stage:
+            for service_id in service_ids:
+                self.f.edge(deploy_stage, service_id, "replacement task set")
+
+    def services(self) -> list[str]:
+        clusters = _by_arn(self.run, rt.ECS_CLUSTER)
+        ids = []
+        for i, svc in enumerate(self.run.of_type(rt.ECS_SERVICE)):
+            cluster = clusters.get(str(svc.props.get("cluster")))
+            count = svc.props.get("desiredCount")
+            ids.append(
+                self.f.node(
+                    f"service{i}",
+                    f"ECS service {self.name('ECS service', svc.props.get('name', svc.name))}",
+                    f"cluster {self.name('ECS cluster', cluster.props.get('name', cluster.name))}" if cluster else "",
+                    f"{count:g} task(s), {svc.props.get('launchType', 'FARGATE')}" if isinstance(count, float) else "",
                 )
-            pushes = any(a.get("outputArtifacts") for a in builds)
-            f.edge(stage_id, ecr, "push image" if pushes else "tag the deployed image", dotted=True)
-        if "CodeDeployToECS" in providers:
-            deploy_stage = stage_id
-    if pipeline is not None:
-        kind = " ".join(str(pipeline.props.get(k)) for k in ("pipelineType", "executionMode") if pipeline.props.get(k))
-        title = f"CodePipeline {name('pipeline', pipeline.props.get('name', pipeline.name))}" + (
-            f" ({kind})" if kind else ""
-        )
-        f.subgraphs["pipeline"] = (title, stage_ids)
-        f.edge(trigger, stage_ids[0] if stage_ids else None, "StartPipelineExecution")
-        for a, b in itertools.pairwise(stage_ids):
-            f.edge(a, b)
+            )
+        return ids
 
-    # --- Traffic: ALB -> listeners -> target groups -> service; which listener is prod/test per CodeDeploy.
-    groups = run.of_type(DEPLOYMENT_GROUP)
+    def alb_node(self, lb: Registration | None, alb_ids: dict[str, str]) -> str | None:
+        if lb is None:
+            return None
+        if lb.urn not in alb_ids:
+            name = self.name("load balancer", lb.props.get("name", lb.name))
+            alb_ids[lb.urn] = self.f.node(f"alb{len(alb_ids)}", f"ALB {name}")
+        return alb_ids[lb.urn]
+
+    def target_group_node(self, tg: Registration, tg_ids: dict[str, str], service_ids: list[str]) -> str:
+        if tg.urn not in tg_ids:
+            name = self.name("target group", tg.props.get("name", tg.name))
+            tg_ids[tg.urn] = self.f.node(f"tg{len(tg_ids)}", f"target group {name}")
+            for service_id in service_ids:
+                self.f.edge(tg_ids[tg.urn], service_id)
+        return tg_ids[tg.urn]
+
+
+def _trigger_mode(pattern: Any) -> str:
+    try:
+        detail_type = (json.loads(pattern) if isinstance(pattern, str) else {}).get("detail-type") or []
+    except ValueError:
+        detail_type = []
+    if "AWS API Call via CloudTrail" in detail_type:
+        return "cloudtrail (data events)"
+    if "Object Created" in detail_type:
+        return "eventbridge (S3 notification)"
+    return "event pattern " + ", ".join(map(str, detail_type))
+
+
+def _traffic_routes(run: ProgramRun) -> dict[str, str]:
+    """Listener ARN -> ``production`` or ``test``, as the deployment groups route traffic."""
     routes: dict[str, str] = {}
-    for g in groups:
+    for g in run.of_type(rt.CODEDEPLOY_DEPLOYMENT_GROUP):
         pair = ((g.props.get("loadBalancerInfo") or {}).get("targetGroupPairInfo")) or {}
         for role, route in (("production", "prodTrafficRoute"), ("test", "testTrafficRoute")):
             for arn in (pair.get(route) or {}).get("listenerArns") or []:
                 routes[arn] = role
-    lbs = _by_arn(run, LOAD_BALANCER)
-    tgs = _by_arn(run, TARGET_GROUP)
-    listeners = sorted(run.of_type(LISTENER), key=lambda r: (float(r.props.get("port") or 0), r.name))
-    services = run.of_type(ECS_SERVICE)
-    clusters = _by_arn(run, ECS_CLUSTER)
-    service_ids: list[str] = []
-    for i, svc in enumerate(services):
-        cluster = clusters.get(str(svc.props.get("cluster")))
-        count = svc.props.get("desiredCount")
-        service_ids.append(
-            f.node(
-                f"service{i}",
-                f"ECS service {name('ECS service', svc.props.get('name', svc.name))}",
-                f"cluster {name('ECS cluster', cluster.props.get('name', cluster.name))}" if cluster else "",
-                f"{count:g} task(s), {svc.props.get('launchType', 'FARGATE')}" if isinstance(count, float) else "",
-            )
-        )
-    alb_ids: dict[str, str] = {}
-    tg_ids: dict[str, str] = {}
-    listener_ids: dict[tuple[str, float], str] = {}  # (load balancer ARN, port) -> node
-    redirects: list[tuple[str, str, dict[str, Any]]] = []  # (listener node, load balancer ARN, redirect)
-    for i, listener in enumerate(listeners):
-        lb = lbs.get(str(listener.props.get("loadBalancerArn")))
-        alb_id = None
-        if lb is not None:
-            alb_id = alb_ids.get(lb.urn)
-            if alb_id is None:
-                alb_id = alb_ids[lb.urn] = f.node(
-                    f"alb{len(alb_ids)}", f"ALB {name('load balancer', lb.props.get('name', lb.name))}"
-                )
-        actions = listener.props.get("defaultActions") or []
-        redirect = next((a.get("redirect") or {} for a in actions if a.get("type") == "redirect"), None)
-        # Not a traffic route of the deployment group: a redirect (HTTP -> HTTPS) or some other listener;
-        # without a deployment group, the lowest port is taken for production.
-        fallback = "redirect" if redirect is not None else "other" if routes else "production" if i == 0 else "test"
-        role = routes.get(str(listener.state.get("arn")), fallback)
-        port = listener.props.get("port")
-        listener_id = f.node(
-            f"listener{i}",
-            f"{role} listener {listener.props.get('protocol', '')}:{port:g}"
-            if isinstance(port, float)
-            else listener.name,
-        )
-        f.edge(alb_id, listener_id)
-        lb_arn = str(listener.props.get("loadBalancerArn"))
-        if isinstance(port, float):
-            listener_ids[(lb_arn, port)] = listener_id
-        if redirect is not None:
-            redirects.append((listener_id, lb_arn, redirect))
-        for action in actions:
-            tg = tgs.get(str(action.get("targetGroupArn")))
-            if tg is None:
-                continue
-            tg_id = tg_ids.get(tg.urn)
-            if tg_id is None:
-                tg_id = tg_ids[tg.urn] = f.node(
-                    f"tg{len(tg_ids)}", f"target group {name('target group', tg.props.get('name', tg.name))}"
-                )
-                for service_id in service_ids:
-                    f.edge(tg_id, service_id)
-            f.edge(listener_id, tg_id, "forward (initially)")
-        if deploy_stage and role in ("production", "test"):
-            f.edge(deploy_stage, listener_id, "reroutes traffic", dotted=True)
-    for listener_id, lb_arn, redirect in redirects:
-        to_port = _num(redirect.get("port"))
-        target = listener_ids.get((lb_arn, to_port)) if to_port is not None else None
-        if target is not None:
-            f.edge(listener_id, target, f"redirects ({redirect.get('statusCode', '').replace('HTTP_', '')})")
-    if deploy_stage:
-        for service_id in service_ids:
-            f.edge(deploy_stage, service_id, "replacement task set")
-    return f
+    return routes
 
 
 def pipeline_markdown(run: ProgramRun, display: Callable[[str], str], *, title: str) -> str:

@@ -37,18 +37,46 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from components.config import SECRET_KEYS, ConfigError
+from components.build_stage import EMBEDDED_FILES, embedded_files
+from components.config import SECRET_KEYS
+from components.config_types import ConfigError
 from offline import mermaid, pricing
 from offline.engine import ACCOUNT_ID, ProgramRun, Registration, is_secret, run_program, unwrap
 from offline.stack_files import ROOT, StackFileError, StackFiles, load_stack_files, secret_placeholder
+from policy import resource_types as rt
 
-GENERATED_FILES: dict[str, str] = {
-    "gitlabCiYml": "app.gitlab-ci.yml",
-    "buildspecYml": "buildspec.yml",
-    "taskdefJson": "taskdef.json",
-    "appspecYaml": "appspec.yaml",
-}
-"""Stack output -> file written from it, byte for byte."""
+APP_CI_FILE = "app.gitlab-ci.yml"
+APP_CI_OUTPUT = "gitlabCiYml"
+"""The one generated file an operator takes from a stack output (into the application repository)."""
+
+
+@dataclass(frozen=True)
+class GeneratedFile:
+    name: str
+    source: str
+    """Where the plan read it: a stack output, or a resource's property."""
+    content: str | None
+    """``None`` when the program registered nothing to read it from."""
+
+
+def generated_files(run: ProgramRun) -> list[GeneratedFile]:
+    """The files the program renders, read from what it registers, byte for byte: the application's job file
+    (a stack output), the build's buildspec (its CodeBuild project) and the two deployment templates the
+    buildspec carries."""
+    found = [GeneratedFile(APP_CI_FILE, f"stack output {code(APP_CI_OUTPUT)}", run.outputs.get(APP_CI_OUTPUT))]
+    builds = [
+        p
+        for p in run.of_type(rt.CODEBUILD_PROJECT)
+        if embedded_files(str((p.props.get("source") or {}).get("buildspec", "")))
+    ]
+    buildspec = str(builds[0].props["source"]["buildspec"]) if builds else None
+    source = f"CodeBuild project {code(str(builds[0].props.get('name')))}" if builds else "no CodeBuild project"
+    found.append(GeneratedFile("buildspec.yml", f"{source}, its buildspec", buildspec))
+    embedded = embedded_files(buildspec) if buildspec else {}
+    for name in EMBEDDED_FILES.values():
+        found.append(GeneratedFile(name, f"{source}, carried by its buildspec", embedded.get(name)))
+    return found
+
 
 SECRET = "[secret]"
 KNOWN_AFTER_APPLY = "(known after apply)"
@@ -239,15 +267,19 @@ def _block_lines(key: str, body: str, lang: str) -> list[str]:
     return [f"**{key}** ({kind}):", "", *block(body, lang), ""]
 
 
+def _render_text(key: str, value: str) -> tuple[str | None, list[str]]:
+    document = _as_document(value)
+    if document is not None:
+        return None, _block_lines(key, *document)
+    if "\n" in value or len(value) > _INLINE_MAX:
+        return None, _block_lines(key, value, "")
+    return code(value), []
+
+
 def render_property(key: str, value: Any) -> tuple[str | None, list[str]]:
     """A property as a table cell (short values) or as blocks (documents, long or multi-line values)."""
     if isinstance(value, str):
-        document = _as_document(value)
-        if document is not None:
-            return None, _block_lines(key, *document)
-        if "\n" in value or len(value) > _INLINE_MAX:
-            return None, _block_lines(key, value, "")
-        return code(value), []
+        return _render_text(key, value)
     if isinstance(value, bool) or value is None:
         return code(json.dumps(value)), []
     if isinstance(value, (int, float)):
@@ -362,7 +394,7 @@ class Plan:
 
 
 def region_of(run: ProgramRun, files: StackFiles) -> str:
-    for r in run.of_type("pulumi:providers:aws"):
+    for r in run.of_type(rt.AWS_PROVIDER):
         region = r.props.get("region")
         if isinstance(region, str):
             return region
@@ -374,34 +406,74 @@ def render_plan(run: ProgramRun, files: StackFiles, secret_values: Iterable[str]
     placeholders = {secret_placeholder(k) for k in [*SECRET_KEYS, *files.secret_keys]}
     config_secrets = {files.config[k] for k in files.secret_keys if k in files.config}
     s = Sanitizer(run, [*placeholders, *config_secrets, *secret_values])
-    by_urn = {r.urn: r for r in run.resources}
     groups = group_resources(run)
     region = region_of(run, files)
     table = pricing.load_prices()
     cost = pricing.estimate(run, region, table)
     warnings: list[str] = []
-
-    out: dict[str, bytes] = {}
-    generated: list[tuple[str, str, str]] = []  # (output, file, status)
-    for output, filename in GENERATED_FILES.items():
-        if output not in run.outputs:
-            generated.append((output, filename, "not exported by the program: not written"))
-            warnings.append(f"stack output {output} is not exported, so {filename} was not written")
-            continue
-        content = run.outputs[output]
-        if not isinstance(content, str):
-            content = json.dumps(content, indent=2) + "\n"
-        if output in run.secret_outputs or s.redact(content) != content:
-            generated.append((output, filename, "contains a secret: not written"))
-            warnings.append(f"stack output {output} is or contains a secret, so {filename} was not written")
-            continue
-        out[filename] = content.encode()
-        lines = content.count("\n") + (0 if content.endswith("\n") else 1)
-        generated.append((output, filename, f"{len(content.encode())} bytes, {lines} lines"))
-
+    out, generated = _write_generated(generated_files(run), s, warnings)
     title = f"{files.project} / {files.stack}"
-    md: list[str] = [
-        f"# Offline plan: {title}",
+    md = _header(run, files, region, cost)
+    if warnings:
+        md += ["## Warnings", "", *[f"- {w}" for w in warnings], ""]
+    md += ["## Contents", "", "| Group | Resources |", "|---|---:|"]
+    md += [f"| [{g.title.replace('`', '')}](#{_anchor(g.title)}) | {len(g.members)} |" for g in groups]
+    md += _outputs_section(run, s, written={APP_CI_OUTPUT: APP_CI_FILE} if APP_CI_FILE in out else {})
+    md += [
+        "## Generated files",
+        "",
+        "Written next to this file, byte for byte what the program registers. Where they hold an account id, it is "
+        "the offline engine's stand-in (the example account of the AWS documentation); the deployed stack renders "
+        "the real one.",
+        "",
+        "| File | From | |",
+        "|---|---|---|",
+        *[f"| {code(f.name)} | {f.source} | {status} |" for f, status in generated],
+        "",
+    ]
+    by_urn = {r.urn: r for r in run.resources}
+    for g in groups:
+        md += [f"## {g.title}", "", f"{_count(len(g.members), 'resource')}.", ""]
+        for r in g.members:
+            md += render_resource(r, g, by_urn, s)
+    # Leaks found while rendering (a secret in a plain property) are reported too, once each.
+    leak_warnings = sorted(set(s.warnings))
+    if leak_warnings:
+        at = md.index("## Contents")
+        md[at:at] = ["## Secret leaks", "", *[f"- {w}" for w in leak_warnings], ""]
+    warnings += leak_warnings
+    diagram = mermaid.pipeline_markdown(run, s.text, title=title)
+    cost_md = pricing.render_cost_md(cost, table, title=f"Estimated monthly cost: {title}")
+    # A last pass over every text file: whatever path a value took, no secret leaves the plan.
+    out["plan.md"] = s.redact("\n".join(md).rstrip("\n") + "\n").encode()
+    out["pipeline.md"] = s.redact(diagram).encode()
+    out["cost.md"] = s.redact(cost_md).encode()
+    return Plan(dict(sorted(out.items())), len(run.resources), len(groups), cost, warnings, run)
+
+
+def _write_generated(
+    found: list[GeneratedFile], s: Sanitizer, warnings: list[str]
+) -> tuple[dict[str, bytes], list[tuple[GeneratedFile, str]]]:
+    """The generated files to write (none holding a secret), and each one's status for the table."""
+    out: dict[str, bytes] = {}
+    statuses: list[tuple[GeneratedFile, str]] = []
+    for f in found:
+        if f.content is None:
+            statuses.append((f, "not registered by the program: not written"))
+            warnings.append(f"{f.name}: {f.source} holds nothing, so it was not written")
+        elif s.redact(f.content) != f.content:
+            statuses.append((f, "contains a secret: not written"))
+            warnings.append(f"{f.name} ({f.source}) contains a secret, so it was not written")
+        else:
+            out[f.name] = f.content.encode()
+            lines = f.content.count("\n") + (0 if f.content.endswith("\n") else 1)
+            statuses.append((f, f"{len(f.content.encode())} bytes, {lines} lines"))
+    return out, statuses
+
+
+def _header(run: ProgramRun, files: StackFiles, region: str, cost: pricing.CostEstimate) -> list[str]:
+    return [
+        f"# Offline plan: {files.project} / {files.stack}",
         "",
         "Generated by `make plan` (`python -m offline.plan`) from the program and the committed stack files, on the "
         "offline engine. This is **not** a `pulumi preview`: there is no state and no cloud account, so it shows "
@@ -417,66 +489,27 @@ def render_plan(run: ProgramRun, files: StackFiles, secret_values: Iterable[str]
         "| Delivery flow | [pipeline.md](pipeline.md) |",
         "",
     ]
-    if warnings:
-        md += ["## Warnings", "", *[f"- {w}" for w in warnings], ""]
-    md += ["## Contents", "", "| Group | Resources |", "|---|---:|"]
-    for g in groups:
-        md.append(f"| [{g.title.replace('`', '')}](#{_anchor(g.title)}) | {len(g.members)} |")
-    md += ["", "## Stack outputs", "", "| Output | Value |", "|---|---|"]
-    output_blocks: list[str] = []
-    # In the order the program exports them (the URL first), as `pulumi stack output` lists them.
-    order = [n for n in run.export_order if n in run.outputs] or list(run.outputs)
-    for name in order:
-        value = run.outputs[name]
+
+
+def _outputs_section(run: ProgramRun, s: Sanitizer, written: Mapping[str, str]) -> list[str]:
+    """The stack outputs, in the order the program exports them (the URL first), as `pulumi stack output` does."""
+    md = ["", "## Stack outputs", "", "| Output | Value |", "|---|---|"]
+    blocks: list[str] = []
+    for name in [n for n in run.export_order if n in run.outputs] or list(run.outputs):
         shown: str | None
-        if name in GENERATED_FILES and GENERATED_FILES[name] in out:
-            shown = f"written to {code(GENERATED_FILES[name])}"
+        if name in written:
+            shown = f"written to {code(written[name])}"
         elif name in run.secret_outputs:
             shown = code(SECRET)
         else:
-            shown_value = s.value(value, f"output {name}")
-            if isinstance(shown_value, str) and "\n" not in shown_value:
-                shown = code(shown_value)
+            value = s.value(run.outputs[name], f"output {name}")
+            if isinstance(value, str) and "\n" not in value:
+                shown = code(value)
             else:
-                shown, output_lines = render_property(name, shown_value)
-                output_blocks += output_lines
+                shown, lines = render_property(name, value)
+                blocks += lines
         md.append(f"| {name} | {shown if shown is not None else 'below'} |")
-    md += ["", *output_blocks, "## Generated files", ""]
-    md += [
-        "Written next to this file from the stack outputs, byte for byte. Where they hold an account id, it is the "
-        "offline engine's stand-in (the example account of the AWS documentation); the deployed stack renders the "
-        "real one.",
-        "",
-        "| File | From output | |",
-        "|---|---|---|",
-        *[f"| {code(f)} | {code(o)} | {status} |" for o, f, status in generated],
-        "",
-    ]
-    for g in groups:
-        md += [f"## {g.title}", "", f"{_count(len(g.members), 'resource')}.", ""]
-        for r in g.members:
-            md += render_resource(r, g, by_urn, s)
-    # Leaks found while rendering (a secret in a plain property) are reported too, once each.
-    leak_warnings = sorted(set(s.warnings))
-    if leak_warnings:
-        at = md.index("## Contents")
-        md[at:at] = ["## Secret leaks", "", *[f"- {w}" for w in leak_warnings], ""]
-    warnings += leak_warnings
-
-    diagram = mermaid.pipeline_markdown(run, s.text, title=title)
-    cost_md = pricing.render_cost_md(cost, table, title=f"Estimated monthly cost: {title}")
-    # A last pass over every text file: whatever path a value took, no secret leaves the plan.
-    out["plan.md"] = s.redact("\n".join(md).rstrip("\n") + "\n").encode()
-    out["pipeline.md"] = s.redact(diagram).encode()
-    out["cost.md"] = s.redact(cost_md).encode()
-    return Plan(
-        files=dict(sorted(out.items())),
-        resource_count=len(run.resources),
-        group_count=len(groups),
-        cost=cost,
-        warnings=warnings,
-        run=run,
-    )
+    return [*md, "", *blocks]
 
 
 def _kinds(resources: list[Registration]) -> str:
@@ -577,10 +610,7 @@ def main(argv: list[str] | None = None) -> int:
         plan = build_plan(args.stack, root, progress=progress)
         progress(f"writing {out}")
         write_plan(plan, out)
-    except ConfigError as error:
-        print(f"plan: {args.stack}: {error}\nplan: nothing written", file=sys.stderr)
-        return 2
-    except (StackFileError, PlanError) as error:
+    except (ConfigError, StackFileError, PlanError) as error:
         print(f"plan: {args.stack}: {error}\nplan: nothing written", file=sys.stderr)
         return 2
     except Exception:

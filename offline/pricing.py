@@ -18,21 +18,9 @@ from typing import Any
 import yaml
 
 from offline.engine import ProgramRun, Registration
+from policy import resource_types as rt
 
 PRICES = Path(__file__).resolve().parent / "prices.yaml"
-
-LOAD_BALANCER = "aws:lb/loadBalancer:LoadBalancer"
-ECS_SERVICE = "aws:ecs/service:Service"
-TASK_DEFINITION = "aws:ecs/taskDefinition:TaskDefinition"
-NAT_GATEWAY = "aws:ec2/natGateway:NatGateway"
-ELASTIC_IP = "aws:ec2/eip:Eip"
-TRAIL = "aws:cloudtrail/trail:Trail"
-PIPELINE = "aws:codepipeline/pipeline:Pipeline"
-BUILD_PROJECT = "aws:codebuild/project:Project"
-DEPLOYMENT_GROUP = "aws:codedeploy/deploymentGroup:DeploymentGroup"
-KMS_KEY = "aws:kms/key:Key"
-ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
-SECRET = "aws:secretsmanager/secret:Secret"
 
 
 @dataclass(frozen=True)
@@ -102,7 +90,7 @@ def _plural(n: float, word: str) -> str:
 
 def _task_definition(run: ProgramRun, service: Registration) -> Registration | None:
     arn = service.props.get("taskDefinition")
-    definitions = run.of_type(TASK_DEFINITION)
+    definitions = run.of_type(rt.ECS_TASK_DEFINITION)
     for definition in definitions:
         if arn and arn in (definition.state.get("arn"), definition.state.get("arnWithoutRevision")):
             return definition
@@ -116,7 +104,7 @@ def _termination_wait_minutes(run: ProgramRun) -> float:
                 (g.props.get("blueGreenDeploymentConfig") or {}).get("terminateBlueInstancesOnDeploymentSuccess") or {}
             ).get("terminationWaitTimeInMinutes")
         )
-        for g in run.of_type(DEPLOYMENT_GROUP)
+        for g in run.of_type(rt.CODEDEPLOY_DEPLOYMENT_GROUP)
     ]
     return max(waits, default=0.0)
 
@@ -151,6 +139,230 @@ def _alarm_metrics(alarm: Registration) -> int:
     return max(1, sum(1 for q in queries if q.get("metric")))
 
 
+class _Estimator:
+    """One method per priced item; each appends its lines (and notes) for what ``run`` registered."""
+
+    def __init__(self, run: ProgramRun, prices: Mapping[str, Any], table: PriceTable) -> None:
+        self.run = run
+        self.prices = prices
+        self.hours = table.hours_per_month
+        self.a = table.assumptions
+        self.uploads = self.a["uploads_per_month"]
+        self.wait = _termination_wait_minutes(run)
+        self.fixed: list[CostLine] = []
+        self.usage: list[CostLine] = []
+        self.notes: list[str] = []
+        self.public_ips: list[tuple[float, str]] = []
+        self.per_task_hour = 0.0
+
+    def load_balancers(self) -> None:
+        """Hours, a minimal LCU, and one public IPv4 address per subnet when internet-facing."""
+        all_lbs = self.run.of_type(rt.LB_LOAD_BALANCER)
+        albs = [r for r in all_lbs if r.props.get("loadBalancerType", "application") == "application"]
+        other_lbs = [r.name for r in all_lbs if r not in albs]
+        if other_lbs:
+            self.notes.append(f"Load balancers other than ALBs are not priced: {', '.join(other_lbs)}.")
+        if not albs:
+            return
+        names = ", ".join(r.name for r in albs)
+        self.fixed.append(
+            CostLine("ALB hours", len(albs) * self.hours, "ALB-hour", self.prices["alb_hour"], f"{names}, 24/7")
+        )
+        lcu = self.a["alb_lcu_per_hour"]
+        self.fixed.append(
+            CostLine(
+                "ALB capacity (minimal LCU)",
+                len(albs) * lcu * self.hours,
+                "LCU-hour",
+                self.prices["alb_lcu_hour"],
+                f"assumes {lcu} LCU per hour per ALB (a small site)",
+            )
+        )
+        for alb in albs:
+            if not alb.props.get("internal", False):
+                subnets = len(alb.props.get("subnets") or alb.props.get("subnetMappings") or [])
+                self.public_ips.append((subnets, f"{alb.name}: one per AZ subnet ({subnets})"))
+
+    def fargate_tasks(self) -> None:
+        """desiredCount x (vCPU + GB) per hour, with the task definition's size and architecture."""
+        for service in self.run.of_type(rt.ECS_SERVICE):
+            if service.props.get("launchType", "FARGATE") != "FARGATE":
+                self.notes.append(f"ECS service {service.name} is not on Fargate and is not priced.")
+                continue
+            definition = _task_definition(self.run, service)
+            if definition is None:
+                self.notes.append(f"No task definition found for ECS service {service.name}; its tasks are not priced.")
+                continue
+            self._fargate_service(service, definition)
+
+    def _fargate_service(self, service: Registration, definition: Registration) -> None:
+        desired = _num(service.props.get("desiredCount"), 1.0)
+        vcpu = _num(definition.props.get("cpu")) / 1024
+        gb = _num(definition.props.get("memory")) / 1024
+        arch = (definition.props.get("runtimePlatform") or {}).get("cpuArchitecture") or "X86_64"
+        vcpu_price = self.prices["fargate_vcpu_hour"][arch]
+        gb_price = self.prices["fargate_gb_hour"][arch]
+        basis = f"{service.name}: desiredCount {desired:g} x {definition.name} ({vcpu:g} vCPU, {gb:g} GB, {arch}), 24/7"
+        self.fixed.append(CostLine("Fargate vCPU", desired * vcpu * self.hours, "vCPU-hour", vcpu_price, basis))
+        self.fixed.append(CostLine("Fargate memory", desired * gb * self.hours, "GB-hour", gb_price, basis))
+        self.per_task_hour += vcpu * vcpu_price + gb * gb_price
+        if (service.props.get("networkConfiguration") or {}).get("assignPublicIp"):
+            self.public_ips.append((desired, f"{service.name}: tasks with a public IP ({desired:g})"))
+
+    def nat_and_addresses(self) -> None:
+        """NAT gateway hours (data processing depends on traffic) and every public IPv4 address found so far."""
+        nats = self.run.of_type(rt.EC2_NAT_GATEWAY)
+        if nats:
+            self.fixed.append(
+                CostLine(
+                    "NAT gateway hours",
+                    len(nats) * self.hours,
+                    "gateway-hour",
+                    self.prices["nat_gateway_hour"],
+                    f"{_plural(len(nats), 'NAT gateway')}, 24/7; data processing excluded",
+                )
+            )
+        eips = self.run.of_type(rt.EC2_EIP)
+        if eips:
+            self.public_ips.append((len(eips), f"{_plural(len(eips), 'Elastic IP')}"))
+        if self.public_ips:
+            self.fixed.append(
+                CostLine(
+                    "Public IPv4 addresses",
+                    sum(n for n, _ in self.public_ips) * self.hours,
+                    "IP-hour",
+                    self.prices["public_ipv4_hour"],
+                    "; ".join(why for _, why in self.public_ips),
+                )
+            )
+
+    def trails(self) -> None:
+        """CloudTrail data events (cloudtrail trigger mode): per 100,000 events."""
+        for trail in self.run.of_type(rt.CLOUDTRAIL_TRAIL):
+            per_upload = 2 if _trail_logs_reads(trail) else 1
+            self.fixed.append(
+                CostLine(
+                    "CloudTrail data events",
+                    self.uploads * per_upload / 100_000,
+                    "100k events",
+                    self.prices["cloudtrail_data_events_per_100k"],
+                    f"{trail.name}: assumes {self.uploads:g} uploads/month, {per_upload} logged event(s) each",
+                )
+            )
+            if _trail_logs_management_events(trail):
+                self.notes.append(
+                    f"Trail {trail.name} also logs management events: free if it is the region's only trail doing "
+                    "so, otherwise $2.00 per 100,000 events."
+                )
+
+    def pipelines(self) -> None:
+        """V1: per active pipeline; V2: per action-execution minute after the free minutes."""
+        v2_names: list[str] = []
+        for pipeline in self.run.of_type(rt.CODEPIPELINE_PIPELINE):
+            if pipeline.props.get("pipelineType", "V1") == "V2":
+                v2_names.append(pipeline.name)
+                continue
+            self.fixed.append(
+                CostLine(
+                    "CodePipeline V1",
+                    1,
+                    "active pipeline-month",
+                    self.prices["codepipeline_v1_pipeline_month"],
+                    f"{pipeline.name} (free in its first 30 days and in months without a change)",
+                )
+            )
+        if v2_names:
+            self._v2_minutes(v2_names)
+
+    def _v2_minutes(self, names: list[str]) -> None:
+        a = self.a
+        per_execution = (
+            a["source_minutes_per_execution"]
+            + a["build_minutes_per_execution"]
+            + a["deploy_minutes_per_execution"]
+            + self.wait
+        )
+        minutes = len(names) * self.uploads * per_execution
+        free = self.prices["codepipeline_v2_free_minutes"]
+        self.fixed.append(
+            CostLine(
+                "CodePipeline V2 action minutes",
+                max(0.0, minutes - free),
+                "action-minute",
+                self.prices["codepipeline_v2_action_minute"],
+                f"{', '.join(names)}: assumes {self.uploads:g} executions/month x {per_execution:g} min "
+                f"(deploy includes the {self.wait:g} min blue-task termination wait) = {minutes:g} min, "
+                f"less {free:g} free minutes per account",
+            )
+        )
+
+    def small_charges(self) -> None:
+        """Per-resource monthly charges. CloudWatch bills a standard alarm per metric it reads."""
+        alarms = self.run.of_type(rt.METRIC_ALARM)
+        if alarms:
+            self.fixed.append(
+                CostLine(
+                    "CloudWatch alarm metrics",
+                    sum(_alarm_metrics(alarm) for alarm in alarms),
+                    "alarm-metric-month",
+                    self.prices["cloudwatch_alarm_month"],
+                    ", ".join(f"{x.name} ({_plural(_alarm_metrics(x), 'metric')})" for x in alarms),
+                )
+            )
+        for typ, item, unit, key in (
+            (rt.KMS_KEY, "KMS keys", "key-month", "kms_key_month"),
+            (rt.SECRETS_MANAGER_SECRET, "Secrets Manager secrets", "secret-month", "secret_month"),
+        ):
+            found = self.run.of_type(typ)
+            if found:
+                self.fixed.append(CostLine(item, len(found), unit, self.prices[key], ", ".join(r.name for r in found)))
+
+    def per_deployment(self) -> None:
+        """Build minutes and the blue/green overlap: usage lines, not in the total."""
+        for project in self.run.of_type(rt.CODEBUILD_PROJECT):
+            compute = (project.props.get("environment") or {}).get("computeType", "BUILD_GENERAL1_SMALL")
+            if compute not in self.prices["codebuild_minute"]:
+                continue
+            minutes = self.a["build_minutes_per_execution"]
+            self.usage.append(
+                CostLine(
+                    "CodeBuild minutes",
+                    self.uploads * minutes,
+                    "build-minute",
+                    self.prices["codebuild_minute"][compute],
+                    f"{project.name} ({compute}): assumes {self.uploads:g} builds/month x {minutes:g} min",
+                )
+            )
+        if self.per_task_hour and self.run.of_type(rt.CODEDEPLOY_DEPLOYMENT_GROUP):
+            overlap = self.a["deploy_minutes_per_execution"] + self.wait
+            desired_total = sum(_num(s.props.get("desiredCount"), 1.0) for s in self.run.of_type(rt.ECS_SERVICE))
+            self.usage.append(
+                CostLine(
+                    "Blue/green overlap (replacement tasks)",
+                    self.uploads * desired_total * overlap / 60,
+                    "task-hour",
+                    self.per_task_hour,
+                    f"both task sets run for ~{overlap:g} min per deployment (incl. the {self.wait:g} min "
+                    "termination wait)",
+                )
+            )
+
+    def excluded(self) -> list[str]:
+        prices = self.prices
+        return [
+            f"NAT gateway data processing (${prices['nat_gateway_gb']}/GB) and data transfer out to the internet"
+            if self.run.of_type(rt.EC2_NAT_GATEWAY)
+            else "Data transfer out to the internet",
+            f"CloudWatch Logs ingestion (${prices['logs_ingest_gb']}/GB) and storage "
+            f"(${prices['logs_storage_gb_month']}/GB-month)",
+            f"S3 storage (${prices['s3_standard_gb_month']}/GB-month; source versions and artifacts expire) and "
+            "requests",
+            f"ECR storage (${prices['ecr_storage_gb_month']}/GB-month; the lifecycle policy keeps a few images)",
+            "ALB capacity above the minimal LCU",
+            "Free: CodeDeploy to ECS, EventBridge delivery of AWS service events, VPC, subnets, security groups, IAM",
+        ]
+
+
 def estimate(run: ProgramRun, region: str, table: PriceTable | None = None) -> CostEstimate:
     """The monthly cost of what ``run`` registered, in ``region``."""
     table = table or load_prices()
@@ -161,204 +373,17 @@ def estimate(run: ProgramRun, region: str, table: PriceTable | None = None) -> C
             priced=False,
             notes=[f"The price table has no prices for {region} (it has {', '.join(sorted(table.regions))})."],
         )
-    hours = table.hours_per_month
-    a = table.assumptions
-    fixed: list[CostLine] = []
-    usage: list[CostLine] = []
-    notes: list[str] = []
-
-    # --- Load balancers: hours, a minimal LCU, and one public IPv4 address per subnet when internet-facing.
-    public_ips: list[tuple[float, str]] = []
-    albs = [r for r in run.of_type(LOAD_BALANCER) if r.props.get("loadBalancerType", "application") == "application"]
-    if albs:
-        names = ", ".join(r.name for r in albs)
-        fixed.append(CostLine("ALB hours", len(albs) * hours, "ALB-hour", prices["alb_hour"], f"{names}, 24/7"))
-        lcu = a["alb_lcu_per_hour"]
-        fixed.append(
-            CostLine(
-                "ALB capacity (minimal LCU)",
-                len(albs) * lcu * hours,
-                "LCU-hour",
-                prices["alb_lcu_hour"],
-                f"assumes {lcu} LCU per hour per ALB (a small site)",
-            )
-        )
-        for alb in albs:
-            if not alb.props.get("internal", False):
-                subnets = len(alb.props.get("subnets") or alb.props.get("subnetMappings") or [])
-                public_ips.append((subnets, f"{alb.name}: one per AZ subnet ({subnets})"))
-    other_lbs = [r.name for r in run.of_type(LOAD_BALANCER) if r not in albs]
-    if other_lbs:
-        notes.append(f"Load balancers other than ALBs are not priced: {', '.join(other_lbs)}.")
-
-    # --- Fargate tasks: desiredCount x (vCPU + GB) per hour, with the task definition's size and architecture.
-    per_task_hour = 0.0
-    for service in run.of_type(ECS_SERVICE):
-        if service.props.get("launchType", "FARGATE") != "FARGATE":
-            notes.append(f"ECS service {service.name} is not on Fargate and is not priced.")
-            continue
-        desired = _num(service.props.get("desiredCount"), 1.0)
-        definition = _task_definition(run, service)
-        if definition is None:
-            notes.append(f"No task definition found for ECS service {service.name}; its tasks are not priced.")
-            continue
-        vcpu = _num(definition.props.get("cpu")) / 1024
-        gb = _num(definition.props.get("memory")) / 1024
-        arch = (definition.props.get("runtimePlatform") or {}).get("cpuArchitecture") or "X86_64"
-        basis = f"{service.name}: desiredCount {desired:g} x {definition.name} ({vcpu:g} vCPU, {gb:g} GB, {arch}), 24/7"
-        fixed.append(
-            CostLine("Fargate vCPU", desired * vcpu * hours, "vCPU-hour", prices["fargate_vcpu_hour"][arch], basis)
-        )
-        fixed.append(
-            CostLine("Fargate memory", desired * gb * hours, "GB-hour", prices["fargate_gb_hour"][arch], basis)
-        )
-        per_task_hour += vcpu * prices["fargate_vcpu_hour"][arch] + gb * prices["fargate_gb_hour"][arch]
-        if (service.props.get("networkConfiguration") or {}).get("assignPublicIp"):
-            public_ips.append((desired, f"{service.name}: tasks with a public IP ({desired:g})"))
-
-    # --- NAT gateways: hours only; data processing depends on traffic.
-    nats = run.of_type(NAT_GATEWAY)
-    if nats:
-        fixed.append(
-            CostLine(
-                "NAT gateway hours",
-                len(nats) * hours,
-                "gateway-hour",
-                prices["nat_gateway_hour"],
-                f"{_plural(len(nats), 'NAT gateway')}, 24/7; data processing excluded",
-            )
-        )
-    eips = run.of_type(ELASTIC_IP)
-    if eips:
-        public_ips.append((len(eips), f"{_plural(len(eips), 'Elastic IP')}"))
-    if public_ips:
-        count = sum(n for n, _ in public_ips)
-        fixed.append(
-            CostLine(
-                "Public IPv4 addresses",
-                count * hours,
-                "IP-hour",
-                prices["public_ipv4_hour"],
-                "; ".join(why for _, why in public_ips),
-            )
-        )
-
-    # --- CloudTrail data events (cloudtrail trigger mode): per 100,000 events.
-    uploads = a["uploads_per_month"]
-    for trail in run.of_type(TRAIL):
-        per_upload = 2 if _trail_logs_reads(trail) else 1
-        fixed.append(
-            CostLine(
-                "CloudTrail data events",
-                uploads * per_upload / 100_000,
-                "100k events",
-                prices["cloudtrail_data_events_per_100k"],
-                f"{trail.name}: assumes {uploads:g} uploads/month, {per_upload} logged event(s) each",
-            )
-        )
-        if _trail_logs_management_events(trail):
-            notes.append(
-                f"Trail {trail.name} also logs management events: free if it is the region's only trail doing so, "
-                "otherwise $2.00 per 100,000 events."
-            )
-
-    # --- CodePipeline: V1 per active pipeline, V2 per action-execution minute after the free minutes.
-    wait = _termination_wait_minutes(run)
-    minutes_per_execution = (
-        a["source_minutes_per_execution"] + a["build_minutes_per_execution"] + a["deploy_minutes_per_execution"] + wait
+    est = _Estimator(run, prices, table)
+    est.load_balancers()
+    est.fargate_tasks()
+    est.nat_and_addresses()
+    est.trails()
+    est.pipelines()
+    est.small_charges()
+    est.per_deployment()
+    return CostEstimate(
+        region=region, priced=True, fixed=est.fixed, usage=est.usage, excluded=est.excluded(), notes=est.notes
     )
-    v2_minutes = 0.0
-    v2_names: list[str] = []
-    for pipeline in run.of_type(PIPELINE):
-        if pipeline.props.get("pipelineType", "V1") == "V2":
-            v2_minutes += uploads * minutes_per_execution
-            v2_names.append(pipeline.name)
-        else:
-            fixed.append(
-                CostLine(
-                    "CodePipeline V1",
-                    1,
-                    "active pipeline-month",
-                    prices["codepipeline_v1_pipeline_month"],
-                    f"{pipeline.name} (free in its first 30 days and in months without a change)",
-                )
-            )
-    if v2_names:
-        free = prices["codepipeline_v2_free_minutes"]
-        billable = max(0.0, v2_minutes - free)
-        fixed.append(
-            CostLine(
-                "CodePipeline V2 action minutes",
-                billable,
-                "action-minute",
-                prices["codepipeline_v2_action_minute"],
-                f"{', '.join(v2_names)}: assumes {uploads:g} executions/month x {minutes_per_execution:g} min "
-                f"(deploy includes the {wait:g} min blue-task termination wait) = {v2_minutes:g} min, "
-                f"less {free:g} free minutes per account",
-            )
-        )
-
-    # --- Small per-resource monthly charges, when the program registers any.
-    # CloudWatch bills a standard alarm per metric it reads: a metric-math alarm over two metrics costs two.
-    alarms = run.of_type(ALARM)
-    if alarms:
-        metrics = sum(_alarm_metrics(a) for a in alarms)
-        fixed.append(
-            CostLine(
-                "CloudWatch alarm metrics",
-                metrics,
-                "alarm-metric-month",
-                prices["cloudwatch_alarm_month"],
-                ", ".join(f"{a.name} ({_plural(_alarm_metrics(a), 'metric')})" for a in alarms),
-            )
-        )
-    for typ, item, unit, key in (
-        (KMS_KEY, "KMS keys", "key-month", "kms_key_month"),
-        (SECRET, "Secrets Manager secrets", "secret-month", "secret_month"),
-    ):
-        found = run.of_type(typ)
-        if found:
-            fixed.append(CostLine(item, len(found), unit, prices[key], ", ".join(r.name for r in found)))
-
-    # --- Per deployment (not in the total).
-    for project in run.of_type(BUILD_PROJECT):
-        compute = (project.props.get("environment") or {}).get("computeType", "BUILD_GENERAL1_SMALL")
-        if compute in prices["codebuild_minute"]:
-            minutes = a["build_minutes_per_execution"]
-            usage.append(
-                CostLine(
-                    "CodeBuild minutes",
-                    uploads * minutes,
-                    "build-minute",
-                    prices["codebuild_minute"][compute],
-                    f"{project.name} ({compute}): assumes {uploads:g} builds/month x {minutes:g} min",
-                )
-            )
-    if per_task_hour and run.of_type(DEPLOYMENT_GROUP):
-        overlap = a["deploy_minutes_per_execution"] + wait
-        desired_total = sum(_num(s.props.get("desiredCount"), 1.0) for s in run.of_type(ECS_SERVICE))
-        usage.append(
-            CostLine(
-                "Blue/green overlap (replacement tasks)",
-                uploads * desired_total * overlap / 60,
-                "task-hour",
-                per_task_hour,
-                f"both task sets run for ~{overlap:g} min per deployment (incl. the {wait:g} min termination wait)",
-            )
-        )
-
-    excluded = [
-        f"NAT gateway data processing (${prices['nat_gateway_gb']}/GB) and data transfer out to the internet"
-        if nats
-        else "Data transfer out to the internet",
-        f"CloudWatch Logs ingestion (${prices['logs_ingest_gb']}/GB) and storage "
-        f"(${prices['logs_storage_gb_month']}/GB-month)",
-        f"S3 storage (${prices['s3_standard_gb_month']}/GB-month; source versions and artifacts expire) and requests",
-        f"ECR storage (${prices['ecr_storage_gb_month']}/GB-month; the lifecycle policy keeps a few images)",
-        "ALB capacity above the minimal LCU",
-        "Free: CodeDeploy to ECS, EventBridge delivery of AWS service events, VPC, subnets, security groups, IAM",
-    ]
-    return CostEstimate(region=region, priced=True, fixed=fixed, usage=usage, excluded=excluded, notes=notes)
 
 
 def money(value: float) -> str:

@@ -27,6 +27,11 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+try:
+    from policy import resource_types as rt
+except ImportError:  # run by the Pulumi CLI from the pack's folder, where it is a sibling module
+    import resource_types as rt  # type: ignore[no-redef]
+
 # --- Values, resources, violations -----------------------------------------------------------------
 
 
@@ -116,73 +121,60 @@ class StackRule:
 
 # pulumi-aws v7 still accepts the deprecated *V2 names and the aws.alb aliases of aws.lb; a rule keyed on the
 # current token alone would miss a resource declared with the old one.
-BUCKETS = frozenset({"aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2"})
-BUCKET_PUBLIC_ACCESS_BLOCK = "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"
-ACCOUNT_PUBLIC_ACCESS_BLOCK = "aws:s3/accountPublicAccessBlock:AccountPublicAccessBlock"
-BUCKET_ENCRYPTION = frozenset(
-    {
-        "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
-        "aws:s3/bucketServerSideEncryptionConfigurationV2:BucketServerSideEncryptionConfigurationV2",
-    }
-)
-BUCKET_POLICY = "aws:s3/bucketPolicy:BucketPolicy"
-BUCKET_VERSIONING = frozenset(
-    {"aws:s3/bucketVersioning:BucketVersioning", "aws:s3/bucketVersioningV2:BucketVersioningV2"}
-)
-PIPELINE = "aws:codepipeline/pipeline:Pipeline"
-ECR_REPOSITORY = "aws:ecr/repository:Repository"
-ECR_LIFECYCLE_POLICY = "aws:ecr/lifecyclePolicy:LifecyclePolicy"
-CODEBUILD_PROJECT = "aws:codebuild/project:Project"
-TASK_DEFINITION = "aws:ecs/taskDefinition:TaskDefinition"
-LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
-LOAD_BALANCERS = frozenset({"aws:lb/loadBalancer:LoadBalancer", "aws:alb/loadBalancer:LoadBalancer"})
-LISTENERS = frozenset({"aws:lb/listener:Listener", "aws:alb/listener:Listener"})
-SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup"
-SECURITY_GROUP_RULE = "aws:ec2/securityGroupRule:SecurityGroupRule"
-SECURITY_GROUP_INGRESS_RULE = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
-DEPLOYMENT_GROUP = "aws:codedeploy/deploymentGroup:DeploymentGroup"
-SNS_TOPIC = "aws:sns/topic:Topic"
-KMS_KEY = "aws:kms/key:Key"
-METRIC_ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
-COMPOSITE_ALARM = "aws:cloudwatch/compositeAlarm:CompositeAlarm"
+BUCKETS = frozenset({rt.S3_BUCKET, rt.S3_BUCKET_V2})
+BUCKET_PUBLIC_ACCESS_BLOCK = rt.S3_BUCKET_PUBLIC_ACCESS_BLOCK
+ACCOUNT_PUBLIC_ACCESS_BLOCK = rt.S3_ACCOUNT_PUBLIC_ACCESS_BLOCK
+BUCKET_ENCRYPTION = frozenset({rt.S3_BUCKET_ENCRYPTION, rt.S3_BUCKET_ENCRYPTION_V2})
+BUCKET_POLICY = rt.S3_BUCKET_POLICY
+BUCKET_VERSIONING = frozenset({rt.S3_BUCKET_VERSIONING, rt.S3_BUCKET_VERSIONING_V2})
+PIPELINE = rt.CODEPIPELINE_PIPELINE
+ECR_REPOSITORY = rt.ECR_REPOSITORY
+ECR_LIFECYCLE_POLICY = rt.ECR_LIFECYCLE_POLICY
+CODEBUILD_PROJECT = rt.CODEBUILD_PROJECT
+TASK_DEFINITION = rt.ECS_TASK_DEFINITION
+LOG_GROUP = rt.LOG_GROUP
+LOAD_BALANCERS = frozenset({rt.LB_LOAD_BALANCER, rt.ALB_LOAD_BALANCER})
+LISTENERS = frozenset({rt.LB_LISTENER, rt.ALB_LISTENER})
+SECURITY_GROUP = rt.EC2_SECURITY_GROUP
+SECURITY_GROUP_RULE = rt.EC2_SECURITY_GROUP_RULE
+SECURITY_GROUP_INGRESS_RULE = rt.VPC_SECURITY_GROUP_INGRESS_RULE
+DEPLOYMENT_GROUP = rt.CODEDEPLOY_DEPLOYMENT_GROUP
+SNS_TOPIC = rt.SNS_TOPIC
+KMS_KEY = rt.KMS_KEY
+METRIC_ALARM = rt.METRIC_ALARM
+COMPOSITE_ALARM = rt.COMPOSITE_ALARM
 ALARMS = frozenset({METRIC_ALARM, COMPOSITE_ALARM})
-GITLAB_VARIABLES = frozenset(
-    {
-        "gitlab:index/projectVariable:ProjectVariable",
-        "gitlab:index/groupVariable:GroupVariable",
-        "gitlab:index/instanceVariable:InstanceVariable",
-    }
-)
+GITLAB_VARIABLES = frozenset({rt.GITLAB_PROJECT_VARIABLE, rt.GITLAB_GROUP_VARIABLE, rt.GITLAB_INSTANCE_VARIABLE})
 
 # Resources holding an IAM policy document, and the properties that hold it. KMS key policies are left out on
 # purpose: in a key policy ``Resource: "*"`` means "this key", and AWS's default key policy grants ``kms:*`` to
 # the account, so these rules would misread every key policy.
 POLICY_DOCUMENTS: dict[str, tuple[str, ...]] = {
-    "aws:iam/rolePolicy:RolePolicy": ("policy",),
-    "aws:iam/userPolicy:UserPolicy": ("policy",),
-    "aws:iam/groupPolicy:GroupPolicy": ("policy",),
-    "aws:iam/policy:Policy": ("policy",),
-    "aws:iam/role:Role": ("assumeRolePolicy", "inlinePolicies"),
-    "aws:s3/bucketPolicy:BucketPolicy": ("policy",),
-    "aws:s3/bucket:Bucket": ("policy",),
-    "aws:s3/bucketV2:BucketV2": ("policy",),
-    "aws:ecr/repositoryPolicy:RepositoryPolicy": ("policy",),
-    "aws:sns/topicPolicy:TopicPolicy": ("policy",),
-    "aws:sns/topic:Topic": ("policy",),
-    "aws:cloudwatch/logResourcePolicy:LogResourcePolicy": ("policyDocument",),
-    "aws:cloudwatch/eventBusPolicy:EventBusPolicy": ("policy",),
+    rt.IAM_ROLE_POLICY: ("policy",),
+    rt.IAM_USER_POLICY: ("policy",),
+    rt.IAM_GROUP_POLICY: ("policy",),
+    rt.IAM_POLICY: ("policy",),
+    rt.IAM_ROLE: ("assumeRolePolicy", "inlinePolicies"),
+    rt.S3_BUCKET_POLICY: ("policy",),
+    rt.S3_BUCKET: ("policy",),
+    rt.S3_BUCKET_V2: ("policy",),
+    rt.ECR_REPOSITORY_POLICY: ("policy",),
+    rt.SNS_TOPIC_POLICY: ("policy",),
+    rt.SNS_TOPIC: ("policy",),
+    rt.LOG_RESOURCE_POLICY: ("policyDocument",),
+    rt.EVENT_BUS_POLICY: ("policy",),
 }
 
 # Resources attaching managed policies, and the properties holding the policy ARNs.
 POLICY_ATTACHMENTS: dict[str, str] = {
-    "aws:iam/rolePolicyAttachment:RolePolicyAttachment": "policyArn",
-    "aws:iam/userPolicyAttachment:UserPolicyAttachment": "policyArn",
-    "aws:iam/groupPolicyAttachment:GroupPolicyAttachment": "policyArn",
-    "aws:iam/policyAttachment:PolicyAttachment": "policyArn",
-    "aws:iam/rolePolicyAttachmentsExclusive:RolePolicyAttachmentsExclusive": "policyArns",
-    "aws:iam/userPolicyAttachmentsExclusive:UserPolicyAttachmentsExclusive": "policyArns",
-    "aws:iam/groupPolicyAttachmentsExclusive:GroupPolicyAttachmentsExclusive": "policyArns",
-    "aws:iam/role:Role": "managedPolicyArns",
+    rt.IAM_ROLE_POLICY_ATTACHMENT: "policyArn",
+    rt.IAM_USER_POLICY_ATTACHMENT: "policyArn",
+    rt.IAM_GROUP_POLICY_ATTACHMENT: "policyArn",
+    rt.IAM_POLICY_ATTACHMENT: "policyArn",
+    rt.IAM_ROLE_POLICY_ATTACHMENTS_EXCLUSIVE: "policyArns",
+    rt.IAM_USER_POLICY_ATTACHMENTS_EXCLUSIVE: "policyArns",
+    rt.IAM_GROUP_POLICY_ATTACHMENTS_EXCLUSIVE: "policyArns",
+    rt.IAM_ROLE: "managedPolicyArns",
 }
 
 # --- IAM: what may have ``Resource: "*"`` ------------------------------------------------------------

@@ -13,21 +13,18 @@ The same list is in README.md ("Drift contract").
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import STACKS, stack_run
 
 from offline.engine import ProgramRun
-
-SERVICE = "aws:ecs/service:Service"
-LISTENER = "aws:lb/listener:Listener"
-TARGET_GROUP = "aws:lb/targetGroup:TargetGroup"
-TASK_DEFINITION = "aws:ecs/taskDefinition:TaskDefinition"
-DEPLOYMENT_GROUP = "aws:codedeploy/deploymentGroup:DeploymentGroup"
+from policy import resource_types as rt
+from support.stacks import STACKS, stack_run
 
 # What CodeDeploy owns after the first deployment. Pinned here on purpose: changing it changes what a
 # deployment survives, and README.md documents the same list.
+# ECS blue/green: https://docs.aws.amazon.com/AmazonECS/latest/developerguide/deployment-type-bluegreen.html
 CODEDEPLOY_OWNED = {
     "the ECS service": ["taskDefinition", "loadBalancers"],
     "the production listener": ["defaultActions"],
@@ -35,16 +32,17 @@ CODEDEPLOY_OWNED = {
 }
 
 State = dict[str, dict[str, Any]]
+Deployed = tuple[str, ProgramRun, State]
 
 
 def roles(run: ProgramRun) -> dict[str, str]:
     """URN of the resource playing each CodeDeploy-owned role, found through the deployment group's wiring."""
-    pair = run.one(DEPLOYMENT_GROUP).props["loadBalancerInfo"]["targetGroupPairInfo"]
-    by_arn = {r.state.get("arn"): r.urn for r in run.of_type(LISTENER)}
+    pair = run.one(rt.CODEDEPLOY_DEPLOYMENT_GROUP).props["loadBalancerInfo"]["targetGroupPairInfo"]
+    by_arn = {r.state.get("arn"): r.urn for r in run.of_type(rt.LB_LISTENER)}
     [prod] = pair["prodTrafficRoute"]["listenerArns"]
     [test] = pair["testTrafficRoute"]["listenerArns"]
     return {
-        "the ECS service": run.one(SERVICE).urn,
+        "the ECS service": run.one(rt.ECS_SERVICE).urn,
         "the production listener": by_arn[prod],
         "the test listener": by_arn[test],
     }
@@ -58,13 +56,14 @@ def after_a_deployment(run: ProgramRun) -> State:
     """
     state = {r.urn: copy.deepcopy(r.props) for r in run.resources if r.custom}
     urns = roles(run)
-    pair = run.one(DEPLOYMENT_GROUP).props["loadBalancerInfo"]["targetGroupPairInfo"]
-    arn_of = {tg.props["name"]: tg.state["arn"] for tg in run.of_type(TARGET_GROUP)}
+    pair = run.one(rt.CODEDEPLOY_DEPLOYMENT_GROUP).props["loadBalancerInfo"]["targetGroupPairInfo"]
+    arn_of = {tg.props["name"]: tg.state["arn"] for tg in run.of_type(rt.LB_TARGET_GROUP)}
     blue, green = (arn_of[g["name"]] for g in pair["targetGroups"])
-    family = run.one(TASK_DEFINITION).props["family"]
+    # RegisterTaskDefinition answers <family ARN>:<revision>; the deployment registered revision 2.
+    family_arn = run.one(rt.ECS_TASK_DEFINITION).state["arnWithoutRevision"]
 
     service = state[urns["the ECS service"]]
-    service["taskDefinition"] = f"arn:aws:ecs:eu-west-1:123456789012:task-definition/{family}:2"
+    service["taskDefinition"] = f"{family_arn}:2"
     service["loadBalancers"] = [{**lb, "targetGroupArn": green} for lb in service["loadBalancers"]]
     state[urns["the production listener"]]["defaultActions"] = [{"type": "forward", "targetGroupArn": green}]
     state[urns["the test listener"]]["defaultActions"] = [{"type": "forward", "targetGroupArn": blue}]
@@ -90,29 +89,26 @@ def diff(state: State, run: ProgramRun, *, honour_ignore_changes: bool = True) -
 
 
 @pytest.fixture(scope="module", params=STACKS)
-def deployed(request: pytest.FixtureRequest) -> tuple[str, ProgramRun, State]:
+def deployed(request: pytest.FixtureRequest, runs: Callable[[str], ProgramRun]) -> Deployed:
     """A committed stack as created, and its state after one blue/green deployment."""
-    run = stack_run(request.param)
-    return request.param, run, after_a_deployment(run)
+    stack: str = request.param
+    run = runs(stack)
+    return stack, run, after_a_deployment(run)
 
 
-def test_codedeploy_owns_exactly_the_pinned_fields_and_nothing_else_is_ignored(
-    deployed: tuple[str, ProgramRun, State],
-) -> None:
+def test_codedeploy_owns_exactly_the_pinned_fields_and_nothing_else_is_ignored(deployed: Deployed) -> None:
     _, run, _ = deployed
     urns = roles(run)
     ignored = {r.urn: r.ignore_changes for r in run.resources if r.ignore_changes}
     assert ignored == {urns[role]: fields for role, fields in CODEDEPLOY_OWNED.items()}
 
 
-def test_a_second_up_after_a_deployment_changes_nothing(deployed: tuple[str, ProgramRun, State]) -> None:
+def test_a_second_up_after_a_deployment_changes_nothing(deployed: Deployed) -> None:
     stack, _, state = deployed
     assert diff(state, stack_run(stack)) == {}
 
 
-def test_without_the_ignore_list_the_second_up_would_revert_the_deployment(
-    deployed: tuple[str, ProgramRun, State],
-) -> None:
+def test_without_the_ignore_list_the_second_up_would_revert_the_deployment(deployed: Deployed) -> None:
     """The simulated deployment really changes the owned fields, and only those: the contract is not vacuous."""
     stack, run, state = deployed
     urns = roles(run)
@@ -121,9 +117,9 @@ def test_without_the_ignore_list_the_second_up_would_revert_the_deployment(
     }
 
 
-def test_a_config_change_still_reaches_the_owned_resources(deployed: tuple[str, ProgramRun, State]) -> None:
+def test_a_config_change_still_reaches_the_owned_resources(deployed: Deployed) -> None:
     """Ignoring CodeDeploy's fields does not freeze the service: a new desired count is applied in place."""
     stack, run, state = deployed
-    count = int(run.one(SERVICE).props["desiredCount"]) + 1
+    count = int(run.one(rt.ECS_SERVICE).props["desiredCount"]) + 1
     changes = diff(state, stack_run(stack, overrides={"desiredCount": str(count)}))
     assert changes == {roles(run)["the ECS service"]: ["desiredCount"]}

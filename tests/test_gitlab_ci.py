@@ -8,12 +8,11 @@ the default branch, a push to another branch, a merge request), so that "runs on
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,133 +20,13 @@ import pytest
 import yaml
 
 from ci.stack_pipeline import AUTOMATIC_STACKS
+from components.base import ROOT
 from components.gitlab_project import CiValues, render_app_ci
 from offline.engine import ProgramRun
-from offline.stack_files import committed_stacks
+from support.stacks import STACKS
+from support.tools import expanded, git, job_script, jobs_when, keys_anywhere, make_repo, schema_errors, shellcheck
 
-ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
-NODE_BIN = ROOT / "node_modules" / ".bin"
 PROJECT_CI = ROOT / ".gitlab-ci.yml"
-STACKS = committed_stacks()
-
-
-# --- Tools ------------------------------------------------------------------------------------------------
-
-
-def tool(name: str, where: Path = BIN) -> str:
-    path = where / name
-    if not path.exists():
-        found = shutil.which(name)
-        if found is None:
-            pytest.fail(f"{name} is not installed: run `make install` (pip install -r requirements-dev.txt, npm ci)")
-        return found
-    return str(path)
-
-
-def clean_env(home: Path) -> dict[str, str]:
-    """The environment of a local CI run: the project's tools first, nothing of the operator's CI, GitLab or
-    AWS settings (their ~/.aws, their ~/.gitlab-ci-local variables) leaking in."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("AWS_", "GCL_", "CI_", "GITLAB_", "PULUMI_")) and k != "CI"
-    }
-    env["PATH"] = os.pathsep.join([str(NODE_BIN), str(BIN), env.get("PATH", "")])
-    env["HOME"] = str(home)
-    env["AWS_CONFIG_FILE"] = str(home / "no-aws-config")
-    env["AWS_SHARED_CREDENTIALS_FILE"] = str(home / "no-aws-credentials")
-    return env
-
-
-def git(repo: Path, *args: str) -> str:
-    identity = ["-c", "user.email=ci@example.com", "-c", "user.name=CI", "-c", "commit.gpgsign=false"]
-    done = subprocess.run(["git", *identity, *args], cwd=repo, capture_output=True, text=True, check=True)
-    return done.stdout.strip()
-
-
-def make_repo(path: Path, files: dict[str, str], branch: str = "main") -> Path:
-    """A git repository with one commit of ``files`` on ``branch`` (gitlab-ci-local needs a commit)."""
-    path.mkdir(parents=True)
-    git(path, "init", "-q", "-b", branch)
-    for name, text in files.items():
-        (path / name).parent.mkdir(parents=True, exist_ok=True)
-        (path / name).write_text(text)
-    git(path, "add", "-A")
-    git(path, "commit", "-q", "-m", "initial commit")
-    return path
-
-
-def gitlab_ci_local(repo: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """Runs gitlab-ci-local in ``repo``; its state and home live beside the repository, not in it, so that a
-    job's archive of the working tree holds only the repository's files."""
-    home = repo.parent / f"{repo.name}-home"
-    home.mkdir(exist_ok=True)
-    command = [
-        tool("gitlab-ci-local", NODE_BIN),
-        # Relative: gitlab-ci-local joins it to the working directory even when it is absolute.
-        "--state-dir",
-        f"../{repo.name}-state",
-        "--home",
-        str(home),
-        "--no-color",
-        *args,
-    ]
-    return subprocess.run(command, cwd=repo, env=clean_env(home), capture_output=True, text=True, timeout=timeout)
-
-
-def jobs_when(repo: Path, *variables: str, unset: tuple[str, ...] = ()) -> dict[str, str]:
-    """job -> ``when`` (``never`` if its rules exclude it) for a pipeline with these variables."""
-    args = ["--list-json", "--ignore-predefined-vars", "CI_PIPELINE_SOURCE,CI_COMMIT_BRANCH"]
-    for variable in variables:
-        args += ["--variable", variable]
-    for name in unset:
-        args += ["--unset-variable", name]
-    done = gitlab_ci_local(repo, *args)
-    assert done.returncode == 0, done.stdout + done.stderr
-    listing = json.loads(done.stdout[done.stdout.index("[") :])
-    return {job["name"]: job["when"] for job in listing}
-
-
-def expanded(repo: Path) -> dict[str, Any]:
-    """The file as GitLab sees it: extends and defaults resolved (gitlab-ci-local --preview)."""
-    done = gitlab_ci_local(repo, "--preview")
-    assert done.returncode == 0, done.stdout + done.stderr
-    document: dict[str, Any] = yaml.safe_load(done.stdout)
-    return document
-
-
-def schema_errors(*paths: Path) -> str:
-    """check-jsonschema against GitLab's CI schema: '' when every file is valid, else its report."""
-    done = subprocess.run(
-        [tool("check-jsonschema"), "--builtin-schema", "vendor.gitlab-ci", *map(str, paths)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    return "" if done.returncode == 0 else done.stdout + done.stderr
-
-
-def shellcheck(script: str, tmp_path: Path, name: str) -> str:
-    path = tmp_path / f"{name.replace(':', '-')}.sh"
-    path.write_text("#!/usr/bin/env bash\n" + script + "\n")
-    done = subprocess.run([tool("shellcheck"), "-s", "bash", str(path)], capture_output=True, text=True)
-    return "" if done.returncode == 0 else done.stdout + done.stderr
-
-
-def job_script(job: dict[str, Any]) -> str:
-    """What runs in one shell: before_script then script."""
-    return "\n".join([*job.get("before_script", []), *job.get("script", [])])
-
-
-def keys_anywhere(node: Any) -> Iterator[str]:
-    if isinstance(node, dict):
-        for key, value in node.items():
-            yield key
-            yield from keys_anywhere(value)
-    elif isinstance(node, list):
-        for item in node:
-            yield from keys_anywhere(item)
 
 
 # --- The application's file ---------------------------------------------------------------------------------
@@ -180,7 +59,8 @@ def test_rendered_files_pass_gitlabs_schema(app_files: dict[str, Path]) -> None:
 
 
 def test_the_schema_check_rejects_the_original_jobs_mistake(tmp_path: Path) -> None:
-    """The original job's `only: master` (a bare string) is what this check exists to catch."""
+    """The original job's `only: master` (a bare string) is what this check exists to catch: `only` takes a list
+    or a map (https://docs.gitlab.com/ci/yaml/#only--except)."""
     bad = tmp_path / "original.gitlab-ci.yml"
     bad.write_text("upload:\n  script: [echo]\n  only: master\n")
     assert "only" in schema_errors(bad)
@@ -205,6 +85,9 @@ def test_rendered_file_uses_rules_installs_nothing_and_holds_one_job_per_stack(a
         assert "set -euo pipefail" in script.splitlines()[0]
 
 
+# GitLab evaluates `rules:` per pipeline (https://docs.gitlab.com/ci/yaml/#rules); CI_COMMIT_BRANCH is unset in
+# merge request pipelines (https://docs.gitlab.com/ci/variables/predefined_variables/).
+@pytest.mark.node
 def test_rendered_job_runs_on_the_default_branch_only(dev: ProgramRun, tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "app", {".gitlab-ci.yml": dev.outputs["gitlabCiYml"]})
     assert jobs_when(repo) == {"upload-dev": "on_success"}
@@ -277,12 +160,14 @@ def test_project_files_use_rules_only() -> None:
         assert not {"only", "except"} & set(keys_anywhere(yaml.safe_load(path.read_text()))), path.name
 
 
+@pytest.mark.node
 def test_project_job_scripts_pass_shellcheck(project_jobs: dict[str, Any], tmp_path: Path) -> None:
     assert {"test", "stacks:generate", "plan:dev", "preview:dev", "deploy:dev"} <= set(project_jobs)
     for name, job in project_jobs.items():
         assert shellcheck(job_script(job), tmp_path, name) == "", name
 
 
+@pytest.mark.node
 def test_tests_run_in_every_pipeline(project_repo: Path, project_jobs: dict[str, Any]) -> None:
     assert "make test" in project_jobs["test"]["script"]
     merge_request = jobs_when(project_repo, *MERGE_REQUEST, unset=("CI_COMMIT_BRANCH",))
@@ -290,6 +175,7 @@ def test_tests_run_in_every_pipeline(project_repo: Path, project_jobs: dict[str,
     assert jobs_when(project_repo)["test"] == "on_success"
 
 
+@pytest.mark.node
 def test_the_stack_pipeline_is_generated_from_the_stack_files_and_triggered_after_the_tests(project_repo: Path) -> None:
     document = yaml.safe_load(PROJECT_CI.read_text())
     assert document["stacks:generate"]["script"] == ["python3 ci/stack_pipeline.py > stacks.gitlab-ci.yml"]
@@ -313,6 +199,7 @@ def test_the_stack_pipeline_is_generated_from_the_stack_files_and_triggered_afte
     assert (other_branch["stacks:generate"], other_branch["stacks"]) == ("never", "never")
 
 
+@pytest.mark.node
 def test_every_merge_request_gets_the_offline_plan_of_every_stack(
     child_repo: Path, project_jobs: dict[str, Any]
 ) -> None:
@@ -333,6 +220,7 @@ def test_every_merge_request_gets_the_offline_plan_of_every_stack(
 # source branch's code (https://docs.gitlab.com/ci/variables/#protect-a-cicd-variable,
 # https://docs.gitlab.com/ci/variables/predefined_variables/: CI_MERGE_REQUEST_SOURCE_BRANCH_PROTECTED). A preview
 # runs that code with the stack's decrypted config, so it runs only for a protected source branch.
+@pytest.mark.node
 def test_previews_run_only_for_protected_source_branches(child_repo: Path, project_jobs: dict[str, Any]) -> None:
     protected = child_jobs(child_repo, "merge_request_event", "true", branch="release")
     unprotected = child_jobs(child_repo, "merge_request_event", "false", branch="feature")
@@ -348,6 +236,7 @@ def test_previews_run_only_for_protected_source_branches(child_repo: Path, proje
         assert job["artifacts"]["paths"] == ["preview-$STACK.txt"] and job["artifacts"]["when"] == "always"
 
 
+@pytest.mark.node
 def test_preview_and_up_always_run_the_policy_pack(project_jobs: dict[str, Any]) -> None:
     pulumi_commands = [
         (name, line)
@@ -368,6 +257,7 @@ def test_preview_and_up_always_run_the_policy_pack(project_jobs: dict[str, Any])
     assert pack["runtime"]["options"]["virtualenv"] == ".venv"
 
 
+@pytest.mark.node
 def test_the_default_branch_deploys_every_stack_one_run_at_a_time(
     child_repo: Path, project_jobs: dict[str, Any]
 ) -> None:

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from components.base import ROOT
 from offline import bench
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture

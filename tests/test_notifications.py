@@ -1,71 +1,53 @@
 """Notifications on mocks: the topic, its customer-managed key and both resource policies (who may publish and
 use the key, TLS only), checked as data, through parliament and against the SNS/KMS API models; one email
-subscription per address, stable when the list changes.
+subscription per address, stable when the list changes; NotificationsConfig's rules.
 """
 
 from __future__ import annotations
 
 import json
-import textwrap
+from collections.abc import Sequence
 from fnmatch import fnmatchcase
-from pathlib import Path
 from typing import Any
 
-import botocore.session
-import pytest
-from botocore.validate import ParamValidator
-from parliament import analyze_policy_string
-
-from offline.engine import ACCOUNT_ID, ProgramRun, Registration, run_program
-from offline.stack_files import StackFiles
-
-REGION = "eu-west-1"
-PREFIX = "shop-dev"
-KEY = "aws:kms/key:Key"
-TOPIC = "aws:sns/topic:Topic"
-TOPIC_POLICY = "aws:sns/topicPolicy:TopicPolicy"
-SUBSCRIPTION = "aws:sns/topicSubscription:TopicSubscription"
-EMAILS = ["ops@example.com", "Dev.Lead@example.org"]
-
-PROGRAM = """
 import pulumi
+import pytest
+
+from components.base import PROJECT, component_type
+from components.config_types import ConfigError
 from components.notifications import Notifications, NotificationsArgs
+from offline.engine import ACCOUNT_ID, ProgramRun
+from policy import resource_types as rt
+from policy import rules
+from support.aws import assert_valid_request, by_sid, parliament_findings, policy_of
+from support.stacks import REGION, run, stack_config
 
-notifications = Notifications("notifications", NotificationsArgs(
-    name_prefix="shop-dev", region="eu-west-1", emails=tuple(pulumi.Config().get_object("emails") or ()),
-))
-pulumi.export("topicArn", notifications.topic_arn)
-pulumi.export("keyArn", notifications.key_arn)
-"""
+PREFIX = "shop-dev"
+EMAILS = ["ops@example.com", "Dev.Lead@example.org"]
+EVENTS = "events.amazonaws.com"
+CLOUDWATCH = "cloudwatch.amazonaws.com"
 
 
-def run_notifications(tmp_path: Path, emails: list[str]) -> ProgramRun:
-    program = tmp_path / "__main__.py"
-    program.write_text(textwrap.dedent(PROGRAM))
-    config = {"aws:region": REGION, "gitlab-fargate:emails": json.dumps(emails)}
-    return run_program(StackFiles("gitlab-fargate", "dev", config, []), program=program)
+def run_notifications(emails: Sequence[str]) -> ProgramRun:
+    """The component, its config from stack-file values (``notificationEmails`` as the CLI passes a list)."""
+    config = stack_config({"notificationEmails": json.dumps(list(emails))}).notifications
+
+    def build() -> None:
+        notifications = Notifications("notifications", NotificationsArgs(PREFIX, REGION, config))
+        pulumi.export("topicArn", notifications.topic.topic_arn)
+        pulumi.export("keyArn", notifications.topic.key_arn)
+
+    return run(build)
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> ProgramRun:
-    return run_notifications(tmp_path_factory.mktemp("notifications"), EMAILS)
-
-
-def policy_of(reg: Registration) -> dict[str, Any]:
-    doc: dict[str, Any] = json.loads(reg.props["policy"])
-    return doc
-
-
-def by_sid(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {s["Sid"]: s for s in doc["Statement"]}
-
-
-def parliament_findings(document: str) -> list[str]:
-    return [f"{f.issue}: {f.detail}" for f in analyze_policy_string(document).findings]
+def found() -> ProgramRun:
+    return run_notifications(EMAILS)
 
 
 def may_publish(doc: dict[str, Any], service: str, source_arn: str) -> bool:
-    """Whether the topic policy lets ``service`` publish on behalf of ``source_arn`` (ArnLike: * wildcards)."""
+    """Whether the topic policy lets ``service`` publish on behalf of ``source_arn`` (ArnLike: * wildcards).
+    https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html#Conditions_ARN"""
     return any(
         s["Effect"] == "Allow"
         and s["Principal"] == {"Service": service}
@@ -78,16 +60,18 @@ def may_publish(doc: dict[str, Any], service: str, source_arn: str) -> bool:
 # --- Key ---------------------------------------------------------------------------------------------
 
 
-def test_topic_is_encrypted_with_its_own_rotating_key_not_the_aws_managed_one(run: ProgramRun) -> None:
-    key = run.one(KEY)
-    topic = run.one(TOPIC).props
+def test_topic_is_encrypted_with_its_own_rotating_key_not_the_aws_managed_one(found: ProgramRun) -> None:
+    # The AWS-managed key's policy cannot be changed, so EventBridge and CloudWatch could never use it:
+    # https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html#compatibility-with-aws-services
+    key = found.one(rt.KMS_KEY)
+    topic = found.one(rt.SNS_TOPIC).props
     assert key.props["enableKeyRotation"] is True
     assert topic["name"] == f"{PREFIX}-notifications"
     assert topic["kmsMasterKeyId"] == key.state["arn"]
     assert "alias/aws/sns" not in json.dumps(topic)
-    alias = run.one("aws:kms/alias:Alias").props
+    alias = found.one(rt.KMS_ALIAS).props
     assert (alias["name"], alias["targetKeyId"]) == (f"alias/{PREFIX}-notifications", key.state["arn"])
-    assert run.outputs == {"topicArn": run.one(TOPIC).state["arn"], "keyArn": key.state["arn"]}
+    assert found.outputs == {"topicArn": found.one(rt.SNS_TOPIC).state["arn"], "keyArn": key.state["arn"]}
 
 
 def key_allows(doc: dict[str, Any], service: str, action: str, context: dict[str, str]) -> bool:
@@ -96,6 +80,7 @@ def key_allows(doc: dict[str, Any], service: str, action: str, context: dict[str
 
     def matches(statement: dict[str, Any]) -> bool:
         for operator, pairs in statement.get("Condition", {}).items():
+            assert operator in ("StringEquals", "ArnLike"), operator
             for key, wanted in pairs.items():
                 value = context.get(key)
                 if value is None:
@@ -118,8 +103,10 @@ def key_allows(doc: dict[str, Any], service: str, action: str, context: dict[str
     )
 
 
-def test_key_is_administered_by_the_account_and_usable_by_each_publishing_service(run: ProgramRun) -> None:
-    statements = by_sid(policy_of(run.one(KEY)))
+def test_key_is_administered_by_the_account_and_usable_by_each_publishing_service(found: ProgramRun) -> None:
+    # Without the account's own statement no IAM policy could grant anything on the key:
+    # https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-default.html#key-policy-default-allow-root-enable-iam
+    statements = by_sid(policy_of(found.one(rt.KMS_KEY)))
     admin = statements["AccountAdministersTheKey"]
     assert admin["Principal"] == {"AWS": f"arn:aws:iam::{ACCOUNT_ID}:root"}
     assert admin["Action"] == "kms:*"
@@ -137,58 +124,67 @@ EVENTBRIDGE_KMS_CONTEXT: dict[str, str] = {}
 
 
 def test_eventbridge_can_encrypt_for_the_topic_although_its_kms_requests_carry_no_source_keys(
-    run: ProgramRun,
+    found: ProgramRun,
 ) -> None:
-    doc = policy_of(run.one(KEY))
+    doc = policy_of(found.one(rt.KMS_KEY))
     for action in ("kms:GenerateDataKey", "kms:Decrypt"):
-        assert key_allows(doc, "events.amazonaws.com", action, EVENTBRIDGE_KMS_CONTEXT), action
+        assert key_allows(doc, EVENTS, action, EVENTBRIDGE_KMS_CONTEXT), action
     # Its grant carries no condition on keys it never sends, so no later edit can silently break it.
     grant = by_sid(doc)["EventBridgeEncryptsForTheTopic"]
     assert "Condition" not in grant
     # Who may publish through it stays limited by the topic policy (aws:SourceArn of this stack's rules).
-    rules = by_sid(policy_of(run.one(TOPIC_POLICY)))["StackRulesPublish"]
-    assert rules["Condition"]["ArnLike"]["aws:SourceArn"].endswith(f":rule/{PREFIX}-*")
+    stack_rules = by_sid(policy_of(found.one(rt.SNS_TOPIC_POLICY)))["StackRulesPublish"]
+    assert stack_rules["Condition"]["ArnLike"]["aws:SourceArn"].endswith(f":rule/{PREFIX}-*")
 
 
-def test_cloudwatch_can_encrypt_for_this_accounts_stack_alarms_only(run: ProgramRun) -> None:
-    doc = policy_of(run.one(KEY))
+def test_cloudwatch_can_encrypt_for_this_accounts_stack_alarms_only(found: ProgramRun) -> None:
+    # CloudWatch acts for many accounts: the confused-deputy guard.
+    # https://docs.aws.amazon.com/IAM/latest/UserGuide/confused-deputy.html
+    doc = policy_of(found.one(rt.KMS_KEY))
     alarm = f"arn:aws:cloudwatch:{REGION}:{ACCOUNT_ID}:alarm:{PREFIX}-green-5xx-rate"
     ours = {"aws:SourceAccount": ACCOUNT_ID, "aws:SourceArn": alarm}
-    assert key_allows(doc, "cloudwatch.amazonaws.com", "kms:GenerateDataKey", ours)
-    assert key_allows(doc, "cloudwatch.amazonaws.com", "kms:Decrypt", ours)
+    assert key_allows(doc, CLOUDWATCH, "kms:GenerateDataKey", ours)
+    assert key_allows(doc, CLOUDWATCH, "kms:Decrypt", ours)
     other_account = {"aws:SourceAccount": "210987654321", "aws:SourceArn": alarm.replace(ACCOUNT_ID, "210987654321")}
-    assert not key_allows(doc, "cloudwatch.amazonaws.com", "kms:GenerateDataKey", other_account)
+    assert not key_allows(doc, CLOUDWATCH, "kms:GenerateDataKey", other_account)
     other_alarm = {**ours, "aws:SourceArn": alarm.replace(f"alarm:{PREFIX}-", "alarm:other-app-")}
-    assert not key_allows(doc, "cloudwatch.amazonaws.com", "kms:GenerateDataKey", other_alarm)
+    assert not key_allows(doc, CLOUDWATCH, "kms:GenerateDataKey", other_alarm)
     # Nothing else: not key management, not another service.
-    assert not key_allows(doc, "cloudwatch.amazonaws.com", "kms:ScheduleKeyDeletion", ours)
+    assert not key_allows(doc, CLOUDWATCH, "kms:ScheduleKeyDeletion", ours)
     assert not key_allows(doc, "s3.amazonaws.com", "kms:GenerateDataKey", ours)
 
 
-def test_key_policy_passes_parliament(run: ProgramRun) -> None:
-    key = run.one(KEY)
+def test_key_policy_passes_parliament(found: ProgramRun) -> None:
+    key = found.one(rt.KMS_KEY)
     doc = policy_of(key)
     # In a key policy "Resource": "*" means this key (the key's ARN does not exist before the policy does);
+    # https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-overview.html
     # parliament reads it as an identity policy's "*" (RESOURCE_STAR), the one finding that does not apply.
     assert all(s["Resource"] == "*" for s in doc["Statement"])
-    findings = analyze_policy_string(key.props["policy"]).findings
-    assert {f.issue for f in findings} == {"RESOURCE_STAR"}
+    findings = parliament_findings(key.props["policy"])
+    assert {f.split(":")[0] for f in findings} == {"RESOURCE_STAR"}
     # The services' statements, linted as what they mean (the key's ARN in place of "*"): no finding at all.
     for sid in ("EventBridgeEncryptsForTheTopic", "AlarmsEncryptForTheTopic"):
         publishers = {**by_sid(doc)[sid], "Resource": key.state["arn"]}
         assert parliament_findings(json.dumps({"Version": doc["Version"], "Statement": [publishers]})) == [], sid
 
 
+def test_the_policy_packs_rules_accept_every_resource(found: ProgramRun) -> None:
+    # Among them: the topic is encrypted, the key rotates, the EventBridge grant is usable.
+    assert rules.check_stack([rules.from_registration(r) for r in found.resources]) == []
+
+
 # --- Topic policy ------------------------------------------------------------------------------------
 
 
-def test_only_this_stacks_rules_and_alarms_may_publish(run: ProgramRun) -> None:
-    reg = run.one(TOPIC_POLICY)
-    topic_arn = run.one(TOPIC).state["arn"]
+def test_only_this_stacks_rules_and_alarms_may_publish(found: ProgramRun) -> None:
+    # aws:SourceArn limits a service principal to this stack's rules and alarms:
+    # https://docs.aws.amazon.com/sns/latest/dg/sns-access-policy-use-cases.html
+    reg = found.one(rt.SNS_TOPIC_POLICY)
+    topic_arn = found.one(rt.SNS_TOPIC).state["arn"]
     assert reg.props["arn"] == topic_arn
     doc = policy_of(reg)
     assert all(s["Resource"] == topic_arn for s in doc["Statement"])
-    events, cloudwatch = "events.amazonaws.com", "cloudwatch.amazonaws.com"
     assert by_sid(doc)["StackRulesPublish"]["Condition"] == {
         "ArnLike": {"aws:SourceArn": f"arn:aws:events:{REGION}:{ACCOUNT_ID}:rule/{PREFIX}-*"}
     }
@@ -197,86 +193,122 @@ def test_only_this_stacks_rules_and_alarms_may_publish(run: ProgramRun) -> None:
     }
     rule = f"arn:aws:events:{REGION}:{ACCOUNT_ID}:rule/{PREFIX}-pipeline-failed"
     alarm = f"arn:aws:cloudwatch:{REGION}:{ACCOUNT_ID}:alarm:{PREFIX}-green-5xx-rate"
-    assert may_publish(doc, events, rule)
-    assert may_publish(doc, cloudwatch, alarm)
+    assert may_publish(doc, EVENTS, rule)
+    assert may_publish(doc, CLOUDWATCH, alarm)
     # Another app's rule, the same rule in another account or region, an alarm posing as a rule: refused.
-    assert not may_publish(doc, events, f"arn:aws:events:{REGION}:{ACCOUNT_ID}:rule/other-dev-pipeline-failed")
-    assert not may_publish(doc, events, rule.replace(ACCOUNT_ID, "210987654321"))
-    assert not may_publish(doc, events, rule.replace(REGION, "us-east-1"))
-    assert not may_publish(doc, events, alarm)
-    assert not may_publish(doc, cloudwatch, rule)
+    assert not may_publish(doc, EVENTS, f"arn:aws:events:{REGION}:{ACCOUNT_ID}:rule/other-dev-pipeline-failed")
+    assert not may_publish(doc, EVENTS, rule.replace(ACCOUNT_ID, "210987654321"))
+    assert not may_publish(doc, EVENTS, rule.replace(REGION, "us-east-1"))
+    assert not may_publish(doc, EVENTS, alarm)
+    assert not may_publish(doc, CLOUDWATCH, rule)
     # Nothing is allowed to everyone.
     assert all(s["Principal"] != "*" for s in doc["Statement"] if s["Effect"] == "Allow")
 
 
-def test_publishing_without_tls_is_denied_to_everyone(run: ProgramRun) -> None:
-    deny = by_sid(policy_of(run.one(TOPIC_POLICY)))["DenyPublishingWithoutTls"]
+def test_publishing_without_tls_is_denied_to_everyone(found: ProgramRun) -> None:
+    # https://docs.aws.amazon.com/sns/latest/dg/sns-security-best-practices.html#enforce-encryption-data-in-transit
+    deny = by_sid(policy_of(found.one(rt.SNS_TOPIC_POLICY)))["DenyPublishingWithoutTls"]
     assert (deny["Effect"], deny["Principal"], deny["Action"]) == ("Deny", "*", "sns:Publish")
     assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
 
 
-def test_topic_policy_passes_parliament(run: ProgramRun) -> None:
-    assert parliament_findings(run.one(TOPIC_POLICY).props["policy"]) == []
+def test_topic_policy_passes_parliament(found: ProgramRun) -> None:
+    assert parliament_findings(found.one(rt.SNS_TOPIC_POLICY).props["policy"]) == []
 
 
-def test_topic_key_and_policies_validate_against_the_sns_and_kms_apis(run: ProgramRun) -> None:
-    session = botocore.session.get_session()
-    key, topic, policy = run.one(KEY), run.one(TOPIC), run.one(TOPIC_POLICY)
-    calls = [
-        ("kms", "CreateKey", {"Description": key.props["description"], "Policy": key.props["policy"]}),
-        ("kms", "EnableKeyRotation", {"KeyId": key.state["arn"]}),
-        ("kms", "CreateAlias", {"AliasName": f"alias/{PREFIX}-notifications", "TargetKeyId": key.state["arn"]}),
-        (
-            "sns",
-            "CreateTopic",
-            {"Name": topic.props["name"], "Attributes": {"KmsMasterKeyId": topic.props["kmsMasterKeyId"]}},
-        ),
-        (
-            "sns",
-            "SetTopicAttributes",
-            {"TopicArn": topic.state["arn"], "AttributeName": "Policy", "AttributeValue": policy.props["policy"]},
-        ),
-    ]
-    for service, operation, params in calls:
-        shape = session.get_service_model(service).operation_model(operation).input_shape
-        report = ParamValidator().validate(params, shape)
-        assert not report.has_errors(), f"{operation}: {report.generate_report()}"
+def test_topic_key_and_policies_validate_against_the_sns_and_kms_apis(found: ProgramRun) -> None:
+    key, topic, policy = found.one(rt.KMS_KEY), found.one(rt.SNS_TOPIC), found.one(rt.SNS_TOPIC_POLICY)
+    alias = found.one(rt.KMS_ALIAS)
+    assert_valid_request("kms", "CreateKey", {"Description": key.props["description"], "Policy": key.props["policy"]})
+    assert_valid_request("kms", "EnableKeyRotation", {"KeyId": key.state["arn"]})
+    assert_valid_request(
+        "kms", "CreateAlias", {"AliasName": alias.props["name"], "TargetKeyId": alias.props["targetKeyId"]}
+    )
+    assert_valid_request(
+        "sns",
+        "CreateTopic",
+        {"Name": topic.props["name"], "Attributes": {"KmsMasterKeyId": topic.props["kmsMasterKeyId"]}},
+    )
+    assert_valid_request(
+        "sns",
+        "SetTopicAttributes",
+        {"TopicArn": topic.state["arn"], "AttributeName": "Policy", "AttributeValue": policy.props["policy"]},
+    )
     # KMS key policies are at most 32 KiB, SNS topic policies 30 KiB.
+    # https://docs.aws.amazon.com/kms/latest/developerguide/resource-limits.html#key-policy-limit
+    # https://docs.aws.amazon.com/general/latest/gr/sns.html#limits_sns
     assert len(key.props["policy"]) < 32 * 1024 and len(policy.props["policy"]) < 30 * 1024
 
 
 # --- Subscriptions -----------------------------------------------------------------------------------
 
 
-def test_one_email_subscription_per_address(run: ProgramRun) -> None:
-    topic_arn = run.one(TOPIC).state["arn"]
-    subscriptions = [s.props for s in run.of_type(SUBSCRIPTION)]
+def test_one_email_subscription_per_address(found: ProgramRun) -> None:
+    topic_arn = found.one(rt.SNS_TOPIC).state["arn"]
+    subscriptions = [s.props for s in found.of_type(rt.SNS_TOPIC_SUBSCRIPTION)]
     assert sorted(s["endpoint"] for s in subscriptions) == sorted(EMAILS)
     assert all(s["protocol"] == "email" and s["topic"] == topic_arn for s in subscriptions)
-    model = botocore.session.get_session().get_service_model("sns").operation_model("Subscribe").input_shape
     for s in subscriptions:
-        params = {"TopicArn": s["topic"], "Protocol": s["protocol"], "Endpoint": s["endpoint"]}
-        assert not ParamValidator().validate(params, model).has_errors()
+        assert_valid_request(
+            "sns", "Subscribe", {"TopicArn": s["topic"], "Protocol": s["protocol"], "Endpoint": s["endpoint"]}
+        )
 
 
-def test_no_subscription_without_addresses(tmp_path: Path) -> None:
-    run = run_notifications(tmp_path, [])
-    assert run.of_type(SUBSCRIPTION) == []
-    assert len(run.of_type(TOPIC)) == 1
+def test_no_subscription_without_addresses() -> None:
+    none = run_notifications([])
+    assert none.of_type(rt.SNS_TOPIC_SUBSCRIPTION) == []
+    assert len(none.of_type(rt.SNS_TOPIC)) == 1
 
 
-def test_removing_an_address_leaves_the_other_subscriptions_untouched(run: ProgramRun, tmp_path: Path) -> None:
+def test_removing_an_address_leaves_the_other_subscriptions_untouched(found: ProgramRun) -> None:
     # A renamed subscription would be replaced, and its owner would have to confirm it again.
-    fewer = run_notifications(tmp_path, EMAILS[1:])
-    (kept,) = fewer.of_type(SUBSCRIPTION)
-    before = {s.props["endpoint"]: s.name for s in run.of_type(SUBSCRIPTION)}
+    # https://docs.aws.amazon.com/sns/latest/dg/sns-email-notifications.html
+    fewer = run_notifications(EMAILS[1:])
+    (kept,) = fewer.of_type(rt.SNS_TOPIC_SUBSCRIPTION)
+    before = {s.props["endpoint"]: s.name for s in found.of_type(rt.SNS_TOPIC_SUBSCRIPTION)}
     assert kept.name == before[kept.props["endpoint"]]
     # And no address is written into the state's resource names.
-    assert all("@" not in s.name for s in run.of_type(SUBSCRIPTION))
+    assert all("@" not in s.name for s in found.of_type(rt.SNS_TOPIC_SUBSCRIPTION))
 
 
-def test_every_child_is_named_after_and_parented_to_the_component(run: ProgramRun) -> None:
-    component = run.one("gitlab-fargate:index:Notifications")
-    children = run.children_of(component)
-    assert len(children) == len(run.resources) - 1
+def test_every_child_is_named_after_and_parented_to_the_component(found: ProgramRun) -> None:
+    component = found.one(component_type(Notifications))
+    children = found.children_of(component)
+    assert len(children) == len(found.resources) - 1
     assert all(c.name.startswith(f"{component.name}-") for c in children)
+
+
+def test_two_instances_do_not_collide() -> None:
+    config = stack_config({"notificationEmails": json.dumps(EMAILS)}).notifications
+
+    def build() -> None:
+        Notifications("dev-notifications", NotificationsArgs("shop-dev", REGION, config))
+        Notifications("prod-notifications", NotificationsArgs("shop-prod", REGION, config))
+
+    both = run(build)
+    assert len({r.urn for r in both.resources}) == len(both.resources)
+    assert {t.props["name"] for t in both.of_type(rt.SNS_TOPIC)} == {
+        "shop-dev-notifications",
+        "shop-prod-notifications",
+    }
+
+
+# --- NotificationsConfig -------------------------------------------------------------------------------
+
+
+def test_no_addresses_by_default() -> None:
+    assert stack_config({}).notifications.notification_emails == ()
+
+
+@pytest.mark.parametrize(
+    ("emails", "message"),
+    [
+        (["ops@example.com", "ops@example.com"], "lists an address twice"),
+        (["ops.example.com"], "'ops.example.com' is not an email address"),
+    ],
+)
+def test_bad_addresses_are_refused_naming_the_key(emails: list[str], message: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        stack_config({"notificationEmails": json.dumps(emails)})
+    [problem] = raised.value.problems
+    assert problem.startswith(f"{PROJECT}:notificationEmails: ") and message in problem, problem

@@ -6,6 +6,7 @@ whatever the components register, and fail when the plan misses, leaks or invent
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import shutil
@@ -19,16 +20,20 @@ from typing import Any
 import pytest
 import yaml
 
+from components import contracts
 from components.config import SECRET_KEYS
 from offline import pricing
 from offline.bench import run_synthetic
 from offline.engine import ACCOUNT_ID, ProgramRun, Registration, is_secret, pulumi_secret
-from offline.plan import GENERATED_FILES, SECRET, Plan, PlanError, Sanitizer, build_plan, main, render_plan, write_plan
-from offline.stack_files import ROOT, StackFiles, committed_stacks, load_stack_files, secret_placeholder
+from offline.plan import SECRET, Plan, PlanError, Sanitizer, build_plan, main, render_plan, write_plan
+from offline.stack_files import ROOT, StackFiles, load_stack_files, secret_placeholder
+from policy import resource_types as rt
+from support.stacks import STACKS
 
-PIPELINE = "aws:codepipeline/pipeline:Pipeline"
-NAT_GATEWAY = "aws:ec2/natGateway:NatGateway"
 TEXT_FILES = ("plan.md", "pipeline.md", "cost.md")
+# What the plan writes beside them: the application's job file, the build's buildspec and the two deployment
+# templates the buildspec carries (files/).
+GENERATED = ("app.gitlab-ci.yml", "buildspec.yml", contracts.TASKDEF_FILE, contracts.APPSPEC_FILE)
 
 
 def stack_files(stack: str) -> StackFiles:
@@ -170,7 +175,7 @@ def test_a_broken_stack_file_gives_one_clear_error_exits_non_zero_and_writes_not
 def test_an_unknown_stack_lists_the_committed_ones(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["no-such-stack", "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
-    for stack in committed_stacks():
+    for stack in STACKS:
         assert stack in err
     assert not (tmp_path / "out").exists()
 
@@ -199,7 +204,7 @@ def headings(plan_md: str) -> list[tuple[str, str]]:
     return re.findall(r"^### `([^`]+)` · `([^`]+)`$", plan_md, flags=re.MULTILINE)
 
 
-@pytest.mark.parametrize("stack", committed_stacks())
+@pytest.mark.parametrize("stack", STACKS)
 def test_the_plan_lists_every_registered_resource_once(stack: str, runs: Callable[[str], ProgramRun]) -> None:
     run = runs(stack)
     plan_md = text(render_plan(run, stack_files(stack)).files, "plan.md")
@@ -245,7 +250,7 @@ def test_reviewer_properties_are_shown(dev: ProgramRun, dev_plan: dict[str, byte
             for prop in r.ignore_changes:
                 assert f"`{prop}`" in section
     # Policies are pretty-printed JSON blocks that parse back to the registered documents.
-    policies = [r for r in dev.resources if r.type == "aws:iam/rolePolicy:RolePolicy"]
+    policies = [r for r in dev.resources if r.type == rt.IAM_ROLE_POLICY]
     assert policies
     blocks = [json.loads(b) for b in re.findall(r"```json\n(.*?)\n```", plan_md, flags=re.DOTALL)]
     for policy in policies:
@@ -307,11 +312,14 @@ def test_no_secret_value_appears_in_any_file(tmp_path: Path) -> None:
 def test_secrets_are_redacted_wherever_they_travel() -> None:
     """A synthetic run: a wrapped secret, the same secret leaked into a plain property, and a secret output."""
 
+    # A made-up resource type: the sanitizer treats every custom resource alike.
+    typ = "synthetic:index/value:Value"
+
     def reg(name: str, inputs: dict[str, Any], **kw: Any) -> Registration:
         return Registration(
-            type="aws:ssm/parameter:Parameter",
+            type=typ,
             name=name,
-            urn=f"urn:pulumi:s::p::aws:ssm/parameter:Parameter::{name}",
+            urn=f"urn:pulumi:s::p::{typ}::{name}",
             parent="urn:pulumi:s::p::pulumi:pulumi:Stack::p-s",
             custom=True,
             inputs=inputs,
@@ -344,11 +352,58 @@ def test_secrets_are_redacted_wherever_they_travel() -> None:
 # --- Generated files ------------------------------------------------------------------------------
 
 
-def test_generated_files_are_byte_identical_to_the_stack_outputs(dev: ProgramRun, dev_plan: dict[str, bytes]) -> None:
-    missing = [output for output in GENERATED_FILES if output not in dev.outputs]
-    assert not missing, f"the program does not export {missing}"
-    for output, filename in GENERATED_FILES.items():
-        assert dev_plan[filename] == dev.outputs[output].encode()
+def build_project(run: ProgramRun) -> Registration:
+    """The BuildStage's build project (not its release project): the one whose buildspec carries the templates."""
+    return run.one(rt.CODEBUILD_PROJECT, "build-project")
+
+
+def test_generated_files_are_byte_identical_to_what_the_program_registers(
+    dev: ProgramRun, dev_plan: dict[str, bytes]
+) -> None:
+    assert sorted(dev_plan) == sorted([*TEXT_FILES, *GENERATED])
+    # The one an operator copies into the application repository comes from its stack output.
+    assert dev_plan["app.gitlab-ci.yml"] == dev.outputs["gitlabCiYml"].encode()
+    # The others from the CodeBuild project: its buildspec, and the two templates it writes (base64 variables of
+    # files/buildspec.yml), exactly what the Deploy stage receives.
+    buildspec = build_project(dev).props["source"]["buildspec"]
+    assert dev_plan["buildspec.yml"] == buildspec.encode()
+    variables = yaml.safe_load(buildspec)["env"]["variables"]
+    assert dev_plan[contracts.TASKDEF_FILE] == base64.b64decode(variables["TASKDEF_JSON_BASE64"])
+    assert dev_plan[contracts.APPSPEC_FILE] == base64.b64decode(variables["APPSPEC_YAML_BASE64"])
+    # plan.md lists each with where it was read and its size.
+    plan_md = text(dev_plan, "plan.md")
+    for name in GENERATED:
+        row = next(r for r in plan_md.splitlines() if r.startswith(f"| `{name}` |"))
+        assert f"| {len(dev_plan[name])} bytes, " in row, row
+    assert "stack output `gitlabCiYml`" in plan_md
+    assert f"CodeBuild project `{build_project(dev).props['name']}`" in plan_md
+
+
+def test_a_program_without_the_generated_files_gets_a_plan_that_says_so(tmp_path: Path) -> None:
+    """A program with no build project and no job file output: nothing invented, each file named as missing."""
+    files, run = run_synthetic(5)
+    assert run.of_type(rt.CODEBUILD_PROJECT) == [] and "gitlabCiYml" not in run.outputs
+    plan = render_plan(run, files)
+    assert sorted(plan.files) == sorted(TEXT_FILES)
+    for name in GENERATED:
+        assert any(w.startswith(f"{name}: ") and "not written" in w for w in plan.warnings), (name, plan.warnings)
+        row = next(r for r in text(plan.files, "plan.md").splitlines() if r.startswith(f"| `{name}` |"))
+        assert "not registered by the program: not written" in row
+
+
+def test_a_generated_file_holding_a_secret_is_not_written() -> None:
+    secret = "glpat-leaked-into-the-job-file"
+    run = ProgramRun(
+        resources=[],
+        outputs={"gitlabCiYml": f"upload:\n  variables:\n    TOKEN: {secret}\n"},
+        secret_outputs={"gitlabCiYml"},
+        calls=[],
+    )
+    files = StackFiles(project="p", stack="s", config={"aws:region": "eu-west-1"}, secret_keys=[])
+    plan = render_plan(run, files)
+    assert "app.gitlab-ci.yml" not in plan.files
+    assert_nowhere([secret], plan.files)
+    assert any(w.startswith("app.gitlab-ci.yml") and "contains a secret" in w for w in plan.warnings)
 
 
 # --- pipeline.md ----------------------------------------------------------------------------------
@@ -394,11 +449,11 @@ def test_the_diagram_names_the_registered_bucket_key_pipeline_and_service(
     diagram = mermaid_block(text(dev_plan, "pipeline.md"))
     check_flowchart(diagram)
     show = Sanitizer(dev).text
-    pipeline = dev.one(PIPELINE)
+    pipeline = dev.one(rt.CODEPIPELINE_PIPELINE)
     source = next(
         a["configuration"] for s in pipeline.props["stages"] for a in s["actions"] if a["category"] == "Source"
     )
-    bucket = next(b for b in dev.of_type("aws:s3/bucket:Bucket") if b.props.get("bucket") == source["S3Bucket"])
+    bucket = next(b for b in dev.of_type(rt.S3_BUCKET) if b.props.get("bucket") == source["S3Bucket"])
     expected = [
         show(bucket.props["bucket"]),
         show(source["S3ObjectKey"]),
@@ -410,14 +465,10 @@ def test_the_diagram_names_the_registered_bucket_key_pipeline_and_service(
             if a["provider"] == "CodeBuild"
         ],
         # The rule that starts the pipeline (the other rules only notify).
-        *[
-            show(t.props["rule"])
-            for t in dev.of_type("aws:cloudwatch/eventTarget:EventTarget")
-            if t.props["arn"] == pipeline.state["arn"]
-        ],
-        *[show(r.props["name"]) for r in dev.of_type("aws:lb/targetGroup:TargetGroup")],
-        *[show(r.props["name"]) for r in dev.of_type("aws:ecs/service:Service")],
-        *[f":{r.props['port']:g}" for r in dev.of_type("aws:lb/listener:Listener")],
+        *[show(t.props["rule"]) for t in dev.of_type(rt.EVENTS_TARGET) if t.props["arn"] == pipeline.state["arn"]],
+        *[show(r.props["name"]) for r in dev.of_type(rt.LB_TARGET_GROUP)],
+        *[show(r.props["name"]) for r in dev.of_type(rt.ECS_SERVICE)],
+        *[f":{r.props['port']:g}" for r in dev.of_type(rt.LB_LISTENER)],
     ]
     for name in expected:
         assert name in diagram, name
@@ -443,7 +494,7 @@ def test_the_prod_diagram_shows_the_https_route_and_the_redirect(prod: ProgramRu
 
 def test_cloudtrail_mode_shows_the_trail_and_prices_its_data_events(run_stack: Callable[..., ProgramRun]) -> None:
     run = run_stack("dev", overrides={"triggerMode": "cloudtrail"})
-    trails = run.of_type("aws:cloudtrail/trail:Trail")
+    trails = run.of_type(rt.CLOUDTRAIL_TRAIL)
     assert trails
     plan = render_plan(run, stack_files("dev"))
     diagram = mermaid_block(text(plan.files, "pipeline.md"))
@@ -488,9 +539,9 @@ def test_cost_follows_the_nat_gateways(dev: ProgramRun, prod: ProgramRun, run_st
         name: pricing.estimate(run, region) for name, run in (("dev", dev), ("prod", prod), ("single", single))
     }
     counts = {
-        "dev": len(dev.of_type(NAT_GATEWAY)),
-        "prod": len(prod.of_type(NAT_GATEWAY)),
-        "single": len(single.of_type(NAT_GATEWAY)),
+        "dev": len(dev.of_type(rt.EC2_NAT_GATEWAY)),
+        "prod": len(prod.of_type(rt.EC2_NAT_GATEWAY)),
+        "single": len(single.of_type(rt.EC2_NAT_GATEWAY)),
     }
     assert counts["dev"] == 0 and counts["single"] == 1 and counts["prod"] > 1
     hours = pricing.load_prices().hours_per_month
@@ -527,7 +578,7 @@ def test_the_price_table_covers_every_committed_stack_region() -> None:
     keys = set(table.regions["us-east-1"])
     for region, prices in table.regions.items():
         assert set(prices) == keys, region
-    for stack in committed_stacks():
+    for stack in STACKS:
         region = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]["aws:region"]
         assert region in table.regions, stack
 
@@ -542,7 +593,7 @@ def test_a_region_without_prices_is_reported_not_guessed(dev: ProgramRun) -> Non
 
 
 def test_the_benchmark_program_registers_the_requested_number_of_resources(tmp_path: Path) -> None:
-    files, run = run_synthetic(23, tmp_path)
+    files, run = run_synthetic(23)
     assert len(run.resources) == 23
     assert text(render_plan(run, files).files, "plan.md").count("\n### ") == 23
 

@@ -8,8 +8,8 @@ import dataclasses
 import json
 import subprocess
 import sys
+import typing
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -19,7 +19,6 @@ import pulumi_gitlab as gitlab
 import pytest
 from google.protobuf import empty_pb2, struct_pb2
 from parliament import iam_definition
-from pulumi.runtime import settings
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 from pulumi_policy import (
     EnforcementLevel,
@@ -34,13 +33,14 @@ from pulumi_policy import (
 from pulumi_policy import proxy as policy_proxy
 
 import policy.__main__ as pack
-from components.config import SSL_POLICIES
-from offline.engine import ProgramRun, RecordingMocks, RecordingMonitor
-from offline.stack_files import committed_stacks
+from components.base import PROJECT, ROOT
+from components.load_balancer import SslPolicy
+from offline.engine import ProgramRun
+from policy import resource_types as rt
 from policy import rules
 from policy.rules import UNKNOWN, Resource
+from support.stacks import STACKS, run
 
-ROOT = Path(__file__).resolve().parent.parent
 ALL_RULES = {r.name for r in rules.RESOURCE_RULES} | {r.name for r in rules.STACK_RULES}
 
 
@@ -72,7 +72,7 @@ def res(
         type=type_,
         name=name,
         props=props,
-        urn=f"urn:pulumi:test::gitlab-fargate::{type_}::{name}",
+        urn=f"urn:pulumi:test::{PROJECT}::{type_}::{name}",
         ids=frozenset(ids),
         property_dependencies={k: frozenset(v) for k, v in (deps or {}).items()},
     )
@@ -99,23 +99,22 @@ def deny_insecure_transport(bucket_arn: str) -> dict[str, Any]:
 
 # --- IAM ------------------------------------------------------------------------------------------------
 
-ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
 SCOPED = allow(["s3:GetObject", "s3:GetObjectVersion"], ["arn:aws:s3:::src/*"])
 
 
 @pytest.mark.parametrize(
     ("resource_type", "props"),
     [
-        (ROLE_POLICY, {"policy": doc(allow("*", "arn:aws:s3:::src"))}),
-        ("aws:iam/policy:Policy", {"policy": doc(allow(["s3:*"], ["arn:aws:s3:::src"]))}),
-        ("aws:iam/userPolicy:UserPolicy", {"policy": doc(allow(["s3:GetObject", "ecr:*"], ["arn:aws:s3:::src"]))}),
+        (rt.IAM_ROLE_POLICY, {"policy": doc(allow("*", "arn:aws:s3:::src"))}),
+        (rt.IAM_POLICY, {"policy": doc(allow(["s3:*"], ["arn:aws:s3:::src"]))}),
+        (rt.IAM_USER_POLICY, {"policy": doc(allow(["s3:GetObject", "ecr:*"], ["arn:aws:s3:::src"]))}),
         (
-            "aws:iam/role:Role",
+            rt.IAM_ROLE,
             {"assumeRolePolicy": "{}", "inlinePolicies": [{"name": "x", "policy": doc(allow("*", "x"))}]},
         ),
-        ("aws:s3/bucketPolicy:BucketPolicy", {"policy": doc({**allow("s3:*", "x"), "Principal": {"AWS": "arn"}})}),
-        (ROLE_POLICY, {"policy": doc({"Effect": "Allow", "NotAction": "iam:*", "Resource": "x"})}),
-        (ROLE_POLICY, {"policy": "{not json"}),
+        (rt.S3_BUCKET_POLICY, {"policy": doc({**allow("s3:*", "x"), "Principal": {"AWS": "arn"}})}),
+        (rt.IAM_ROLE_POLICY, {"policy": doc({"Effect": "Allow", "NotAction": "iam:*", "Resource": "x"})}),
+        (rt.IAM_ROLE_POLICY, {"policy": "{not json"}),
     ],
 )
 def test_wildcard_actions_are_refused(resource_type: str, props: dict[str, Any]) -> None:
@@ -124,21 +123,21 @@ def test_wildcard_actions_are_refused(resource_type: str, props: dict[str, Any])
 
 def test_scoped_actions_and_a_deny_of_everything_are_accepted() -> None:
     props = {"policy": doc(SCOPED, deny_insecure_transport("arn:aws:s3:::src"))}
-    assert messages(ROLE_POLICY, props) == {}
+    assert messages(rt.IAM_ROLE_POLICY, props) == {}
 
 
 def test_resource_star_is_refused_for_actions_aws_can_scope() -> None:
-    found = messages(ROLE_POLICY, {"policy": doc(allow(["ecr:GetAuthorizationToken", "s3:GetObject"], "*"))})
+    found = messages(rt.IAM_ROLE_POLICY, {"policy": doc(allow(["ecr:GetAuthorizationToken", "s3:GetObject"], "*"))})
     assert list(found) == ["iam-resource-star-only-unscopable"]
     assert "s3:GetObject" in found["iam-resource-star-only-unscopable"][0]
     assert "ecr:GetAuthorizationToken" not in found["iam-resource-star-only-unscopable"][0]
     not_resource = {"Effect": "Allow", "Action": "s3:GetObject", "NotResource": "arn:aws:s3:::secret/*"}
-    assert "iam-resource-star-only-unscopable" in messages(ROLE_POLICY, {"policy": doc(not_resource)})
+    assert "iam-resource-star-only-unscopable" in messages(rt.IAM_ROLE_POLICY, {"policy": doc(not_resource)})
 
 
 def test_resource_star_is_accepted_for_actions_aws_cannot_scope() -> None:
     statement = allow(["ecr:GetAuthorizationToken", "ECS:DescribeTaskDefinition"], ["*"])
-    assert messages(ROLE_POLICY, {"policy": doc(statement)}) == {}
+    assert messages(rt.IAM_ROLE_POLICY, {"policy": doc(statement)}) == {}
 
 
 def test_every_resource_star_action_really_has_no_resource_type() -> None:
@@ -161,9 +160,9 @@ def test_every_resource_star_action_really_has_no_resource_type() -> None:
 )
 def test_anyone_as_principal_is_refused(principal: Any) -> None:
     trust = doc({"Effect": "Allow", "Principal": principal, "Action": "sts:AssumeRole"})
-    assert list(messages("aws:iam/role:Role", {"assumeRolePolicy": trust})) == ["iam-no-wildcard-principal"]
+    assert list(messages(rt.IAM_ROLE, {"assumeRolePolicy": trust})) == ["iam-no-wildcard-principal"]
     bucket_policy = doc({**SCOPED, "Principal": principal})
-    assert "iam-no-wildcard-principal" in messages("aws:s3/bucketPolicy:BucketPolicy", {"policy": bucket_policy})
+    assert "iam-no-wildcard-principal" in messages(rt.S3_BUCKET_POLICY, {"policy": bucket_policy})
 
 
 def test_a_service_principal_is_accepted() -> None:
@@ -175,23 +174,23 @@ def test_a_service_principal_is_accepted() -> None:
             "Condition": {"StringEquals": {"aws:SourceAccount": "123456789012"}},
         }
     )
-    assert messages("aws:iam/role:Role", {"assumeRolePolicy": trust}) == {}
+    assert messages(rt.IAM_ROLE, {"assumeRolePolicy": trust}) == {}
 
 
 @pytest.mark.parametrize(
     ("resource_type", "props"),
     [
         (
-            "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
+            rt.IAM_ROLE_POLICY_ATTACHMENT,
             {"policyArn": "arn:aws:iam::aws:policy/AdministratorAccess"},
         ),
         (
-            "aws:iam/userPolicyAttachment:UserPolicyAttachment",
+            rt.IAM_USER_POLICY_ATTACHMENT,
             {"policyArn": "arn:aws:iam::aws:policy/AmazonS3FullAccess"},
         ),
-        ("aws:iam/role:Role", {"managedPolicyArns": ["arn:aws:iam::aws:policy/PowerUserAccess"]}),
+        (rt.IAM_ROLE, {"managedPolicyArns": ["arn:aws:iam::aws:policy/PowerUserAccess"]}),
         (
-            "aws:iam/rolePolicyAttachmentsExclusive:RolePolicyAttachmentsExclusive",
+            rt.IAM_ROLE_POLICY_ATTACHMENTS_EXCLUSIVE,
             {"policyArns": ["arn:aws:iam::aws:policy/AWSCodeBuildAdminAccess"]},
         ),
     ],
@@ -202,17 +201,11 @@ def test_broad_managed_policies_are_refused(resource_type: str, props: dict[str,
 
 def test_narrow_managed_policies_are_accepted() -> None:
     arn = "arn:aws:iam::aws:policy/AWSCodeDeployRoleForECS"
-    assert messages("aws:iam/rolePolicyAttachment:RolePolicyAttachment", {"policyArn": arn}) == {}
+    assert messages(rt.IAM_ROLE_POLICY_ATTACHMENT, {"policyArn": arn}) == {}
 
 
 # --- S3 -------------------------------------------------------------------------------------------------
 
-BUCKET = "aws:s3/bucket:Bucket"
-PAB = "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"
-SSE = "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
-BUCKET_POLICY = "aws:s3/bucketPolicy:BucketPolicy"
-VERSIONING = "aws:s3/bucketVersioning:BucketVersioning"
-PIPELINE = "aws:codepipeline/pipeline:Pipeline"
 ALL_BLOCKED = {
     "blockPublicAcls": True,
     "blockPublicPolicy": True,
@@ -226,18 +219,22 @@ def bucket_stack(name: str = "src", **replace: Resource | None) -> list[Resource
     swaps a part (by role) for another resource, or drops it with ``None``."""
     arn = f"arn:aws:s3:::{name}"
     parts: dict[str, Resource | None] = {
-        "bucket": res(BUCKET, name, {"bucket": name}, ids=(name, arn)),
-        "pab": res(PAB, f"{name}-pab", {"bucket": name, **ALL_BLOCKED}),
+        "bucket": res(rt.S3_BUCKET, name, {"bucket": name}, ids=(name, arn)),
+        "pab": res(rt.S3_BUCKET_PUBLIC_ACCESS_BLOCK, f"{name}-pab", {"bucket": name, **ALL_BLOCKED}),
         "sse": res(
-            SSE,
+            rt.S3_BUCKET_ENCRYPTION,
             f"{name}-sse",
             {"bucket": name, "rules": [{"applyServerSideEncryptionByDefault": {"sseAlgorithm": "AES256"}}]},
         ),
-        "policy": res(BUCKET_POLICY, f"{name}-policy", {"bucket": name, "policy": doc(deny_insecure_transport(arn))}),
-        "versioning": res(
-            VERSIONING, f"{name}-versioning", {"bucket": name, "versioningConfiguration": {"status": "Enabled"}}
+        "policy": res(
+            rt.S3_BUCKET_POLICY, f"{name}-policy", {"bucket": name, "policy": doc(deny_insecure_transport(arn))}
         ),
-        "pipeline": res(PIPELINE, "pipeline", {"stages": [source_stage(name)]}),
+        "versioning": res(
+            rt.S3_BUCKET_VERSIONING,
+            f"{name}-versioning",
+            {"bucket": name, "versioningConfiguration": {"status": "Enabled"}},
+        ),
+        "pipeline": res(rt.CODEPIPELINE_PIPELINE, "pipeline", {"stages": [source_stage(name)]}),
     }
     parts.update(replace)
     return [p for p in parts.values() if p is not None]
@@ -262,21 +259,23 @@ def test_a_bucket_with_every_setting_passes() -> None:
 
 def test_a_bucket_without_public_access_block_is_refused() -> None:
     assert fired(bucket_stack(pab=None)) == {"s3-public-access-blocked"}
-    partial = res(PAB, "src-pab", {"bucket": "src", **ALL_BLOCKED, "restrictPublicBuckets": False})
+    partial = res(
+        rt.S3_BUCKET_PUBLIC_ACCESS_BLOCK, "src-pab", {"bucket": "src", **ALL_BLOCKED, "restrictPublicBuckets": False}
+    )
     assert fired(bucket_stack(pab=partial)) == {"s3-public-access-blocked"}
-    other_bucket = res(PAB, "src-pab", {"bucket": "another-bucket", **ALL_BLOCKED})
+    other_bucket = res(rt.S3_BUCKET_PUBLIC_ACCESS_BLOCK, "src-pab", {"bucket": "another-bucket", **ALL_BLOCKED})
     assert fired(bucket_stack(pab=other_bucket)) == {"s3-public-access-blocked"}
 
 
 def test_an_account_wide_public_access_block_covers_every_bucket() -> None:
-    account = res("aws:s3/accountPublicAccessBlock:AccountPublicAccessBlock", "account", ALL_BLOCKED)
+    account = res(rt.S3_ACCOUNT_PUBLIC_ACCESS_BLOCK, "account", ALL_BLOCKED)
     assert fired([*bucket_stack(pab=None), account]) == set()
 
 
 def test_a_bucket_without_encryption_is_refused() -> None:
     assert fired(bucket_stack(sse=None)) == {"s3-bucket-encrypted"}
     inline = res(
-        BUCKET,
+        rt.S3_BUCKET,
         "src",
         {
             "bucket": "src",
@@ -297,15 +296,15 @@ def test_a_bucket_accepting_plain_http_is_refused() -> None:
     other_bucket = deny_insecure_transport("arn:aws:s3:::elsewhere")
     allow_instead = {**deny_insecure_transport("arn:aws:s3:::src"), "Effect": "Allow"}
     for statement in (secure_true, objects_only, other_bucket):
-        policy = res(BUCKET_POLICY, "src-policy", {"bucket": "src", "policy": doc(statement)})
+        policy = res(rt.S3_BUCKET_POLICY, "src-policy", {"bucket": "src", "policy": doc(statement)})
         assert fired(bucket_stack(policy=policy)) == {"s3-bucket-tls-only"}, statement
-    policy = res(BUCKET_POLICY, "src-policy", {"bucket": "src", "policy": doc(allow_instead)})
+    policy = res(rt.S3_BUCKET_POLICY, "src-policy", {"bucket": "src", "policy": doc(allow_instead)})
     assert "s3-bucket-tls-only" in fired(bucket_stack(policy=policy))
 
 
 def test_a_tls_only_policy_inline_on_the_bucket_is_accepted() -> None:
     inline = res(
-        BUCKET,
+        rt.S3_BUCKET,
         "src",
         {"bucket": "src", "policy": doc(deny_insecure_transport("arn:aws:s3:::src"))},
         ids=("src", "arn:aws:s3:::src"),
@@ -315,46 +314,52 @@ def test_a_tls_only_policy_inline_on_the_bucket_is_accepted() -> None:
 
 def test_the_source_bucket_must_be_versioned_and_other_buckets_need_not() -> None:
     assert fired(bucket_stack(versioning=None)) == {"s3-source-bucket-versioned"}
-    suspended = res(VERSIONING, "src-versioning", {"bucket": "src", "versioningConfiguration": {"status": "Suspended"}})
+    suspended = res(
+        rt.S3_BUCKET_VERSIONING, "src-versioning", {"bucket": "src", "versioningConfiguration": {"status": "Suspended"}}
+    )
     assert fired(bucket_stack(versioning=suspended)) == {"s3-source-bucket-versioned"}
     assert fired(bucket_stack(versioning=None, pipeline=None)) == set()
-    inline = res(BUCKET, "src", {"bucket": "src", "versioning": {"enabled": True}}, ids=("src", "arn:aws:s3:::src"))
+    inline = res(
+        rt.S3_BUCKET, "src", {"bucket": "src", "versioning": {"enabled": True}}, ids=("src", "arn:aws:s3:::src")
+    )
     assert fired(bucket_stack(versioning=None, bucket=inline)) == set()
 
 
 def test_during_a_preview_references_not_known_yet_are_matched_by_dependency() -> None:
     """In a preview the new bucket's name is unknown, so its settings refer to it only by dependency."""
-    bucket = res(BUCKET, "src", {"bucket": UNKNOWN})
+    bucket = res(rt.S3_BUCKET, "src", {"bucket": UNKNOWN})
     urn = {bucket.urn}
     settings_ = [
-        res(PAB, "pab", {"bucket": UNKNOWN, **ALL_BLOCKED}, deps={"bucket": urn}),
+        res(rt.S3_BUCKET_PUBLIC_ACCESS_BLOCK, "pab", {"bucket": UNKNOWN, **ALL_BLOCKED}, deps={"bucket": urn}),
         res(
-            SSE,
+            rt.S3_BUCKET_ENCRYPTION,
             "sse",
             {"bucket": UNKNOWN, "rules": [{"applyServerSideEncryptionByDefault": {"sseAlgorithm": "AES256"}}]},
             deps={"bucket": urn},
         ),
-        res(BUCKET_POLICY, "policy", {"bucket": UNKNOWN, "policy": UNKNOWN}, deps={"bucket": urn}),
+        res(rt.S3_BUCKET_POLICY, "policy", {"bucket": UNKNOWN, "policy": UNKNOWN}, deps={"bucket": urn}),
         res(
-            VERSIONING,
+            rt.S3_BUCKET_VERSIONING,
             "versioning",
             {"bucket": UNKNOWN, "versioningConfiguration": {"status": "Enabled"}},
             deps={"bucket": urn},
         ),
-        res(PIPELINE, "pipeline", {"stages": [source_stage(UNKNOWN)]}, deps={"stages": urn}),
+        res(rt.CODEPIPELINE_PIPELINE, "pipeline", {"stages": [source_stage(UNKNOWN)]}, deps={"stages": urn}),
     ]
     assert rules.check_stack([bucket, *settings_]) == []
     # A known policy is still judged when the bucket's own ARN is not known: it must cover some bucket and its
     # objects.
     known_policy = res(
-        BUCKET_POLICY,
+        rt.S3_BUCKET_POLICY,
         "policy",
         {"bucket": UNKNOWN, "policy": doc(deny_insecure_transport("arn:aws:s3:::src"))},
         deps={"bucket": urn},
     )
     assert rules.check_stack([bucket, *settings_[:2], known_policy, *settings_[3:]]) == []
     objects_only = {**deny_insecure_transport("arn:aws:s3:::src"), "Resource": "arn:aws:s3:::src/*"}
-    weak_policy = res(BUCKET_POLICY, "policy", {"bucket": UNKNOWN, "policy": doc(objects_only)}, deps={"bucket": urn})
+    weak_policy = res(
+        rt.S3_BUCKET_POLICY, "policy", {"bucket": UNKNOWN, "policy": doc(objects_only)}, deps={"bucket": urn}
+    )
     assert fired([bucket, *settings_[:2], weak_policy, *settings_[3:]]) == {"s3-bucket-tls-only"}
     # What is missing is still missing: nothing refers to the bucket, even by dependency.
     assert fired([bucket, *settings_[1:]]) == {"s3-public-access-blocked"}
@@ -363,8 +368,6 @@ def test_during_a_preview_references_not_known_yet_are_matched_by_dependency() -
 
 # --- ECR ------------------------------------------------------------------------------------------------
 
-REPOSITORY = "aws:ecr/repository:Repository"
-LIFECYCLE = "aws:ecr/lifecyclePolicy:LifecyclePolicy"
 EXPIRE_OLD = json.dumps(
     {
         "rules": [
@@ -379,29 +382,27 @@ EXPIRE_OLD = json.dumps(
 
 
 def test_a_repository_without_scan_on_push_is_refused() -> None:
-    assert "ecr-scan-on-push" in messages(REPOSITORY, {"name": "app"})
-    assert "ecr-scan-on-push" in messages(REPOSITORY, {"imageScanningConfiguration": {"scanOnPush": False}})
-    assert messages(REPOSITORY, {"imageScanningConfiguration": {"scanOnPush": True}}) == {}
+    assert "ecr-scan-on-push" in messages(rt.ECR_REPOSITORY, {"name": "app"})
+    assert "ecr-scan-on-push" in messages(rt.ECR_REPOSITORY, {"imageScanningConfiguration": {"scanOnPush": False}})
+    assert messages(rt.ECR_REPOSITORY, {"imageScanningConfiguration": {"scanOnPush": True}}) == {}
 
 
 def test_a_repository_without_lifecycle_policy_is_refused() -> None:
-    repo = res(REPOSITORY, "repo", {"name": "app", "imageScanningConfiguration": {"scanOnPush": True}}, ids=("app",))
+    repo = res(
+        rt.ECR_REPOSITORY, "repo", {"name": "app", "imageScanningConfiguration": {"scanOnPush": True}}, ids=("app",)
+    )
     assert fired([repo]) == {"ecr-lifecycle-policy"}
-    assert fired([repo, res(LIFECYCLE, "lp", {"repository": "app", "policy": json.dumps({"rules": []})})]) == {
+    assert fired(
+        [repo, res(rt.ECR_LIFECYCLE_POLICY, "lp", {"repository": "app", "policy": json.dumps({"rules": []})})]
+    ) == {"ecr-lifecycle-policy"}
+    assert fired([repo, res(rt.ECR_LIFECYCLE_POLICY, "lp", {"repository": "other", "policy": EXPIRE_OLD})]) == {
         "ecr-lifecycle-policy"
     }
-    assert fired([repo, res(LIFECYCLE, "lp", {"repository": "other", "policy": EXPIRE_OLD})]) == {
-        "ecr-lifecycle-policy"
-    }
-    assert fired([repo, res(LIFECYCLE, "lp", {"repository": "app", "policy": EXPIRE_OLD})]) == set()
+    assert fired([repo, res(rt.ECR_LIFECYCLE_POLICY, "lp", {"repository": "app", "policy": EXPIRE_OLD})]) == set()
 
 
 # --- Security groups ----------------------------------------------------------------------------------
 
-SG = "aws:ec2/securityGroup:SecurityGroup"
-INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
-LB = "aws:lb/loadBalancer:LoadBalancer"
-LISTENER = "aws:lb/listener:Listener"
 LB_ARN = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/app/web/1"
 PROD_LISTENER_ARN = f"{LB_ARN}/prod"
 TEST_LISTENER_ARN = f"{LB_ARN}/test"
@@ -411,13 +412,13 @@ def alb_stack(*rules_: Resource) -> list[Resource]:
     """An ALB with its security group ``sg-alb``, a production listener on 443 and a CodeDeploy test listener
     on 8443, a task security group ``sg-tasks``, and the given ingress rules."""
     return [
-        res(SG, "alb-sg", {"name": "alb"}, ids=("sg-alb",)),
-        res(SG, "tasks-sg", {"name": "tasks"}, ids=("sg-tasks",)),
-        res(LB, "alb", {"securityGroups": ["sg-alb"], "dropInvalidHeaderFields": True}, ids=(LB_ARN,)),
-        res(LISTENER, "prod", {"loadBalancerArn": LB_ARN, "port": 443.0}, ids=(PROD_LISTENER_ARN,)),
-        res(LISTENER, "test", {"loadBalancerArn": LB_ARN, "port": 8443.0}, ids=(TEST_LISTENER_ARN,)),
+        res(rt.EC2_SECURITY_GROUP, "alb-sg", {"name": "alb"}, ids=("sg-alb",)),
+        res(rt.EC2_SECURITY_GROUP, "tasks-sg", {"name": "tasks"}, ids=("sg-tasks",)),
+        res(rt.LB_LOAD_BALANCER, "alb", {"securityGroups": ["sg-alb"], "dropInvalidHeaderFields": True}, ids=(LB_ARN,)),
+        res(rt.LB_LISTENER, "prod", {"loadBalancerArn": LB_ARN, "port": 443.0}, ids=(PROD_LISTENER_ARN,)),
+        res(rt.LB_LISTENER, "test", {"loadBalancerArn": LB_ARN, "port": 8443.0}, ids=(TEST_LISTENER_ARN,)),
         res(
-            "aws:codedeploy/deploymentGroup:DeploymentGroup",
+            rt.CODEDEPLOY_DEPLOYMENT_GROUP,
             "dg",
             {
                 "loadBalancerInfo": {
@@ -441,7 +442,7 @@ def ingress(sg: str, port: float, cidr: str = "0.0.0.0/0", protocol: str = "tcp"
         "toPort": port if to is None else to,
         family: cidr,
     }
-    return res(INGRESS, f"{sg}-{port}-{cidr}-{protocol}", props)
+    return res(rt.VPC_SECURITY_GROUP_INGRESS_RULE, f"{sg}-{port}-{cidr}-{protocol}", props)
 
 
 def test_the_albs_production_listener_port_may_be_open_to_the_world() -> None:
@@ -475,12 +476,12 @@ def test_any_port_may_be_open_to_a_narrower_network() -> None:
 
 def test_inline_and_classic_security_group_rules_are_checked_too() -> None:
     inline = res(
-        SG,
+        rt.EC2_SECURITY_GROUP,
         "legacy",
         {"ingress": [{"protocol": "tcp", "fromPort": 3306.0, "toPort": 3306.0, "cidrBlocks": ["0.0.0.0/0"]}]},
     )
     classic = res(
-        "aws:ec2/securityGroupRule:SecurityGroupRule",
+        rt.EC2_SECURITY_GROUP_RULE,
         "classic",
         {
             "type": "ingress",
@@ -492,7 +493,7 @@ def test_inline_and_classic_security_group_rules_are_checked_too() -> None:
         },
     )
     egress = res(
-        "aws:ec2/securityGroupRule:SecurityGroupRule",
+        rt.EC2_SECURITY_GROUP_RULE,
         "egress",
         {
             "type": "egress",
@@ -529,19 +530,16 @@ def test_credential_names(name: str, credential: bool) -> None:
     assert rules.looks_like_credential(name) is credential
 
 
-CODEBUILD = "aws:codebuild/project:Project"
-
-
 def codebuild(*variables: dict[str, str]) -> dict[str, Any]:
     return {"environment": {"image": "aws/codebuild/standard:7.0", "environmentVariables": list(variables)}}
 
 
 def test_a_plaintext_credential_in_a_build_environment_is_refused() -> None:
     assert "codebuild-no-plaintext-secrets" in messages(
-        CODEBUILD, codebuild({"name": "GITLAB_TOKEN", "value": "glpat-x"})
+        rt.CODEBUILD_PROJECT, codebuild({"name": "GITLAB_TOKEN", "value": "glpat-x"})
     )
     plaintext = {"name": "DOCKERHUB_PASSWORD", "value": "x", "type": "PLAINTEXT"}
-    assert "codebuild-no-plaintext-secrets" in messages(CODEBUILD, codebuild(plaintext))
+    assert "codebuild-no-plaintext-secrets" in messages(rt.CODEBUILD_PROJECT, codebuild(plaintext))
 
 
 def test_references_to_secrets_and_plain_settings_in_a_build_environment_are_accepted() -> None:
@@ -554,7 +552,7 @@ def test_references_to_secrets_and_plain_settings_in_a_build_environment_are_acc
         {"name": "API_TOKEN", "value": "/app/token", "type": "PARAMETER_STORE"},
         {"name": "SOURCE_OBJECT_KEY", "value": "docker-image/docker_image.zip", "type": "PLAINTEXT"},
     )
-    assert messages(CODEBUILD, props) == {}
+    assert messages(rt.CODEBUILD_PROJECT, props) == {}
 
 
 def test_a_plaintext_credential_in_a_pipeline_build_action_is_refused() -> None:
@@ -568,12 +566,12 @@ def test_a_plaintext_credential_in_a_pipeline_build_action_is_refused() -> None:
         return {"stages": [{"name": "Build", "actions": [action]}]}
 
     assert "codebuild-no-plaintext-secrets" in messages(
-        PIPELINE, pipeline([{"name": "NPM_TOKEN", "value": "x", "type": "PLAINTEXT"}])
+        rt.CODEPIPELINE_PIPELINE, pipeline([{"name": "NPM_TOKEN", "value": "x", "type": "PLAINTEXT"}])
     )
-    assert messages(PIPELINE, pipeline([{"name": "IMAGE_TAG", "value": "latest", "type": "PLAINTEXT"}])) == {}
-
-
-TASK_DEFINITION = "aws:ecs/taskDefinition:TaskDefinition"
+    assert (
+        messages(rt.CODEPIPELINE_PIPELINE, pipeline([{"name": "IMAGE_TAG", "value": "latest", "type": "PLAINTEXT"}]))
+        == {}
+    )
 
 
 def containers(**container: Any) -> dict[str, Any]:
@@ -582,7 +580,7 @@ def containers(**container: Any) -> dict[str, Any]:
 
 def test_a_credential_in_a_container_environment_is_refused() -> None:
     props = containers(environment=[{"name": "PORT", "value": "80"}, {"name": "DB_PASSWORD", "value": "hunter2"}])
-    found = messages(TASK_DEFINITION, props)
+    found = messages(rt.ECS_TASK_DEFINITION, props)
     assert list(found) == ["ecs-no-secrets-in-environment"]
     assert "DB_PASSWORD" in found["ecs-no-secrets-in-environment"][0]
 
@@ -592,73 +590,77 @@ def test_a_credential_passed_as_a_container_secret_is_accepted() -> None:
         environment=[{"name": "PORT", "value": "80"}],
         secrets=[{"name": "DB_PASSWORD", "valueFrom": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:db"}],
     )
-    assert messages(TASK_DEFINITION, props) == {}
-
-
-GITLAB_VARIABLE = "gitlab:index/projectVariable:ProjectVariable"
+    assert messages(rt.ECS_TASK_DEFINITION, props) == {}
 
 
 @pytest.mark.parametrize("key", ["AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "GITLAB_TOKEN", "REGISTRY_PASSWORD"])
 def test_gitlab_credentials_must_be_masked_and_protected(key: str) -> None:
     rule = "gitlab-credentials-masked-protected"
-    assert messages(GITLAB_VARIABLE, {"key": key, "masked": True, "protected": True}) == {}
-    assert rule in messages(GITLAB_VARIABLE, {"key": key, "masked": False, "protected": True})
-    assert rule in messages(GITLAB_VARIABLE, {"key": key, "masked": True})
-    assert rule in messages("gitlab:index/groupVariable:GroupVariable", {"key": key, "protected": True})
+    assert messages(rt.GITLAB_PROJECT_VARIABLE, {"key": key, "masked": True, "protected": True}) == {}
+    assert rule in messages(rt.GITLAB_PROJECT_VARIABLE, {"key": key, "masked": False, "protected": True})
+    assert rule in messages(rt.GITLAB_PROJECT_VARIABLE, {"key": key, "masked": True})
+    assert rule in messages(rt.GITLAB_GROUP_VARIABLE, {"key": key, "protected": True})
 
 
 def test_a_gitlab_private_key_must_be_protected_and_need_not_be_masked() -> None:
     rule = "gitlab-credentials-masked-protected"
-    assert messages(GITLAB_VARIABLE, {"key": "SSH_PRIVATE_KEY", "protected": True, "variableType": "file"}) == {}
-    assert rule in messages(GITLAB_VARIABLE, {"key": "SSH_PRIVATE_KEY", "protected": False, "variableType": "file"})
+    assert (
+        messages(rt.GITLAB_PROJECT_VARIABLE, {"key": "SSH_PRIVATE_KEY", "protected": True, "variableType": "file"})
+        == {}
+    )
+    assert rule in messages(
+        rt.GITLAB_PROJECT_VARIABLE, {"key": "SSH_PRIVATE_KEY", "protected": False, "variableType": "file"}
+    )
 
 
 def test_other_gitlab_variables_are_not_concerned() -> None:
-    assert messages(GITLAB_VARIABLE, {"key": "AWS_DEFAULT_REGION", "value": "eu-west-1"}) == {}
+    assert messages(rt.GITLAB_PROJECT_VARIABLE, {"key": "AWS_DEFAULT_REGION", "value": "eu-west-1"}) == {}
 
 
 # --- Logs and load balancers -----------------------------------------------------------------------------
 
-LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
-
 
 def test_a_log_group_without_retention_is_refused() -> None:
-    assert "log-group-retention" in messages(LOG_GROUP, {"name": "/ecs/app"})
-    assert "log-group-retention" in messages(LOG_GROUP, {"retentionInDays": 0.0})
-    assert messages(LOG_GROUP, {"retentionInDays": 7.0}) == {}
+    assert "log-group-retention" in messages(rt.LOG_GROUP, {"name": "/ecs/app"})
+    assert "log-group-retention" in messages(rt.LOG_GROUP, {"retentionInDays": 0.0})
+    assert messages(rt.LOG_GROUP, {"retentionInDays": 7.0}) == {}
 
 
 def test_a_build_project_must_log_to_a_log_group_of_the_stack() -> None:
     group = res(
-        LOG_GROUP, "build-logs", {"name": "/aws/codebuild/app", "retentionInDays": 7.0}, ids=("/aws/codebuild/app",)
+        rt.LOG_GROUP, "build-logs", {"name": "/aws/codebuild/app", "retentionInDays": 7.0}, ids=("/aws/codebuild/app",)
     )
-    no_config = res(CODEBUILD, "build", codebuild())
+    no_config = res(rt.CODEBUILD_PROJECT, "build", codebuild())
     assert fired([group, no_config]) == {"codebuild-logs-retained"}
     elsewhere = res(
-        CODEBUILD, "build", {**codebuild(), "logsConfig": {"cloudwatchLogs": {"groupName": "/somewhere/else"}}}
+        rt.CODEBUILD_PROJECT,
+        "build",
+        {**codebuild(), "logsConfig": {"cloudwatchLogs": {"groupName": "/somewhere/else"}}},
     )
     assert fired([group, elsewhere]) == {"codebuild-logs-retained"}
     own = res(
-        CODEBUILD, "build", {**codebuild(), "logsConfig": {"cloudwatchLogs": {"groupName": "/aws/codebuild/app"}}}
+        rt.CODEBUILD_PROJECT,
+        "build",
+        {**codebuild(), "logsConfig": {"cloudwatchLogs": {"groupName": "/aws/codebuild/app"}}},
     )
-    disabled = res(CODEBUILD, "build2", {**codebuild(), "logsConfig": {"cloudwatchLogs": {"status": "DISABLED"}}})
+    disabled = res(
+        rt.CODEBUILD_PROJECT, "build2", {**codebuild(), "logsConfig": {"cloudwatchLogs": {"status": "DISABLED"}}}
+    )
     assert fired([group, own, disabled]) == set()
 
 
 def test_an_alb_forwarding_invalid_headers_is_refused() -> None:
-    assert "alb-drop-invalid-headers" in messages(LB, {"name": "web"})
-    assert "alb-drop-invalid-headers" in messages(
-        "aws:alb/loadBalancer:LoadBalancer", {"dropInvalidHeaderFields": False}
-    )
-    assert messages(LB, {"dropInvalidHeaderFields": True}) == {}
-    assert messages(LB, {"loadBalancerType": "network"}) == {}
+    assert "alb-drop-invalid-headers" in messages(rt.LB_LOAD_BALANCER, {"name": "web"})
+    assert "alb-drop-invalid-headers" in messages(rt.ALB_LOAD_BALANCER, {"dropInvalidHeaderFields": False})
+    assert messages(rt.LB_LOAD_BALANCER, {"dropInvalidHeaderFields": True}) == {}
+    assert messages(rt.LB_LOAD_BALANCER, {"loadBalancerType": "network"}) == {}
 
 
 def test_values_unknown_during_a_preview_are_left_to_pulumi_up() -> None:
-    assert messages(LB, {"dropInvalidHeaderFields": UNKNOWN}) == {}
-    assert messages(LOG_GROUP, {"retentionInDays": UNKNOWN}) == {}
-    assert messages(ROLE_POLICY, {"policy": UNKNOWN}) == {}
-    assert messages(TASK_DEFINITION, {"containerDefinitions": UNKNOWN}) == {}
+    assert messages(rt.LB_LOAD_BALANCER, {"dropInvalidHeaderFields": UNKNOWN}) == {}
+    assert messages(rt.LOG_GROUP, {"retentionInDays": UNKNOWN}) == {}
+    assert messages(rt.IAM_ROLE_POLICY, {"policy": UNKNOWN}) == {}
+    assert messages(rt.ECS_TASK_DEFINITION, {"containerDefinitions": UNKNOWN}) == {}
 
 
 # --- TLS, encryption at rest, alarms ------------------------------------------------------------------
@@ -667,9 +669,10 @@ CERTIFICATE = "arn:aws:acm:eu-west-1:123456789012:certificate/0f1e2d3c-4b5a-6978
 HTTPS = {"protocol": "HTTPS", "port": 443.0, "sslPolicy": "ELBSecurityPolicy-TLS13-1-2-2021-06"}
 
 
-@pytest.mark.parametrize("policy", SSL_POLICIES)
+# The values `sslPolicy` accepts are the Literal the config and the listener share (components/load_balancer.py).
+@pytest.mark.parametrize("policy", typing.get_args(SslPolicy))
 def test_an_https_listener_with_a_certificate_and_each_configurable_tls13_policy_is_accepted(policy: str) -> None:
-    assert messages(LISTENER, {**HTTPS, "sslPolicy": policy, "certificateArn": CERTIFICATE}) == {}
+    assert messages(rt.LB_LISTENER, {**HTTPS, "sslPolicy": policy, "certificateArn": CERTIFICATE}) == {}
 
 
 @pytest.mark.parametrize(
@@ -698,27 +701,25 @@ def test_an_https_listener_without_a_tls13_policy_or_a_certificate_is_refused(
 
 
 def test_other_listeners_are_not_concerned() -> None:
-    assert messages(LISTENER, {"protocol": "HTTP", "port": 80.0}) == {}
-    assert messages(LISTENER, {"protocol": "TCP", "port": 5432.0}) == {}
-
-
-SNS_TOPIC = "aws:sns/topic:Topic"
-KMS_KEY = "aws:kms/key:Key"
+    assert messages(rt.LB_LISTENER, {"protocol": "HTTP", "port": 80.0}) == {}
+    assert messages(rt.LB_LISTENER, {"protocol": "TCP", "port": 5432.0}) == {}
 
 
 def test_an_unencrypted_topic_is_refused() -> None:
-    assert list(messages(SNS_TOPIC, {"name": "alerts"})) == ["sns-topic-encrypted"]
-    assert list(messages(SNS_TOPIC, {"name": "alerts", "kmsMasterKeyId": ""})) == ["sns-topic-encrypted"]
+    assert list(messages(rt.SNS_TOPIC, {"name": "alerts"})) == ["sns-topic-encrypted"]
+    assert list(messages(rt.SNS_TOPIC, {"name": "alerts", "kmsMasterKeyId": ""})) == ["sns-topic-encrypted"]
     key = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
-    assert messages(SNS_TOPIC, {"name": "alerts", "kmsMasterKeyId": key}) == {}
-    assert messages(SNS_TOPIC, {"name": "alerts", "kmsMasterKeyId": "alias/aws/sns"}) == {}
+    assert messages(rt.SNS_TOPIC, {"name": "alerts", "kmsMasterKeyId": key}) == {}
+    assert messages(rt.SNS_TOPIC, {"name": "alerts", "kmsMasterKeyId": "alias/aws/sns"}) == {}
 
 
 def test_a_symmetric_key_that_does_not_rotate_is_refused() -> None:
-    assert list(messages(KMS_KEY, {"description": "alerts"})) == ["kms-key-rotation"]
-    assert list(messages(KMS_KEY, {"enableKeyRotation": False, "keyUsage": "ENCRYPT_DECRYPT"})) == ["kms-key-rotation"]
-    assert list(messages(KMS_KEY, {"customerMasterKeySpec": "SYMMETRIC_DEFAULT"})) == ["kms-key-rotation"]
-    assert messages(KMS_KEY, {"enableKeyRotation": True}) == {}
+    assert list(messages(rt.KMS_KEY, {"description": "alerts"})) == ["kms-key-rotation"]
+    assert list(messages(rt.KMS_KEY, {"enableKeyRotation": False, "keyUsage": "ENCRYPT_DECRYPT"})) == [
+        "kms-key-rotation"
+    ]
+    assert list(messages(rt.KMS_KEY, {"customerMasterKeySpec": "SYMMETRIC_DEFAULT"})) == ["kms-key-rotation"]
+    assert messages(rt.KMS_KEY, {"enableKeyRotation": True}) == {}
 
 
 def key_policy(*statements: dict[str, Any]) -> dict[str, Any]:
@@ -747,7 +748,7 @@ EVENTS_KEY_USE = {
 )
 def test_a_key_grant_to_eventbridge_that_requires_source_keys_is_refused(condition: dict[str, Any]) -> None:
     props = key_policy({**EVENTS_KEY_USE, "Sid": "Events", "Condition": condition})
-    assert list(messages(KMS_KEY, props)) == ["kms-eventbridge-grant-usable"]
+    assert list(messages(rt.KMS_KEY, props)) == ["kms-eventbridge-grant-usable"]
 
 
 def test_an_unconditioned_eventbridge_grant_and_a_conditioned_cloudwatch_grant_are_accepted() -> None:
@@ -756,7 +757,7 @@ def test_an_unconditioned_eventbridge_grant_and_a_conditioned_cloudwatch_grant_a
         "Principal": {"Service": "cloudwatch.amazonaws.com"},
         "Condition": {"StringEquals": {"aws:SourceAccount": "123456789012"}},
     }
-    assert messages(KMS_KEY, key_policy(EVENTS_KEY_USE, cloudwatch)) == {}
+    assert messages(rt.KMS_KEY, key_policy(EVENTS_KEY_USE, cloudwatch)) == {}
 
 
 @pytest.mark.parametrize(
@@ -769,22 +770,19 @@ def test_an_unconditioned_eventbridge_grant_and_a_conditioned_cloudwatch_grant_a
     ids=["asymmetric", "hmac", "custom-key-store"],
 )
 def test_keys_kms_cannot_rotate_are_not_concerned(props: dict[str, Any]) -> None:
-    assert messages(KMS_KEY, props) == {}
+    assert messages(rt.KMS_KEY, props) == {}
 
 
-METRIC_ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
-COMPOSITE_ALARM = "aws:cloudwatch/compositeAlarm:CompositeAlarm"
-DEPLOYMENT_GROUP = "aws:codedeploy/deploymentGroup:DeploymentGroup"
 TOPIC_ARN = "arn:aws:sns:eu-west-1:123456789012:alerts"
 
 
 def alarm(name: str = "web-5xx", **props: Any) -> Resource:
     arn = f"arn:aws:cloudwatch:eu-west-1:123456789012:alarm:{name}"
-    return res(METRIC_ALARM, name, {"name": name, "metricName": "HTTPCode_Target_5XX_Count", **props}, ids=(arn,))
+    return res(rt.METRIC_ALARM, name, {"name": name, "metricName": "HTTPCode_Target_5XX_Count", **props}, ids=(arn,))
 
 
 def deployment_group(**alarm_configuration: Any) -> Resource:
-    return res(DEPLOYMENT_GROUP, "dg", {"alarmConfiguration": alarm_configuration})
+    return res(rt.CODEDEPLOY_DEPLOYMENT_GROUP, "dg", {"alarmConfiguration": alarm_configuration})
 
 
 def test_an_alarm_nobody_hears_is_refused() -> None:
@@ -808,32 +806,37 @@ def test_an_alarm_with_an_action_or_rolling_deployments_back_is_accepted() -> No
 def test_an_alarm_a_composite_alarm_is_built_on_is_accepted_and_the_composite_is_judged() -> None:
     cpu, memory = alarm("cpu-high"), alarm("memory-high")
     rule = 'ALARM("cpu-high") AND ALARM(arn:aws:cloudwatch:eu-west-1:123456789012:alarm:memory-high)'
-    heard = res(COMPOSITE_ALARM, "busy", {"alarmName": "busy", "alarmRule": rule, "alarmActions": [TOPIC_ARN]})
+    heard = res(rt.COMPOSITE_ALARM, "busy", {"alarmName": "busy", "alarmRule": rule, "alarmActions": [TOPIC_ARN]})
     assert fired([cpu, memory, heard]) == set()
-    silent = res(COMPOSITE_ALARM, "busy", {"alarmName": "busy", "alarmRule": rule})
+    silent = res(rt.COMPOSITE_ALARM, "busy", {"alarmName": "busy", "alarmRule": rule})
     assert [v.urn for v in rules.check_stack([cpu, memory, silent])] == [silent.urn]
     # A name inside another alarm's name is not a reference to it.
-    other = res(COMPOSITE_ALARM, "other", {"alarmRule": 'ALARM("cpu-high-2")', "alarmActions": [TOPIC_ARN]})
+    other = res(rt.COMPOSITE_ALARM, "other", {"alarmRule": 'ALARM("cpu-high-2")', "alarmActions": [TOPIC_ARN]})
     assert [v.urn for v in rules.check_stack([cpu, other])] == [cpu.urn]
 
 
 def test_new_rules_leave_unknown_values_to_pulumi_up() -> None:
-    assert messages(LISTENER, {**HTTPS, "sslPolicy": UNKNOWN, "certificateArn": UNKNOWN}) == {}
-    assert messages(LISTENER, {"protocol": UNKNOWN, "port": 443.0}) == {}
-    assert messages(SNS_TOPIC, {"kmsMasterKeyId": UNKNOWN}) == {}
-    assert messages(KMS_KEY, {"enableKeyRotation": UNKNOWN}) == {}
+    assert messages(rt.LB_LISTENER, {**HTTPS, "sslPolicy": UNKNOWN, "certificateArn": UNKNOWN}) == {}
+    assert messages(rt.LB_LISTENER, {"protocol": UNKNOWN, "port": 443.0}) == {}
+    assert messages(rt.SNS_TOPIC, {"kmsMasterKeyId": UNKNOWN}) == {}
+    assert messages(rt.KMS_KEY, {"enableKeyRotation": UNKNOWN}) == {}
     assert fired([alarm(alarmActions=UNKNOWN)]) == set()
     assert fired([alarm(alarmActions=[TOPIC_ARN], actionsEnabled=UNKNOWN)]) == set()
     # The alarm's name and the group's configuration not known yet: the dependency says which alarm it names.
-    unnamed = res(METRIC_ALARM, "web-5xx", {"name": UNKNOWN})
-    group = res(DEPLOYMENT_GROUP, "dg", {"alarmConfiguration": UNKNOWN}, deps={"alarmConfiguration": {unnamed.urn}})
+    unnamed = res(rt.METRIC_ALARM, "web-5xx", {"name": UNKNOWN})
+    group = res(
+        rt.CODEDEPLOY_DEPLOYMENT_GROUP,
+        "dg",
+        {"alarmConfiguration": UNKNOWN},
+        deps={"alarmConfiguration": {unnamed.urn}},
+    )
     assert fired([unnamed, group]) == set()
     composite = res(
-        COMPOSITE_ALARM, "c", {"alarmRule": UNKNOWN, "alarmActions": [TOPIC_ARN]}, deps={"alarmRule": {unnamed.urn}}
+        rt.COMPOSITE_ALARM, "c", {"alarmRule": UNKNOWN, "alarmActions": [TOPIC_ARN]}, deps={"alarmRule": {unnamed.urn}}
     )
     assert fired([unnamed, composite]) == set()
     # Known to name nothing, and no dependency: still silent.
-    assert fired([unnamed, res(DEPLOYMENT_GROUP, "dg", {"alarmConfiguration": UNKNOWN})]) == {
+    assert fired([unnamed, res(rt.CODEDEPLOY_DEPLOYMENT_GROUP, "dg", {"alarmConfiguration": UNKNOWN})]) == {
         "cloudwatch-alarm-actions"
     }
 
@@ -843,18 +846,7 @@ def test_new_rules_leave_unknown_values_to_pulumi_up() -> None:
 
 def registered(build: Callable[[], None]) -> list[Resource]:
     """The resources ``build`` declares with the real pulumi-aws / pulumi-gitlab classes, as the engine sees them."""
-    mocks = RecordingMocks("eu-west-1")
-    monitor = RecordingMonitor(mocks)
-    settings.set_root_resource(None)  # type: ignore[arg-type]
-    pulumi.runtime.set_mocks(mocks, project="gitlab-fargate", stack="policy", preview=False, monitor=monitor)
-
-    @pulumi.runtime.test
-    def go() -> pulumi.Output[None]:
-        build()
-        return pulumi.Output.from_input(None)
-
-    go()
-    return [rules.from_registration(r) for r in monitor.registrations]
+    return [rules.from_registration(r) for r in run(build).resources]
 
 
 def build_stack(compliant: bool) -> None:
@@ -1096,7 +1088,7 @@ def stack_resources(run: ProgramRun) -> list[Resource]:
     return [rules.from_registration(r) for r in run.resources]
 
 
-@pytest.mark.parametrize("stack", committed_stacks())
+@pytest.mark.parametrize("stack", STACKS)
 def test_the_programs_stacks_pass_every_rule(stack: str, runs: Callable[[str], ProgramRun]) -> None:
     run = runs(stack)
     violations = rules.check_stack(stack_resources(run))
@@ -1106,8 +1098,10 @@ def test_the_programs_stacks_pass_every_rule(stack: str, runs: Callable[[str], P
 def test_the_stack_check_sees_the_programs_load_balancer_and_security_groups(dev: ProgramRun) -> None:
     """The dev stack passes because its resources comply, not because the rules miss them."""
     resources = stack_resources(dev)
-    lbs = [r for r in resources if r.type == LB]
-    world = [r for r in resources if r.type == INGRESS and r.props.get("cidrIpv4") == "0.0.0.0/0"]
+    lbs = [r for r in resources if r.type == rt.LB_LOAD_BALANCER]
+    world = [
+        r for r in resources if r.type == rt.VPC_SECURITY_GROUP_INGRESS_RULE and r.props.get("cidrIpv4") == "0.0.0.0/0"
+    ]
     assert lbs and world
     careless_lb = dataclasses.replace(lbs[0], props={**lbs[0].props, "dropInvalidHeaderFields": False})
     ssh = dataclasses.replace(world[0], props={**world[0].props, "fromPort": 22.0, "toPort": 22.0})
@@ -1172,16 +1166,18 @@ def run_resource_policy(name: str, resource_type: str, props: dict[str, Any]) ->
 
 
 def test_a_resource_policy_reports_what_its_rule_finds() -> None:
-    reported = run_resource_policy("alb-drop-invalid-headers", LB, {"dropInvalidHeaderFields": False})
+    reported = run_resource_policy("alb-drop-invalid-headers", rt.LB_LOAD_BALANCER, {"dropInvalidHeaderFields": False})
     assert len(reported) == 1 and "dropInvalidHeaderFields" in reported[0][0]
-    assert run_resource_policy("alb-drop-invalid-headers", LB, {"dropInvalidHeaderFields": True}) == []
+    assert run_resource_policy("alb-drop-invalid-headers", rt.LB_LOAD_BALANCER, {"dropInvalidHeaderFields": True}) == []
     assert (
         run_resource_policy(
-            "alb-drop-invalid-headers", LB, {"dropInvalidHeaderFields": policy_proxy.UNKNOWN_BOOLEAN_VALUE}
+            "alb-drop-invalid-headers",
+            rt.LB_LOAD_BALANCER,
+            {"dropInvalidHeaderFields": policy_proxy.UNKNOWN_BOOLEAN_VALUE},
         )
         == []
     )
-    assert run_resource_policy("alb-drop-invalid-headers", LOG_GROUP, {}) == []
+    assert run_resource_policy("alb-drop-invalid-headers", rt.LOG_GROUP, {}) == []
 
 
 def test_a_stack_policy_matches_references_through_property_dependencies() -> None:
@@ -1190,20 +1186,22 @@ def test_a_stack_policy_matches_references_through_property_dependencies() -> No
         urn = f"urn:pulumi:dev::p::{type_}::{name}"
         return PolicyResource(type_, policy_proxy.unknown_checking_proxy(props), urn, name, opts, None, None, [], {})
 
-    bucket = policy_resource(BUCKET, "src", {"bucket": policy_proxy.UNKNOWN_STRING_VALUE})
-    block = policy_resource(PAB, "src-pab", {"bucket": policy_proxy.UNKNOWN_STRING_VALUE, **ALL_BLOCKED})
+    bucket = policy_resource(rt.S3_BUCKET, "src", {"bucket": policy_proxy.UNKNOWN_STRING_VALUE})
+    block = policy_resource(
+        rt.S3_BUCKET_PUBLIC_ACCESS_BLOCK, "src-pab", {"bucket": policy_proxy.UNKNOWN_STRING_VALUE, **ALL_BLOCKED}
+    )
     policy = next(p for p in pack.policies() if p.name == "s3-public-access-blocked")
     assert isinstance(policy, StackValidationPolicy)
 
-    def run(resources: list[PolicyResource]) -> list[tuple[str, str | None]]:
+    def validate(resources: list[PolicyResource]) -> list[tuple[str, str | None]]:
         reported = Reports()
         policy.validate(StackValidationArgs(resources), reported)
         return reported
 
-    unrelated = run([bucket, block])
+    unrelated = validate([bucket, block])
     assert [urn for _, urn in unrelated] == [bucket.urn]
     block.property_dependencies["bucket"] = [bucket]
-    assert run([bucket, block]) == []
+    assert validate([bucket, block]) == []
 
 
 @pytest.mark.e2e
@@ -1229,7 +1227,7 @@ def test_the_pack_runs_as_the_pulumi_cli_starts_it() -> None:
             props = struct_pb2.Struct()
             props.update({"name": "web", "dropInvalidHeaderFields": False})
             request = analyzer_pb2.AnalyzeRequest(
-                type=LB, properties=props, urn="urn:pulumi:dev::p::lb::web", name="web"
+                type=rt.LB_LOAD_BALANCER, properties=props, urn="urn:pulumi:dev::p::lb::web", name="web"
             )
             response = stub.Analyze(request, timeout=10)
             assert [(d.policyName, d.enforcementLevel) for d in response.diagnostics] == [

@@ -1,82 +1,71 @@
-"""ServiceAlarms on mocks, wired to a Notifications topic as the stack wires them: both target groups watched,
-the 5xx-rate metric math and the unhealthy-host alarm replayed against CloudWatch's PutMetricAlarm model,
-thresholds from the config, every alarm allowed to publish to the topic; nothing when alarms are off.
+"""ServiceAlarms on mocks, on a stand-in load balancer and wired to a Notifications topic as the stack wires them:
+both target groups watched, the 5xx-rate metric math and the unhealthy-host alarm replayed against CloudWatch's
+PutMetricAlarm model, thresholds from the config, every alarm allowed to publish to the topic; nothing when
+alarms are off; AlarmsConfig's rules.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import textwrap
+from collections.abc import Mapping
 from fnmatch import fnmatchcase
-from pathlib import Path
 from typing import Any
 
-import botocore.session
-import pytest
-from botocore.validate import ParamValidator
-
-from components.service_alarms import DATAPOINTS_TO_ALARM, EVALUATION_PERIODS, PERIOD_SECONDS
-from offline.engine import ProgramRun, Registration, run_program
-from offline.stack_files import StackFiles
-
-REGION = "eu-west-1"
-PREFIX = "shop-dev"
-ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
-LB_SUFFIX = "app/shop-dev/50dc6c495c0c9188"
-SUFFIXES = {
-    "blue": "targetgroup/shop-dev-blue/0123456789abcdef",
-    "green": "targetgroup/shop-dev-green/fedcba9876543210",
-}
-
-PROGRAM = """
-import json
 import pulumi
-from components.config import parse_config
+import pytest
+
+from components.base import PROJECT, component_type
+from components.config_types import ConfigError
 from components.notifications import Notifications, NotificationsArgs
-from components.service_alarms import ServiceAlarms, ServiceAlarmsArgs
-
-config = pulumi.Config()
-cfg = parse_config(
-    {"gitlabToken": "glpat-offline-test-token", **json.loads(config.require("values"))},
-    stack="dev", region="eu-west-1", secret_keys=frozenset({"gitlabToken"}),
+from components.service_alarms import (
+    DATAPOINTS_TO_ALARM,
+    EVALUATION_PERIODS,
+    PERIOD_SECONDS,
+    ServiceAlarms,
+    ServiceAlarmsArgs,
 )
-notifications = Notifications("notifications", NotificationsArgs(name_prefix="shop-dev", region="eu-west-1"))
-alarms = ServiceAlarms("alarms", ServiceAlarmsArgs(
-    name_prefix="shop-dev", alarms=cfg.alarms,
-    load_balancer_arn_suffix=config.require("lb"),
-    blue_target_group_arn_suffix=config.require("blue"), green_target_group_arn_suffix=config.require("green"),
-    topic_arn=notifications.topic_arn,
-))
-pulumi.export("alarmNames", alarms.alarm_names)
-"""
+from offline.engine import ProgramRun
+from policy import resource_types as rt
+from support import bundles
+from support.aws import assert_valid_request, policy_of
+from support.stacks import REGION, run, stack_config
+
+PREFIX = bundles.PREFIX
+COLORS = ("blue", "green")
 
 
-def run_alarms(tmp_path: Path, **values: str) -> ProgramRun:
-    program = tmp_path / "__main__.py"
-    program.write_text(textwrap.dedent(PROGRAM))
-    config = {
-        "aws:region": REGION,
-        "gitlab-fargate:values": json.dumps({"gitlabProject": "shop/web", **values}),
-        "gitlab-fargate:lb": LB_SUFFIX,
-        "gitlab-fargate:blue": SUFFIXES["blue"],
-        "gitlab-fargate:green": SUFFIXES["green"],
-    }
-    return run_program(StackFiles("gitlab-fargate", "dev", config, []), program=program)
+def run_alarms(values: Mapping[str, str] | None = None) -> ProgramRun:
+    """The component from stack-file values, on the stand-in load balancer, reporting to a real topic; exports the
+    alarm names and the stand-in's metric dimensions."""
+    config = stack_config(values).alarms
+
+    def build() -> None:
+        endpoints = bundles.endpoints(PREFIX)
+        topic = Notifications("notifications", NotificationsArgs(PREFIX, REGION)).topic
+        alarms = ServiceAlarms("alarms", ServiceAlarmsArgs(PREFIX, config, endpoints, topic.topic_arn))
+        pulumi.export("alarmNames", alarms.alarm_names)
+        pulumi.export("loadBalancer", endpoints.load_balancer_arn_suffix)
+        pulumi.export("blue", endpoints.blue.arn_suffix)
+        pulumi.export("green", endpoints.green.arn_suffix)
+
+    return run(build)
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> ProgramRun:
-    return run_alarms(tmp_path_factory.mktemp("alarms"), alarm5xxPercent="7", alarmUnhealthyHosts="2")
+def found() -> ProgramRun:
+    return run_alarms({"alarm5xxPercent": "7", "alarmUnhealthyHosts": "2"})
 
 
-def alarm(run: ProgramRun, color: str, kind: str) -> dict[str, Any]:
-    props: dict[str, Any] = run.one(ALARM, f"alarms-{color}-{kind}").props
+def alarm(found: ProgramRun, color: str, kind: str) -> dict[str, Any]:
+    props: dict[str, Any] = found.one(rt.METRIC_ALARM, f"alarms-{color}-{kind}").props
     return props
 
 
-def dimensions_of(color: str) -> dict[str, str]:
-    return {"LoadBalancer": LB_SUFFIX, "TargetGroup": SUFFIXES[color]}
+def dimensions_of(found: ProgramRun, color: str) -> dict[str, str]:
+    """The dimensions of a target group's metrics, from the stand-in load balancer.
+    https://docs.aws.amazon.com/elasticloadbalancing/latest/application/load-balancer-cloudwatch-metrics.html#load-balancer-metric-dimensions-alb"""
+    return {"LoadBalancer": found.outputs["loadBalancer"], "TargetGroup": found.outputs[color]}
 
 
 def put_metric_alarm_request(props: dict[str, Any]) -> dict[str, Any]:
@@ -141,23 +130,26 @@ def put_metric_alarm_request(props: dict[str, Any]) -> dict[str, Any]:
 # --- What is watched -----------------------------------------------------------------------------------
 
 
-def test_both_target_groups_have_a_5xx_rate_and_an_unhealthy_hosts_alarm(run: ProgramRun) -> None:
-    names = [f"{PREFIX}-{c}-{k}" for c in ("blue", "green") for k in ("5xx-rate", "unhealthy-hosts")]
-    assert sorted(a.props["name"] for a in run.of_type(ALARM)) == sorted(names)
+def test_both_target_groups_have_a_5xx_rate_and_an_unhealthy_hosts_alarm(found: ProgramRun) -> None:
+    # CodeDeploy swaps blue and green with every deployment: either may receive the new version.
+    # https://docs.aws.amazon.com/codedeploy/latest/userguide/deployment-steps-ecs.html
+    names = [f"{PREFIX}-{c}-{k}" for c in COLORS for k in ("5xx-rate", "unhealthy-hosts")]
+    assert sorted(a.props["name"] for a in found.of_type(rt.METRIC_ALARM)) == sorted(names)
     # The output lists exactly the alarms, by the names CodeDeploy will look up.
-    assert sorted(run.outputs["alarmNames"]) == sorted(names)
+    assert sorted(found.outputs["alarmNames"]) == sorted(names)
 
 
-def test_5xx_rate_is_metric_math_over_the_target_groups_sums(run: ProgramRun) -> None:
-    for color in ("blue", "green"):
-        props = alarm(run, color, "5xx-rate")
+def test_5xx_rate_is_metric_math_over_the_target_groups_sums(found: ProgramRun) -> None:
+    # Metric math in an alarm: https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/Create-alarm-on-metric-math-expression.html
+    for color in COLORS:
+        props = alarm(found, color, "5xx-rate")
         queries = {q["id"]: q for q in props["metricQueries"]}
         metrics = {q["metric"]["metricName"]: q for q in queries.values() if "metric" in q}
         assert set(metrics) == {"HTTPCode_Target_5XX_Count", "RequestCount"}
         for q in metrics.values():
             assert q["metric"]["namespace"] == "AWS/ApplicationELB"
             assert (q["metric"]["stat"], q["metric"]["period"]) == ("Sum", 60)
-            assert q["metric"]["dimensions"] == dimensions_of(color)
+            assert q["metric"]["dimensions"] == dimensions_of(found, color)
             assert q["returnData"] is False
         # Exactly one query is the alarm's value: the expression.
         (result,) = [q for q in queries.values() if q["returnData"]]
@@ -171,42 +163,55 @@ def test_5xx_rate_is_metric_math_over_the_target_groups_sums(run: ProgramRun) ->
         assert identifiers <= set(queries) - {result["id"]}, identifiers
 
 
-def test_unhealthy_hosts_watch_each_target_group(run: ProgramRun) -> None:
-    for color in ("blue", "green"):
-        props = alarm(run, color, "unhealthy-hosts")
+def test_unhealthy_hosts_watch_each_target_group(found: ProgramRun) -> None:
+    for color in COLORS:
+        props = alarm(found, color, "unhealthy-hosts")
         assert (props["namespace"], props["metricName"]) == ("AWS/ApplicationELB", "UnHealthyHostCount")
-        assert props["dimensions"] == dimensions_of(color)
+        assert props["dimensions"] == dimensions_of(found, color)
         assert props["period"] == 60
 
 
-def test_thresholds_come_from_the_config(run: ProgramRun, tmp_path: Path) -> None:
-    for color in ("blue", "green"):
-        assert alarm(run, color, "5xx-rate")["threshold"] == 7
-        assert alarm(run, color, "unhealthy-hosts")["threshold"] == 2
-    defaults = run_alarms(tmp_path)
-    assert {a.props["threshold"] for a in defaults.of_type(ALARM) if a.props["name"].endswith("5xx-rate")} == {5}
-    assert {a.props["threshold"] for a in defaults.of_type(ALARM) if a.props["name"].endswith("hosts")} == {1}
+def test_blue_and_green_alarms_watch_different_target_groups(found: ProgramRun) -> None:
+    """The checks above compare with each color's own target group: the stand-in's two must differ."""
+    assert found.outputs["blue"] != found.outputs["green"]
+
+    def watched(color: str) -> set[str]:
+        queries = alarm(found, color, "5xx-rate")["metricQueries"]
+        return {q["metric"]["dimensions"]["TargetGroup"] for q in queries if "metric" in q} | {
+            alarm(found, color, "unhealthy-hosts")["dimensions"]["TargetGroup"]
+        }
+
+    assert watched("blue") == {found.outputs["blue"]} and watched("green") == {found.outputs["green"]}
 
 
-def test_alarms_fire_on_two_bad_minutes_of_three_and_no_traffic_is_not_a_failure(run: ProgramRun) -> None:
-    for reg in run.of_type(ALARM):
+def test_thresholds_come_from_the_config(found: ProgramRun) -> None:
+    for color in COLORS:
+        assert alarm(found, color, "5xx-rate")["threshold"] == 7
+        assert alarm(found, color, "unhealthy-hosts")["threshold"] == 2
+    defaults = run_alarms()
+    five = {a.props["threshold"] for a in defaults.of_type(rt.METRIC_ALARM) if a.props["name"].endswith("5xx-rate")}
+    hosts = {a.props["threshold"] for a in defaults.of_type(rt.METRIC_ALARM) if a.props["name"].endswith("hosts")}
+    assert (five, hosts) == ({5}, {1})
+
+
+def test_alarms_fire_on_two_bad_minutes_of_three_and_no_traffic_is_not_a_failure(found: ProgramRun) -> None:
+    # M out of N datapoints, and missing data: https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/AlarmThatSendsEmail.html#alarms-and-missing-data
+    for reg in found.of_type(rt.METRIC_ALARM):
         props = reg.props
         assert props["comparisonOperator"] == "GreaterThanOrEqualToThreshold"
         assert (props["evaluationPeriods"], props["datapointsToAlarm"]) == (EVALUATION_PERIODS, DATAPOINTS_TO_ALARM)
         assert props["treatMissingData"] == "notBreaching"
-        # Fast enough for a canary: raised within the 5 minutes before ECSCanary10Percent5Minutes shifts the
-        # rest of the traffic; never on a single datapoint.
-        assert EVALUATION_PERIODS * PERIOD_SECONDS < 5 * 60
-        assert 1 < DATAPOINTS_TO_ALARM <= EVALUATION_PERIODS
+    # Fast enough for a canary: raised within the 5 minutes before ECSCanary10Percent5Minutes shifts the rest of
+    # the traffic; never on a single datapoint.
+    # https://docs.aws.amazon.com/codedeploy/latest/userguide/deployment-configurations.html#deployment-configurations-predefined-ecs
+    assert EVALUATION_PERIODS * PERIOD_SECONDS < 5 * 60
+    assert 1 < DATAPOINTS_TO_ALARM <= EVALUATION_PERIODS
 
 
-def test_alarms_validate_against_cloudwatch_put_metric_alarm(run: ProgramRun) -> None:
-    model = botocore.session.get_session().get_service_model("cloudwatch")
-    shape = model.operation_model("PutMetricAlarm").input_shape
-    for reg in run.of_type(ALARM):
+def test_alarms_validate_against_cloudwatch_put_metric_alarm(found: ProgramRun) -> None:
+    for reg in found.of_type(rt.METRIC_ALARM):
         request = put_metric_alarm_request(reg.props)
-        report = ParamValidator().validate(request, shape)
-        assert not report.has_errors(), f"{reg.name}: {report.generate_report()}"
+        assert_valid_request("cloudwatch", "PutMetricAlarm", request)
         # Limits the model states but the validator does not enforce.
         assert len(request["AlarmName"]) <= 255 and len(request["AlarmDescription"]) <= 1024
 
@@ -214,28 +219,57 @@ def test_alarms_validate_against_cloudwatch_put_metric_alarm(run: ProgramRun) ->
 # --- Where they report ---------------------------------------------------------------------------------
 
 
-def test_every_alarm_reports_to_the_topic_and_may_publish_there(run: ProgramRun) -> None:
-    topic_arn = run.one("aws:sns/topic:Topic").state["arn"]
-    policy = json.loads(run.one("aws:sns/topicPolicy:TopicPolicy").props["policy"])
+def test_every_alarm_reports_to_the_topic_and_may_publish_there(found: ProgramRun) -> None:
+    topic_arn = found.one(rt.SNS_TOPIC).state["arn"]
+    policy = policy_of(found.one(rt.SNS_TOPIC_POLICY))
     [allowed] = [
         s["Condition"]["ArnLike"]["aws:SourceArn"]
         for s in policy["Statement"]
         if s["Effect"] == "Allow" and s["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
     ]
-    for reg in run.of_type(ALARM):
+    for reg in found.of_type(rt.METRIC_ALARM):
         assert reg.props["alarmActions"] == [topic_arn]
         assert reg.props["okActions"] == [topic_arn]
         assert fnmatchcase(reg.state["arn"], allowed), reg.state["arn"]
 
 
-def test_every_child_is_an_alarm_named_after_the_component(run: ProgramRun) -> None:
-    component: Registration = run.one("gitlab-fargate:index:ServiceAlarms")
-    children = run.children_of(component)
-    assert {c.type for c in children} == {ALARM}
+def test_every_child_is_an_alarm_named_after_the_component(found: ProgramRun) -> None:
+    component = found.one(component_type(ServiceAlarms))
+    children = found.children_of(component)
+    assert {c.type for c in children} == {rt.METRIC_ALARM}
     assert all(c.name.startswith(f"{component.name}-") for c in children)
 
 
-def test_nothing_is_created_when_alarms_are_off(tmp_path: Path) -> None:
-    off = run_alarms(tmp_path, rollbackOnAlarm="false")
-    assert off.of_type(ALARM) == []
+def test_nothing_is_created_when_alarms_are_off() -> None:
+    off = run_alarms({"rollbackOnAlarm": "false"})
+    assert off.of_type(rt.METRIC_ALARM) == []
     assert off.outputs.get("alarmNames") is None
+
+
+# --- AlarmsConfig --------------------------------------------------------------------------------------
+
+
+def problems(values: Mapping[str, str]) -> list[str]:
+    with pytest.raises(ConfigError) as raised:
+        stack_config(values)
+    return raised.value.problems
+
+
+@pytest.mark.parametrize("key", ["alarm5xxPercent", "alarmUnhealthyHosts"])
+def test_thresholds_without_alarms_are_refused(key: str) -> None:
+    [problem] = problems({"rollbackOnAlarm": "false", key: "3"})
+    assert problem == f"{PROJECT}:{key}: applies only with rollbackOnAlarm true"
+
+
+@pytest.mark.parametrize(
+    ("key", "value"), [("alarm5xxPercent", "0"), ("alarm5xxPercent", "101"), ("alarmUnhealthyHosts", "0")]
+)
+def test_thresholds_out_of_range_are_refused(key: str, value: str) -> None:
+    [problem] = problems({key: value})
+    assert problem.startswith(f"{PROJECT}:{key}: ") and "allowed: 1 to 100" in problem, problem
+
+
+def test_the_config_key_of_the_5xx_threshold_is_spelt_as_documented() -> None:
+    # "alarm5xxPercent", not the generated "alarm5XxPercent".
+    assert stack_config({"alarm5xxPercent": "9"}).alarms.alarm_5xx_percent == 9
+    assert json.dumps(problems({"alarm5XxPercent": "9"})).count("unknown key") == 1

@@ -1,103 +1,153 @@
-"""SourceBucket: the bucket's settings on mocks, the same settings replayed against the S3 and CloudTrail APIs
-(botocore's models, then moto), and each mode's event pattern against real events of that mode: an upload to a
-moto bucket sending EventBridge notifications, and CloudTrail records as CloudTrail delivers them.
+"""SourceBucket: its config (SourceConfig, TriggerMode, the object key), the bucket's settings on mocks, the same
+settings replayed against the S3 and CloudTrail APIs (botocore's models, then moto), and each mode's event
+pattern against real events of that mode: an upload to a moto bucket sending EventBridge notifications, and
+CloudTrail records as CloudTrail delivers them.
+
+The shapes every bucket shares (private_bucket, bucket_policy, lifecycle rules, names) are tested on their own in
+``tests/test_buckets.py``; here they are checked as the source bucket and the trail's log bucket use them.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import re
-import textwrap
 from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import boto3
-import botocore.session
+import pulumi
 import pytest
-from botocore.validate import ParamValidator
 from moto import mock_aws
-from moto.events.models import EventPattern
-from parliament import analyze_policy_string
+from pydantic import ValidationError
 
-from components.buckets import physical_bucket_name
+from components.buckets import ABORT_INCOMPLETE_UPLOADS_DAYS
+from components.config_types import ConfigError
 from components.source_bucket import (
-    ABORT_INCOMPLETE_UPLOADS_DAYS,
+    TRIGGER_MODES,
     WRITE_EVENT_NAMES,
+    SourceBucket,
+    SourceBucketArgs,
+    SourceConfig,
+    TriggerMode,
+    check_object_key,
     event_pattern,
 )
-from offline.engine import ACCOUNT_ID, ProgramRun, Registration, run_program
-from offline.stack_files import StackFiles
+from offline.engine import ACCOUNT_ID, ProgramRun, Registration
+from policy import resource_types as rt
 from policy import rules
+from support.aws import assert_valid_request, event_matches, parliament_findings, policy_of, statement
+from support.events import cloudtrail_event, s3_event
+from support.stacks import REGION, component, descendants, run, stack_config
 
-REGION = "eu-west-1"
+APP = "shop"
+PREFIX = f"{APP}-dev"
 KEY = "docker-image/docker_image.zip"
 RETENTION = 30
 
-PROGRAM = """
-import pulumi
-from components.source_bucket import SourceBucket, SourceBucketArgs
 
-for spec in pulumi.Config().require_object("sources"):
-    source = SourceBucket(spec["name"], SourceBucketArgs(
-        name_prefix=spec["prefix"], object_key=spec["key"], trigger_mode=spec["mode"],
-        log_retention_days=spec["days"], force_destroy=spec.get("forceDestroy", False),
-    ))
-    pulumi.export(spec["name"], {
-        "bucketName": source.bucket_name, "bucketArn": source.bucket_arn, "objectKey": source.object_key,
-        "eventPattern": source.event_pattern, "trailArn": source.trail_arn,
-    })
-"""
+def config_values(mode: str, **more: str) -> dict[str, str]:
+    return {"appName": APP, "logRetentionDays": str(RETENTION), "triggerMode": mode, **more}
 
 
-def source(
-    name: str, mode: str, prefix: str = "shop-dev", key: str = KEY, force_destroy: bool | None = None
-) -> dict[str, Any]:
-    spec: dict[str, Any] = {"name": name, "prefix": prefix, "key": key, "mode": mode, "days": RETENTION}
-    if force_destroy is not None:
-        spec["forceDestroy"] = force_destroy
-    return spec
+def export_source(name: str, source: SourceBucket) -> None:
+    out = source.source
+    pulumi.export(
+        name,
+        {
+            "bucketName": out.bucket_name,
+            "bucketArn": out.bucket_arn,
+            "objectKey": out.key,
+            "eventPattern": out.event_pattern,
+            "trailArn": source.trail_arn,
+        },
+    )
 
 
-def run_sources(tmp_path: Path, *sources: dict[str, Any]) -> ProgramRun:
-    program = tmp_path / "__main__.py"
-    program.write_text(textwrap.dedent(PROGRAM))
-    config = {"aws:region": REGION, "gitlab-fargate:sources": json.dumps(list(sources))}
-    return run_program(StackFiles("gitlab-fargate", "dev", config, []), program=program)
+def source_run(mode: str, **more: str) -> ProgramRun:
+    """One SourceBucket named ``source`` for a dev stack of app ``shop`` with these stack-file values."""
+    cfg = stack_config(config_values(mode, **more))
+
+    def build() -> None:
+        export_source("source", SourceBucket("source", SourceBucketArgs(cfg.context, cfg.source)))
+
+    return run(build)
 
 
 @pytest.fixture(scope="module")
-def eventbridge(tmp_path_factory: pytest.TempPathFactory) -> ProgramRun:
-    return run_sources(tmp_path_factory.mktemp("eventbridge"), source("source", "eventbridge"))
+def eventbridge() -> ProgramRun:
+    return source_run("eventbridge")
 
 
 @pytest.fixture(scope="module")
-def cloudtrail(tmp_path_factory: pytest.TempPathFactory) -> ProgramRun:
-    return run_sources(tmp_path_factory.mktemp("cloudtrail"), source("source", "cloudtrail"))
+def cloudtrail() -> ProgramRun:
+    return source_run("cloudtrail")
 
 
-@pytest.fixture(params=["eventbridge", "cloudtrail"])
+@pytest.fixture(params=TRIGGER_MODES)
 def either(request: pytest.FixtureRequest) -> ProgramRun:
-    run: ProgramRun = request.getfixturevalue(request.param)
-    return run
-
-
-def policy_of(reg: Registration) -> dict[str, Any]:
-    doc: dict[str, Any] = json.loads(reg.props["policy"])
-    return doc
-
-
-def statement(doc: dict[str, Any], sid: str) -> dict[str, Any]:
-    found: dict[str, Any] = next(s for s in doc["Statement"] if s.get("Sid") == sid)
+    found: ProgramRun = request.getfixturevalue(request.param)
     return found
 
 
-def setting_of(run: ProgramRun, typ: str, bucket: Registration) -> Registration:
+def setting_of(found: ProgramRun, typ: str, bucket: Registration) -> Registration:
     """The one setting resource of ``typ`` that configures ``bucket`` (by the id the bucket was given)."""
-    found = [r for r in run.of_type(typ) if r.props.get("bucket") == bucket.id]
-    assert len(found) == 1, f"{bucket.name}: expected one {typ}, found {[r.name for r in found]}"
-    return found[0]
+    matches = [r for r in found.of_type(typ) if r.props.get("bucket") == bucket.id]
+    assert len(matches) == 1, f"{bucket.name}: expected one {typ}, found {[r.name for r in matches]}"
+    return matches[0]
+
+
+# --- Config: the trigger mode and the object key -------------------------------------------------------------
+
+
+def test_the_trigger_modes_are_the_two_ways_s3_reaches_eventbridge() -> None:
+    # S3 sends its own events to EventBridge (https://docs.aws.amazon.com/AmazonS3/latest/userguide/EventBridge.html),
+    # or CloudTrail forwards a trail's S3 data events (https://docs.aws.amazon.com/eventbridge/latest/ref/events-ref-s3.html).
+    assert set(TRIGGER_MODES) == {"eventbridge", "cloudtrail"}
+    # One enumeration for config and component: the config field accepts exactly the modes the component knows.
+    assert get_args(SourceConfig.model_fields["trigger_mode"].annotation) == TRIGGER_MODES
+    assert SourceConfig().trigger_mode == "eventbridge", "the default needs no trail (seconds, not minutes)"
+    for mode in TRIGGER_MODES:
+        assert event_pattern(mode, "bucket", KEY)["source"] == ["aws.s3"]
+
+
+def test_a_bad_mode_fails_before_anything_is_registered_naming_the_key_and_the_modes() -> None:
+    with pytest.raises(ConfigError) as raised:
+        stack_config(config_values("poll"))
+    [problem] = raised.value.problems
+    assert problem.startswith("gitlab-fargate:triggerMode: 'poll' is not allowed")
+    assert all(mode in problem for mode in TRIGGER_MODES)
+
+
+# S3 event notifications URL-encode the object key
+# (https://docs.aws.amazon.com/AmazonS3/latest/userguide/notification-content-structure.html): a key with a space,
+# '+' or other reserved characters would read differently in an event than in a pattern naming it literally.
+BAD_KEYS = [
+    "docker image.zip",
+    "app+1.zip",
+    "/leading.zip",
+    "double//slash.zip",
+    "docker-image/app.tar.gz",
+    "a" * 1021 + ".zip",
+]
+GOOD_KEYS = [KEY, "other/app.zip", "a.zip", "v1.2/app_build-3.zip"]
+
+
+@pytest.mark.parametrize("key", BAD_KEYS)
+def test_a_key_a_pattern_could_miss_is_refused_before_anything_is_registered(key: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(repr(key))):
+        check_object_key(key)
+    with pytest.raises(ValidationError):
+        SourceConfig(source_object_key=key)
+    with pytest.raises(ConfigError) as raised:
+        stack_config(config_values("eventbridge", sourceObjectKey=key))
+    [problem] = raised.value.problems
+    assert problem.startswith(f"gitlab-fargate:sourceObjectKey: {key!r}")
+
+
+@pytest.mark.parametrize("key", GOOD_KEYS)
+def test_a_plain_zip_key_is_accepted(key: str) -> None:
+    assert check_object_key(key) == key
+    assert stack_config(config_values("cloudtrail", sourceObjectKey=key)).source.source_object_key == key
 
 
 # --- The source bucket ----------------------------------------------------------------------------------
@@ -105,26 +155,25 @@ def setting_of(run: ProgramRun, typ: str, bucket: Registration) -> Registration:
 
 def test_source_bucket_is_versioned_encrypted_owner_enforced_and_never_public(either: ProgramRun) -> None:
     bucket = either.named("source-bucket")
-    versioning = setting_of(either, "aws:s3/bucketVersioning:BucketVersioning", bucket).props
+    # CodePipeline's S3 source action needs a versioned bucket
+    # (https://docs.aws.amazon.com/codepipeline/latest/userguide/action-reference-S3.html).
+    versioning = setting_of(either, rt.S3_BUCKET_VERSIONING, bucket).props
     assert versioning["versioningConfiguration"] == {"status": "Enabled"}
-    encryption = setting_of(
-        either,
-        "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
-        bucket,
-    ).props
+    encryption = setting_of(either, rt.S3_BUCKET_ENCRYPTION, bucket).props
     assert [r["applyServerSideEncryptionByDefault"]["sseAlgorithm"] for r in encryption["rules"]] == ["AES256"]
     assert encryption["rules"][0]["blockedEncryptionTypes"] == ["SSE-C"]
-    ownership = setting_of(either, "aws:s3/bucketOwnershipControls:BucketOwnershipControls", bucket).props
+    ownership = setting_of(either, rt.S3_BUCKET_OWNERSHIP, bucket).props
     assert ownership["rule"] == {"objectOwnership": "BucketOwnerEnforced"}
-    block = setting_of(either, "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", bucket).props
+    block = setting_of(either, rt.S3_BUCKET_PUBLIC_ACCESS_BLOCK, bucket).props
     flags = ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
     assert {f: block.get(f) for f in flags} == dict.fromkeys(flags, True)
 
 
 def test_source_bucket_denies_every_request_not_made_over_tls(either: ProgramRun) -> None:
+    # https://docs.aws.amazon.com/AmazonS3/latest/userguide/security-best-practices.html (aws:SecureTransport)
     bucket = either.named("source-bucket")
     arn = bucket.state["arn"]
-    policy = setting_of(either, "aws:s3/bucketPolicy:BucketPolicy", bucket)
+    policy = setting_of(either, rt.S3_BUCKET_POLICY, bucket)
     deny = statement(policy_of(policy), "DenyInsecureTransport")
     assert deny["Effect"] == "Deny"
     assert deny["Principal"] == "*"
@@ -134,14 +183,15 @@ def test_source_bucket_denies_every_request_not_made_over_tls(either: ProgramRun
     # Nothing else: the pipeline's and the uploader's roles get their access from their own policies.
     assert len(policy_of(policy)["Statement"]) == 1
     # S3 would refuse the policy while it also changes the public-access block.
-    block = setting_of(either, "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", bucket)
+    block = setting_of(either, rt.S3_BUCKET_PUBLIC_ACCESS_BLOCK, bucket)
     assert block.urn in policy.dependencies
 
 
 def test_superseded_versions_expire_and_abandoned_uploads_are_aborted(either: ProgramRun) -> None:
     bucket = either.named("source-bucket")
-    lifecycle = setting_of(either, "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", bucket)
+    lifecycle = setting_of(either, rt.S3_BUCKET_LIFECYCLE, bucket)
     rules_ = lifecycle.props["rules"]
+    # An empty filter covers the whole bucket (https://docs.aws.amazon.com/AmazonS3/latest/userguide/intro-lifecycle-filters.html).
     assert all(r["status"] == "Enabled" and r["filter"] == {} for r in rules_), "every rule covers the whole bucket"
     assert [r["noncurrentVersionExpiration"] for r in rules_ if "noncurrentVersionExpiration" in r] == [
         {"noncurrentDays": RETENTION}
@@ -151,20 +201,22 @@ def test_superseded_versions_expire_and_abandoned_uploads_are_aborted(either: Pr
     ]
     # The current version (what the pipeline reads) never expires.
     assert not any("expiration" in r for r in rules_)
+    # A rule on noncurrent versions is set once the bucket is versioned.
     assert either.named("source-versioning").urn in lifecycle.dependencies
 
 
 def test_bucket_name_is_global_unique_per_account_and_region(either: ProgramRun) -> None:
+    # Bucket names are global across all accounts (https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html).
     name = either.named("source-bucket").props["bucket"]
-    assert ACCOUNT_ID in name and REGION in name and name.startswith("shop-dev-")
-    assert_valid_bucket_name(name)
+    assert ACCOUNT_ID in name and REGION in name and name.startswith(f"{PREFIX}-")
+    assert len(name) <= 63 and re.fullmatch(r"[a-z0-9][a-z0-9-]*[a-z0-9]", name), name
 
 
 # --- Deletion protection ---------------------------------------------------------------------------------
 
 
 def test_by_default_the_buckets_are_protected_and_never_emptied(either: ProgramRun) -> None:
-    buckets = either.of_type("aws:s3/bucket:Bucket")
+    buckets = either.of_type(rt.S3_BUCKET)
     assert buckets
     for bucket in buckets:
         assert bucket.protect is True, bucket.name
@@ -174,9 +226,9 @@ def test_by_default_the_buckets_are_protected_and_never_emptied(either: ProgramR
 
 
 @pytest.mark.parametrize("force_destroy", [False, True])
-def test_force_destroy_lets_pulumi_destroy_empty_and_delete_every_bucket(tmp_path: Path, force_destroy: bool) -> None:
-    run = run_sources(tmp_path, source("source", "cloudtrail", force_destroy=force_destroy))
-    buckets = run.of_type("aws:s3/bucket:Bucket")
+def test_force_destroy_lets_pulumi_destroy_empty_and_delete_every_bucket(force_destroy: bool) -> None:
+    found = source_run("cloudtrail", forceDestroy=json.dumps(force_destroy))
+    buckets = found.of_type(rt.S3_BUCKET)
     assert {b.name for b in buckets} == {"source-bucket", "source-trail-logs"}
     for bucket in buckets:
         assert bucket.props["forceDestroy"] is force_destroy, bucket.name
@@ -187,19 +239,22 @@ def test_force_destroy_lets_pulumi_destroy_empty_and_delete_every_bucket(tmp_pat
 
 
 def test_eventbridge_mode_sends_the_bucket_events_to_eventbridge_and_has_no_trail(eventbridge: ProgramRun) -> None:
+    # https://docs.aws.amazon.com/AmazonS3/latest/userguide/enable-event-notifications-eventbridge.html
     bucket = eventbridge.named("source-bucket")
-    notification = setting_of(eventbridge, "aws:s3/bucketNotification:BucketNotification", bucket).props
+    notification = setting_of(eventbridge, rt.S3_BUCKET_NOTIFICATION, bucket).props
     assert notification["eventbridge"] is True
     # EventBridge delivery only: no queue, topic or function receives the bucket's events.
     assert not any(notification.get(k) for k in ("queues", "topics", "lambdaFunctions"))
-    assert eventbridge.of_type("aws:cloudtrail/trail:Trail") == []
-    assert len(eventbridge.of_type("aws:s3/bucket:Bucket")) == 1
+    assert eventbridge.of_type(rt.CLOUDTRAIL_TRAIL) == []
+    assert len(eventbridge.of_type(rt.S3_BUCKET)) == 1
     assert eventbridge.outputs["source"]["trailArn"] is None
 
 
 def test_cloudtrail_mode_logs_only_writes_of_exactly_the_source_object(cloudtrail: ProgramRun) -> None:
-    assert cloudtrail.of_type("aws:s3/bucketNotification:BucketNotification") == []
-    trail = cloudtrail.one("aws:cloudtrail/trail:Trail").props
+    # Advanced event selectors (https://docs.aws.amazon.com/awscloudtrail/latest/userguide/logging-data-events-with-cloudtrail.html):
+    # Equals is an exact match; a trail has either classic or advanced selectors, not both.
+    assert cloudtrail.of_type(rt.S3_BUCKET_NOTIFICATION) == []
+    trail = cloudtrail.one(rt.CLOUDTRAIL_TRAIL).props
     assert trail["isMultiRegionTrail"] is False
     assert trail["includeGlobalServiceEvents"] is False
     assert trail["enableLogFileValidation"] is True
@@ -215,28 +270,31 @@ def test_cloudtrail_mode_logs_only_writes_of_exactly_the_source_object(cloudtrai
     assert fields["eventCategory"]["equals"] == ["Data"]
     assert fields["readOnly"]["equals"] == ["false"]
     assert sorted(fields["eventName"]["equals"]) == sorted(WRITE_EVENT_NAMES)
-    assert cloudtrail.outputs["source"]["trailArn"] == cloudtrail.one("aws:cloudtrail/trail:Trail").state["arn"]
+    assert cloudtrail.outputs["source"]["trailArn"] == cloudtrail.one(rt.CLOUDTRAIL_TRAIL).state["arn"]
+
+
+def test_the_write_calls_are_those_that_leave_a_new_current_version() -> None:
+    # The S3 data events CloudTrail logs (https://docs.aws.amazon.com/AmazonS3/latest/userguide/cloudtrail-logging-s3-info.html):
+    # a single PUT, the completion of a multipart upload (`aws s3 cp` over 8 MiB), a server-side copy.
+    assert set(WRITE_EVENT_NAMES) == {"PutObject", "CompleteMultipartUpload", "CopyObject"}
 
 
 def test_trail_log_bucket_is_secured_and_its_logs_expire(cloudtrail: ProgramRun) -> None:
     logs = cloudtrail.named("source-trail-logs")
-    assert cloudtrail.one("aws:cloudtrail/trail:Trail").props["s3BucketName"] == logs.props["bucket"]
-    assert_valid_bucket_name(logs.props["bucket"])
-    encryption = setting_of(
-        cloudtrail,
-        "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
-        logs,
-    ).props
+    assert cloudtrail.one(rt.CLOUDTRAIL_TRAIL).props["s3BucketName"] == logs.props["bucket"]
+    name = logs.props["bucket"]
+    assert ACCOUNT_ID in name and REGION in name and name.startswith(f"{PREFIX}-")
+    encryption = setting_of(cloudtrail, rt.S3_BUCKET_ENCRYPTION, logs).props
     assert encryption["rules"][0]["applyServerSideEncryptionByDefault"] == {"sseAlgorithm": "AES256"}
-    block = setting_of(cloudtrail, "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", logs).props
+    block = setting_of(cloudtrail, rt.S3_BUCKET_PUBLIC_ACCESS_BLOCK, logs).props
     assert all(
         block[f] is True for f in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
     )
-    ownership = setting_of(cloudtrail, "aws:s3/bucketOwnershipControls:BucketOwnershipControls", logs).props
+    ownership = setting_of(cloudtrail, rt.S3_BUCKET_OWNERSHIP, logs).props
     assert ownership["rule"] == {"objectOwnership": "BucketOwnerEnforced"}
-    lifecycle = setting_of(cloudtrail, "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", logs)
+    lifecycle = setting_of(cloudtrail, rt.S3_BUCKET_LIFECYCLE, logs)
     assert [r["expiration"] for r in lifecycle.props["rules"] if "expiration" in r] == [{"days": RETENTION}]
-    policy = policy_of(setting_of(cloudtrail, "aws:s3/bucketPolicy:BucketPolicy", logs))
+    policy = policy_of(setting_of(cloudtrail, rt.S3_BUCKET_POLICY, logs))
     deny = statement(policy, "DenyInsecureTransport")
     arn = logs.state["arn"]
     assert sorted(deny["Resource"]) == [arn, f"{arn}/*"]
@@ -244,9 +302,11 @@ def test_trail_log_bucket_is_secured_and_its_logs_expire(cloudtrail: ProgramRun)
 
 
 def test_trail_log_bucket_admits_only_this_trail(cloudtrail: ProgramRun) -> None:
-    trail = cloudtrail.one("aws:cloudtrail/trail:Trail")
+    # The bucket policy CloudTrail documents, with aws:SourceArn against the confused deputy
+    # (https://docs.aws.amazon.com/awscloudtrail/latest/userguide/create-s3-bucket-policy-for-cloudtrail.html).
+    trail = cloudtrail.one(rt.CLOUDTRAIL_TRAIL)
     logs = cloudtrail.named("source-trail-logs")
-    policy_reg = setting_of(cloudtrail, "aws:s3/bucketPolicy:BucketPolicy", logs)
+    policy_reg = setting_of(cloudtrail, rt.S3_BUCKET_POLICY, logs)
     allows = [s for s in policy_of(policy_reg)["Statement"] if s["Effect"] == "Allow"]
     assert {s["Action"] for s in allows} == {"s3:GetBucketAcl", "s3:PutObject"}
     for s in allows:
@@ -263,11 +323,10 @@ def test_trail_log_bucket_admits_only_this_trail(cloudtrail: ProgramRun) -> None
 
 
 def test_bucket_policies_pass_parliament(either: ProgramRun) -> None:
-    policies = either.of_type("aws:s3/bucketPolicy:BucketPolicy")
+    policies = either.of_type(rt.S3_BUCKET_POLICY)
     assert policies
     for reg in policies:
-        findings = [f"{f.issue}: {f.detail}" for f in analyze_policy_string(reg.props["policy"]).findings]
-        assert findings == [], reg.name
+        assert parliament_findings(reg.props["policy"]) == [], reg.name
 
 
 def test_the_projects_policy_pack_accepts_every_resource(either: ProgramRun) -> None:
@@ -278,187 +337,53 @@ def test_the_projects_policy_pack_accepts_every_resource(either: ProgramRun) -> 
 
 
 def test_children_are_named_from_the_component_and_parented_to_it(either: ProgramRun) -> None:
-    [component] = either.of_type("gitlab-fargate:index:SourceBucket")
-    children = [r for r in either.resources if r is not component]
+    source = component(either, "SourceBucket")
+    children = descendants(either, source)
     assert children
+    assert len(children) == len(either.resources) - 1, "everything registered belongs to the component"
     for child in children:
         assert child.name.startswith("source-"), child.name
-        assert child.parent == component.urn, child.name
+        assert child.parent == source.urn, child.name
 
 
-def test_two_instances_do_not_collide(tmp_path: Path) -> None:
-    run = run_sources(
-        tmp_path,
-        source("source", "cloudtrail", prefix="shop-dev"),
-        source("mirror", "cloudtrail", prefix="shop-prod", key="other/app.zip"),
-    )
-    urns = [r.urn for r in run.resources]
+def test_two_instances_do_not_collide() -> None:
+    first = stack_config(config_values("cloudtrail"))
+    second = stack_config(config_values("cloudtrail", sourceObjectKey="other/app.zip"), stack="prod")
+
+    def build() -> None:
+        export_source("source", SourceBucket("source", SourceBucketArgs(first.context, first.source)))
+        export_source("mirror", SourceBucket("mirror", SourceBucketArgs(second.context, second.source)))
+
+    found = run(build)
+    urns = [r.urn for r in found.resources]
     assert len(urns) == len(set(urns))
-    buckets = [r.props["bucket"] for r in run.of_type("aws:s3/bucket:Bucket")]
+    buckets = [r.props["bucket"] for r in found.of_type(rt.S3_BUCKET)]
     assert len(buckets) == 4 and len(set(buckets)) == 4
-    trails = [r.props["name"] for r in run.of_type("aws:cloudtrail/trail:Trail")]
+    trails = [r.props["name"] for r in found.of_type(rt.CLOUDTRAIL_TRAIL)]
     assert len(set(trails)) == 2
-    patterns = {json.dumps(json.loads(run.outputs[n]["eventPattern"])) for n in ("source", "mirror")}
+    patterns = {json.dumps(json.loads(found.outputs[n]["eventPattern"])) for n in ("source", "mirror")}
     assert len(patterns) == 2
 
 
-@pytest.mark.parametrize("mode", ["eventbridge", "cloudtrail"])
-def test_outputs_describe_the_bucket_and_the_pattern_of_its_mode(mode: str, request: pytest.FixtureRequest) -> None:
-    run: ProgramRun = request.getfixturevalue(mode)
-    out = run.outputs["source"]
-    bucket = run.named("source-bucket")
+@pytest.mark.parametrize("mode", TRIGGER_MODES)
+def test_the_source_object_describes_the_bucket_and_the_pattern_of_its_mode(
+    mode: TriggerMode, request: pytest.FixtureRequest
+) -> None:
+    found: ProgramRun = request.getfixturevalue(mode)
+    out = found.outputs["source"]
+    bucket = found.named("source-bucket")
     assert out["bucketName"] == bucket.props["bucket"]
     assert out["bucketArn"] == bucket.state["arn"]
     assert out["objectKey"] == KEY
-    assert json.loads(out["eventPattern"]) == event_pattern(mode, out["bucketName"], KEY)
-
-
-@pytest.mark.parametrize(
-    ("mode", "key", "message"),
-    [
-        ("poll", KEY, "trigger mode 'poll' is not allowed"),
-        ("eventbridge", "docker image.zip", "source object key 'docker image.zip'"),
-        ("cloudtrail", "app+1.zip", "source object key 'app\\+1.zip'"),
-        ("eventbridge", "/leading.zip", "source object key"),
-    ],
-)
-def test_a_bad_mode_or_key_fails_before_anything_is_registered(
-    tmp_path: Path, mode: str, key: str, message: str
-) -> None:
-    with pytest.raises(ValueError, match=message):
-        event_pattern(mode, "bucket", key)
-    with pytest.raises(ValueError, match=message):
-        run_sources(tmp_path, source("source", mode, key=key))
-
-
-# --- Bucket names --------------------------------------------------------------------------------------
-
-
-def assert_valid_bucket_name(name: str) -> None:
-    """The general purpose bucket naming rules of the S3 User Guide."""
-    assert 3 <= len(name) <= 63, name
-    assert re.fullmatch(r"[a-z0-9][a-z0-9.-]*[a-z0-9]", name), name
-    assert ".." not in name, name
-    assert not name.startswith(("xn--", "sthree-", "amzn-s3-demo-")), name
-    assert not name.endswith(("-s3alias", "--ol-s3", "--x-s3", "--table-s3")), name
-    with pytest.raises(ValueError):
-        ipaddress.ip_address(name)
-
-
-PREFIXES = ["a-b", "sample-app-dev", "abcdefghijklmnopqrst-dev", "x" * 20 + "-staging", "y" * 40 + "-prod"]
-REGIONS = ["eu-west-1", "us-east-1", "ap-southeast-2", "us-gov-west-1"]
-
-
-@pytest.mark.parametrize("region", REGIONS)
-def test_bucket_names_are_valid_and_distinct_for_every_prefix_role_and_region(region: str) -> None:
-    names = {
-        (prefix, role): physical_bucket_name(prefix, role, ACCOUNT_ID, region)
-        for prefix in PREFIXES
-        for role in ("source", "trail")
-    }
-    for name in names.values():
-        assert_valid_bucket_name(name)
-    assert len(set(names.values())) == len(names)
-    # Shortened names still differ when only the cut part of two prefixes differs.
-    long_a = physical_bucket_name("z" * 50 + "-a", "source", ACCOUNT_ID, region)
-    long_b = physical_bucket_name("z" * 50 + "-b", "source", ACCOUNT_ID, region)
-    assert long_a != long_b
-    assert_valid_bucket_name(long_a)
-
-
-def test_bucket_names_are_readable_when_they_fit() -> None:
-    assert physical_bucket_name("sample-app-dev", "source", ACCOUNT_ID, "eu-west-1") == (
-        f"sample-app-dev-source-{ACCOUNT_ID}-eu-west-1"
-    )
+    pattern = json.loads(out["eventPattern"])
+    assert pattern == event_pattern(mode, out["bucketName"], KEY)
+    # The pattern names this bucket and this key, whatever the mode's event shape.
+    assert out["bucketName"] in out["eventPattern"] and KEY in out["eventPattern"]
 
 
 # --- The patterns against real events ----------------------------------------------------------------------
 
-BUCKET = f"shop-dev-source-{ACCOUNT_ID}-{REGION}"
-
-
-def s3_event(bucket: str, key: str, reason: str = "PutObject", detail_type: str = "Object Created") -> dict[str, Any]:
-    """An event S3 sends to EventBridge, as the S3 User Guide shows it ("EventBridge event message structure")."""
-    return {
-        "version": "0",
-        "id": "17793124-05d4-b198-2fde-7ededc63b103",
-        "detail-type": detail_type,
-        "source": "aws.s3",
-        "account": ACCOUNT_ID,
-        "time": "2021-11-12T00:00:00Z",
-        "region": REGION,
-        "resources": [f"arn:aws:s3:::{bucket}"],
-        "detail": {
-            "version": "0",
-            "bucket": {"name": bucket},
-            "object": {
-                "key": key,
-                "size": 5,
-                "etag": "b1946ac92492d2347c6235b4d2611184",
-                "version-id": "IYV3p45BT0ac8hjHg1houSdS1a.Mro8e",
-                "sequencer": "617f08299329d189",
-            },
-            "request-id": "N4N7GDK58NMKJ12R",
-            "requester": ACCOUNT_ID,
-            "source-ip-address": "203.0.113.10",
-            "reason": reason,
-        },
-    }
-
-
-def cloudtrail_event(bucket: str, key: str, event_name: str = "PutObject", read_only: bool = False) -> dict[str, Any]:
-    """A CloudTrail S3 data event as EventBridge receives it ("AWS API Call via CloudTrail")."""
-    request: dict[str, Any] = {"bucketName": bucket, "Host": f"{bucket}.s3.{REGION}.amazonaws.com", "key": key}
-    if event_name == "CopyObject":
-        request["x-amz-copy-source"] = f"{bucket}/staging/{key}"
-    if event_name == "CompleteMultipartUpload":
-        request["uploadId"] = "VXBsb2FkIElEIGZvciA2aWWpbmcncyBteS1tb3ZpZS5tMnRzIHVwbG9hZA"
-    return {
-        "version": "0",
-        "id": "3a3a3a3a-1b1b-2c2c-3d3d-4e4e4e4e4e4e",
-        "detail-type": "AWS API Call via CloudTrail",
-        "source": "aws.s3",
-        "account": ACCOUNT_ID,
-        "time": "2024-05-02T10:00:00Z",
-        "region": REGION,
-        "resources": [],
-        "detail": {
-            "eventVersion": "1.10",
-            "userIdentity": {
-                "type": "IAMUser",
-                "principalId": "AIDAEXAMPLE",
-                "arn": f"arn:aws:iam::{ACCOUNT_ID}:user/gitlab-uploader",
-                "accountId": ACCOUNT_ID,
-                "accessKeyId": "AKIAEXAMPLE",
-                "userName": "gitlab-uploader",
-            },
-            "eventTime": "2024-05-02T10:00:00Z",
-            "eventSource": "s3.amazonaws.com",
-            "eventName": event_name,
-            "awsRegion": REGION,
-            "sourceIPAddress": "203.0.113.10",
-            "userAgent": "aws-cli/2.15.0",
-            "requestParameters": request,
-            "responseElements": None,
-            "additionalEventData": {"SignatureVersion": "SigV4", "bytesTransferredIn": 1024},
-            "requestID": "N4N7GDK58NMKJ12R",
-            "eventID": "0e0e0e0e-1f1f-2a2a-3b3b-4c4c4c4c4c4c",
-            "readOnly": read_only,
-            "resources": [
-                {"type": "AWS::S3::Object", "ARN": f"arn:aws:s3:::{bucket}/{key}"},
-                {"accountId": ACCOUNT_ID, "type": "AWS::S3::Bucket", "ARN": f"arn:aws:s3:::{bucket}"},
-            ],
-            "eventType": "AwsApiCall",
-            "managementEvent": False,
-            "recipientAccountId": ACCOUNT_ID,
-            "eventCategory": "Data",
-        },
-    }
-
-
-def matches(pattern: dict[str, Any], event: dict[str, Any]) -> bool:
-    result: bool = EventPattern.load(json.dumps(pattern)).matches_event(event)  # type: ignore[arg-type]
-    return result
+BUCKET = f"{PREFIX}-source-{ACCOUNT_ID}-{REGION}"
 
 
 OTHER_EVENTS: dict[str, Callable[[Callable[..., dict[str, Any]]], dict[str, Any]]] = {
@@ -469,29 +394,32 @@ OTHER_EVENTS: dict[str, Callable[[Callable[..., dict[str, Any]]], dict[str, Any]
 }
 
 
+# The "reason" of an Object Created event names the API that created the object (ev-events.html above).
 @pytest.mark.parametrize("reason", ["PutObject", "CompleteMultipartUpload", "CopyObject", "POST Object"])
 def test_eventbridge_pattern_matches_every_creation_of_the_object(reason: str) -> None:
-    assert matches(event_pattern("eventbridge", BUCKET, KEY), s3_event(BUCKET, KEY, reason=reason))
+    assert event_matches(event_pattern("eventbridge", BUCKET, KEY), s3_event(BUCKET, KEY, reason=reason))
 
 
 @pytest.mark.parametrize("other", sorted(OTHER_EVENTS))
 def test_eventbridge_pattern_ignores_other_objects(other: str) -> None:
-    assert not matches(event_pattern("eventbridge", BUCKET, KEY), OTHER_EVENTS[other](s3_event))
+    assert not event_matches(event_pattern("eventbridge", BUCKET, KEY), OTHER_EVENTS[other](s3_event))
 
 
+# The other detail types S3 sends (https://docs.aws.amazon.com/eventbridge/latest/ref/events-ref-s3.html).
 @pytest.mark.parametrize("detail_type", ["Object Deleted", "Object Tags Added", "Object ACL Updated"])
 def test_eventbridge_pattern_ignores_other_changes_of_the_object(detail_type: str) -> None:
-    assert not matches(event_pattern("eventbridge", BUCKET, KEY), s3_event(BUCKET, KEY, detail_type=detail_type))
+    event = s3_event(BUCKET, KEY, detail_type=detail_type)
+    assert not event_matches(event_pattern("eventbridge", BUCKET, KEY), event)
 
 
 @pytest.mark.parametrize("event_name", WRITE_EVENT_NAMES)
 def test_cloudtrail_pattern_matches_every_write_of_the_object(event_name: str) -> None:
-    assert matches(event_pattern("cloudtrail", BUCKET, KEY), cloudtrail_event(BUCKET, KEY, event_name))
+    assert event_matches(event_pattern("cloudtrail", BUCKET, KEY), cloudtrail_event(BUCKET, KEY, event_name))
 
 
 @pytest.mark.parametrize("other", sorted(OTHER_EVENTS))
 def test_cloudtrail_pattern_ignores_other_objects(other: str) -> None:
-    assert not matches(event_pattern("cloudtrail", BUCKET, KEY), OTHER_EVENTS[other](cloudtrail_event))
+    assert not event_matches(event_pattern("cloudtrail", BUCKET, KEY), OTHER_EVENTS[other](cloudtrail_event))
 
 
 @pytest.mark.parametrize(
@@ -500,76 +428,67 @@ def test_cloudtrail_pattern_ignores_other_objects(other: str) -> None:
 )
 def test_cloudtrail_pattern_ignores_other_calls_on_the_object(event_name: str, read_only: bool) -> None:
     event = cloudtrail_event(BUCKET, KEY, event_name, read_only=read_only)
-    assert not matches(event_pattern("cloudtrail", BUCKET, KEY), event)
+    assert not event_matches(event_pattern("cloudtrail", BUCKET, KEY), event)
 
 
 def test_each_pattern_ignores_the_other_modes_event() -> None:
-    assert not matches(event_pattern("eventbridge", BUCKET, KEY), cloudtrail_event(BUCKET, KEY))
-    assert not matches(event_pattern("cloudtrail", BUCKET, KEY), s3_event(BUCKET, KEY))
+    assert not event_matches(event_pattern("eventbridge", BUCKET, KEY), cloudtrail_event(BUCKET, KEY))
+    assert not event_matches(event_pattern("cloudtrail", BUCKET, KEY), s3_event(BUCKET, KEY))
 
 
 # --- Replayed against the APIs: botocore's models, then moto ----------------------------------------------------
 
 
-def s3_calls(run: ProgramRun, bucket: Registration) -> Iterator[tuple[str, dict[str, Any]]]:
+def s3_calls(found: ProgramRun, bucket: Registration) -> Iterator[tuple[str, dict[str, Any]]]:
     """The S3 API calls the provider makes for the bucket's settings (names and shapes of the S3 API)."""
     name = bucket.props["bucket"]
 
     def props(typ: str) -> dict[str, Any]:
-        return setting_of(run, typ, bucket).props
+        return setting_of(found, typ, bucket).props
 
     yield "CreateBucket", {"Bucket": name, "CreateBucketConfiguration": {"LocationConstraint": REGION}}
-    ownership = props("aws:s3/bucketOwnershipControls:BucketOwnershipControls")["rule"]
+    ownership = props(rt.S3_BUCKET_OWNERSHIP)["rule"]
     yield (
         "PutBucketOwnershipControls",
         {"Bucket": name, "OwnershipControls": {"Rules": [{"ObjectOwnership": ownership["objectOwnership"]}]}},
     )
-    encryption = props("aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration")
-    yield (
-        "PutBucketEncryption",
-        {
-            "Bucket": name,
-            "ServerSideEncryptionConfiguration": {
-                "Rules": [
-                    {
-                        "ApplyServerSideEncryptionByDefault": {
-                            "SSEAlgorithm": r["applyServerSideEncryptionByDefault"]["sseAlgorithm"]
-                        },
-                        "BlockedEncryptionTypes": {"EncryptionType": r["blockedEncryptionTypes"]},
-                    }
-                    for r in encryption["rules"]
-                ]
-            },
-        },
-    )
-    block = props("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")
+    yield "PutBucketEncryption", {"Bucket": name, "ServerSideEncryptionConfiguration": encryption(props)}
+    block = props(rt.S3_BUCKET_PUBLIC_ACCESS_BLOCK)
+    flags = ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
     yield (
         "PutPublicAccessBlock",
-        {
-            "Bucket": name,
-            "PublicAccessBlockConfiguration": {
-                k[0].upper() + k[1:]: block[k]
-                for k in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
-            },
-        },
+        {"Bucket": name, "PublicAccessBlockConfiguration": {k[0].upper() + k[1:]: block[k] for k in flags}},
     )
-    yield "PutBucketPolicy", {"Bucket": name, "Policy": props("aws:s3/bucketPolicy:BucketPolicy")["policy"]}
-    versioning = [r for r in run.of_type("aws:s3/bucketVersioning:BucketVersioning") if r.props["bucket"] == bucket.id]
-    for v in versioning:
-        yield (
-            "PutBucketVersioning",
-            {"Bucket": name, "VersioningConfiguration": {"Status": v.props["versioningConfiguration"]["status"]}},
-        )
-    lifecycle = props("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration")
+    yield "PutBucketPolicy", {"Bucket": name, "Policy": props(rt.S3_BUCKET_POLICY)["policy"]}
+    for v in found.of_type(rt.S3_BUCKET_VERSIONING):
+        if v.props["bucket"] == bucket.id:
+            status = v.props["versioningConfiguration"]["status"]
+            yield "PutBucketVersioning", {"Bucket": name, "VersioningConfiguration": {"Status": status}}
+    lifecycle = props(rt.S3_BUCKET_LIFECYCLE)
     yield (
         "PutBucketLifecycleConfiguration",
         {"Bucket": name, "LifecycleConfiguration": {"Rules": [lifecycle_rule(r) for r in lifecycle["rules"]]}},
     )
-    if any(r.props["bucket"] == bucket.id for r in run.of_type("aws:s3/bucketNotification:BucketNotification")):
+    if any(r.props["bucket"] == bucket.id for r in found.of_type(rt.S3_BUCKET_NOTIFICATION)):
         yield (
             "PutBucketNotificationConfiguration",
             {"Bucket": name, "NotificationConfiguration": {"EventBridgeConfiguration": {}}},
         )
+
+
+def encryption(props: Callable[[str], dict[str, Any]]) -> dict[str, Any]:
+    rules_ = props(rt.S3_BUCKET_ENCRYPTION)["rules"]
+    return {
+        "Rules": [
+            {
+                "ApplyServerSideEncryptionByDefault": {
+                    "SSEAlgorithm": r["applyServerSideEncryptionByDefault"]["sseAlgorithm"]
+                },
+                "BlockedEncryptionTypes": {"EncryptionType": r["blockedEncryptionTypes"]},
+            }
+            for r in rules_
+        ]
+    }
 
 
 def whole(number: float) -> int:
@@ -591,8 +510,8 @@ def lifecycle_rule(rule: dict[str, Any]) -> dict[str, Any]:
     return api
 
 
-def cloudtrail_calls(run: ProgramRun) -> Iterator[tuple[str, dict[str, Any]]]:
-    trail = run.one("aws:cloudtrail/trail:Trail").props
+def cloudtrail_calls(found: ProgramRun) -> Iterator[tuple[str, dict[str, Any]]]:
+    trail = found.one(rt.CLOUDTRAIL_TRAIL).props
     yield (
         "CreateTrail",
         {
@@ -619,12 +538,10 @@ def cloudtrail_calls(run: ProgramRun) -> Iterator[tuple[str, dict[str, Any]]]:
 
 
 def replay(service: str, calls: Iterator[tuple[str, dict[str, Any]]]) -> None:
-    """Validates each call against the AWS API model (unknown fields, wrong types) and makes it on moto."""
-    model = botocore.session.get_session().get_service_model(service)
+    """Validates each call against the AWS API model (unknown fields, types, enum values) and makes it on moto."""
     client = boto3.client(service, region_name=REGION)
     for operation, params in calls:
-        report = ParamValidator().validate(params, model.operation_model(operation).input_shape)
-        assert not report.has_errors(), f"{operation}: {report.generate_report()}"
+        assert_valid_request(service, operation, params)
         method = re.sub(r"(?<!^)(?=[A-Z])", "_", operation).lower()
         getattr(client, method)(**params)
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from components.config import SECRET_KEYS
 from offline.stack_files import (
     ROOT,
     StackFileError,
@@ -45,6 +46,8 @@ def test_a_bare_key_in_a_stack_file_is_an_error_naming_the_fix(tmp_path: Path) -
         load_stack_files("dev", tmp_path)
 
 
+# Structured values reach the program as JSON strings, which it parses itself:
+# https://www.pulumi.com/docs/iac/concepts/config/#structured-configuration
 def test_structured_values_become_json(tmp_path: Path) -> None:
     tags = {"team": "web", "env": "dev"}
     write(tmp_path, "dev", {"proj:tags": tags, "proj:cidrs": ["10.0.0.0/8", "192.168.0.0/16"]})
@@ -155,3 +158,14 @@ def test_a_broken_project_file_is_one_error_naming_it(tmp_path: Path) -> None:
     (tmp_path / "Pulumi.dev.yaml").write_text("config: {}\n")
     with pytest.raises(StackFileError, match=r"^Pulumi\.yaml: not valid YAML"):
         load_stack_files("dev", tmp_path)
+
+
+@pytest.mark.parametrize("stack", committed_stacks())
+def test_a_committed_stack_gets_its_secrets_as_registered_placeholders(stack: str) -> None:
+    # The committed stack files hold no secret in plain text: an offline run gets placeholders, marked secret, for
+    # every secret key of the program.
+    files = load_stack_files(stack, required_secrets=tuple(sorted(SECRET_KEYS)))
+    for key in SECRET_KEYS:
+        full = f"{files.project}:{key}"
+        assert full in files.secret_keys
+        assert files.config[full] == secret_placeholder(full)

@@ -21,14 +21,13 @@ from typing import Any
 import pytest
 import yaml
 
-from components.config import PROJECT
+from components.base import PROJECT, ROOT
 from offline.engine import ProgramRun, Registration
-from offline.stack_files import ROOT, committed_stacks
+from policy import resource_types as rt
+from support.stacks import STACKS, component, descendants
 
-SUBNET = "aws:ec2/subnet:Subnet"
 
-
-@pytest.fixture(scope="module", params=committed_stacks())
+@pytest.fixture(scope="module", params=STACKS)
 def stack(request: pytest.FixtureRequest) -> tuple[str, ProgramRun]:
     name: str = request.param
     run = request.getfixturevalue("runs")(name)
@@ -41,24 +40,21 @@ def stack_file(name: str) -> dict[str, Any]:
 
 
 def service(run: ProgramRun) -> dict[str, Any]:
-    return run.one("aws:ecs/service:Service").props
+    return run.one(rt.ECS_SERVICE).props
 
 
 def task_subnets(run: ProgramRun) -> list[Registration]:
     ids = service(run)["networkConfiguration"]["subnets"]
-    by_id = {s.id: s for s in run.of_type(SUBNET)}
+    by_id = {s.id: s for s in run.of_type(rt.EC2_SUBNET)}
     assert set(ids) <= set(by_id), "stacks here create their VPC; task subnets are among its subnets"
     return [by_id[i] for i in ids]
 
 
 def default_route(run: ProgramRun, subnet: Registration) -> dict[str, Any]:
-    [association] = [
-        a
-        for a in run.of_type("aws:ec2/routeTableAssociation:RouteTableAssociation")
-        if a.props["subnetId"] == subnet.id
-    ]
-    [table] = [t for t in run.of_type("aws:ec2/routeTable:RouteTable") if t.id == association.props["routeTableId"]]
-    [route] = [r for r in table.props["routes"] if r["cidrBlock"] == "0.0.0.0/0"]
+    [association] = [a for a in run.of_type(rt.EC2_ROUTE_TABLE_ASSOCIATION) if a.props["subnetId"] == subnet.id]
+    [table] = [t for t in run.of_type(rt.EC2_ROUTE_TABLE) if t.id == association.props["routeTableId"]]
+    routes: list[dict[str, Any]] = table.props["routes"]
+    [route] = [r for r in routes if r["cidrBlock"] == "0.0.0.0/0"]
     return route
 
 
@@ -67,11 +63,9 @@ def default_route(run: ProgramRun, subnet: Registration) -> dict[str, Any]:
 
 def test_the_program_runs_and_builds_the_runtime(stack: tuple[str, ProgramRun]) -> None:
     name, run = stack
-    assert run.one("gitlab-fargate:index:FargateService")
-    assert run.one("aws:ecs/service:Service").props["deploymentController"] == {"type": "CODE_DEPLOY"}
-    assert (
-        run.one("aws:lb/loadBalancer:LoadBalancer").props["name"] == f"{stack_file(name)[f'{PROJECT}:appName']}-{name}"
-    )
+    assert component(run, "FargateService")
+    assert run.one(rt.ECS_SERVICE).props["deploymentController"] == {"type": "CODE_DEPLOY"}
+    assert run.one(rt.LB_LOAD_BALANCER).props["name"] == f"{stack_file(name)[f'{PROJECT}:appName']}-{name}"
 
 
 def test_url_is_the_first_output(stack: tuple[str, ProgramRun]) -> None:
@@ -88,7 +82,7 @@ def test_url_is_the_first_output(stack: tuple[str, ProgramRun]) -> None:
 
 def test_every_aws_resource_and_lookup_goes_through_the_tagged_provider(stack: tuple[str, ProgramRun]) -> None:
     name, run = stack
-    provider = run.one("pulumi:providers:aws")
+    provider = run.one(rt.AWS_PROVIDER)
     reference = f"{provider.urn}::{provider.id}"
     aws_resources = [r for r in run.resources if r.custom and r.type.startswith("aws:")]
     assert aws_resources
@@ -105,15 +99,57 @@ def test_every_aws_resource_and_lookup_goes_through_the_tagged_provider(stack: t
     assert tags["app"] == stack_file(name)[f"{PROJECT}:appName"]
 
 
+# --- The component tree ------------------------------------------------------------------------------
+
+# The design card's four public components, and what each is made of since issue 10 split the two big ones.
+PARTS = {
+    "FargateService": {"LoadBalancer", "EcsService"},
+    "SourceBucket": set(),
+    "BuildStage": set(),
+    "DeployStage": {"CodeDeployBlueGreen", "ArtifactStore", "DeliveryPipeline", "PipelineTrigger", "FailureRules"},
+}
+
+
+def class_of(reg: Registration) -> str:
+    return reg.type.rsplit(":", 1)[-1]
+
+
+def test_the_four_public_components_are_at_the_top_and_made_of_their_parts(stack: tuple[str, ProgramRun]) -> None:
+    _, run = stack
+    urns = {r.urn for r in run.resources}
+    top = [class_of(r) for r in run.resources if not r.custom and r.parent not in urns]
+    assert set(PARTS) <= set(top), top
+    for name, parts in PARTS.items():
+        owner = component(run, name)
+        assert owner.type == f"{PROJECT}:index:{name}", "the type token names the project and the class"
+        assert {class_of(r) for r in run.children_of(owner) if not r.custom} == parts, name
+        # Every part and every resource under it is named after the public component: two stacks' (or two
+        # instances') URNs never collide.
+        assert [r.name for r in descendants(run, owner) if not r.name.startswith(owner.name)] == [], name
+
+
+def test_every_resource_is_named_after_its_top_level_component(stack: tuple[str, ProgramRun]) -> None:
+    _, run = stack
+    by_urn = {r.urn: r for r in run.resources}
+
+    def top(r: Registration) -> Registration:
+        while r.parent in by_urn:
+            r = by_urn[r.parent]
+        return r
+
+    misnamed = [(r.name, top(r).name) for r in run.resources if not r.name.startswith(top(r).name)]
+    assert misnamed == []
+
+
 # --- dev and prod ----------------------------------------------------------------------------------
 
 
 def test_dev_runs_public_tasks_without_nat(dev: ProgramRun) -> None:
     network = service(dev)["networkConfiguration"]
     assert network["assignPublicIp"] is True
-    assert dev.of_type("aws:ec2/natGateway:NatGateway") == []
-    assert dev.of_type("aws:ec2/eip:Eip") == []
-    igw = dev.one("aws:ec2/internetGateway:InternetGateway").id
+    assert dev.of_type(rt.EC2_NAT_GATEWAY) == []
+    assert dev.of_type(rt.EC2_EIP) == []
+    igw = dev.one(rt.EC2_INTERNET_GATEWAY).id
     assert all(default_route(dev, s)["gatewayId"] == igw for s in task_subnets(dev))
 
 
@@ -124,7 +160,7 @@ def test_prod_runs_two_or_more_tasks_across_azs_in_private_subnets(prod: Program
     zones = {s.props["availabilityZone"] for s in subnets}
     assert len(zones) >= 2, "ECS spreads a service's Fargate tasks over the AZs of its subnets"
     assert svc["networkConfiguration"]["assignPublicIp"] is False
-    nats = {n.id for n in prod.of_type("aws:ec2/natGateway:NatGateway")}
+    nats = {n.id for n in prod.of_type(rt.EC2_NAT_GATEWAY)}
     for subnet in subnets:
         route = default_route(prod, subnet)
         assert route.get("natGatewayId") in nats and "gatewayId" not in route, subnet.name
@@ -132,20 +168,20 @@ def test_prod_runs_two_or_more_tasks_across_azs_in_private_subnets(prod: Program
 
 def test_prod_is_bigger_and_safer_than_dev(dev: ProgramRun, prod: ProgramRun) -> None:
     def taskdef(run: ProgramRun) -> tuple[int, int]:
-        props = run.one("aws:ecs/taskDefinition:TaskDefinition").props
+        props = run.one(rt.ECS_TASK_DEFINITION).props
         return int(props["cpu"]), int(props["memory"])
 
     assert taskdef(prod) >= taskdef(dev)
 
     def retention(run: ProgramRun) -> int:
-        return int(run.one("aws:cloudwatch/logGroup:LogGroup", "service-logs").props["retentionInDays"])
+        return int(run.one(rt.LOG_GROUP, "service-logs").props["retentionInDays"])
 
     assert retention(prod) > retention(dev)
 
 
 # --- Production hardening: what prod shows and dev deliberately does not -----------------------------
 
-LISTENER = "aws:lb/listener:Listener"
+LISTENER = rt.LB_LISTENER
 
 
 def listener_on(run: ProgramRun, port: int) -> dict[str, Any]:
@@ -156,65 +192,65 @@ def listener_on(run: ProgramRun, port: int) -> dict[str, Any]:
 def test_prod_serves_https_with_a_tls13_policy_and_port_80_only_redirects(prod: ProgramRun) -> None:
     https = listener_on(prod, 443)
     assert https["protocol"] == "HTTPS" and https["sslPolicy"].startswith("ELBSecurityPolicy-TLS13-")
-    validation = prod.one("aws:acm/certificateValidation:CertificateValidation")
+    validation = prod.one(rt.ACM_CERTIFICATE_VALIDATION)
     assert https["certificateArn"] == validation.state["certificateArn"], "the listener waits for validation"
     [redirect] = listener_on(prod, 80)["defaultActions"]
     assert redirect["type"] == "redirect" and redirect["redirect"]["protocol"] == "HTTPS"
     assert redirect["redirect"]["statusCode"] == "HTTP_301"
-    group = prod.one("aws:codedeploy/deploymentGroup:DeploymentGroup").props
+    group = prod.one(rt.CODEDEPLOY_DEPLOYMENT_GROUP).props
     by_arn = {r.state["arn"]: r.props["port"] for r in prod.of_type(LISTENER)}
     routes = group["loadBalancerInfo"]["targetGroupPairInfo"]
     assert [by_arn[a] for a in routes["prodTrafficRoute"]["listenerArns"]] == [443]
-    record = prod.one("aws:route53/record:Record", "service-dns").props
+    record = prod.one(rt.ROUTE53_RECORD, "service-dns").props
     assert record["name"] == stack_file("prod")[f"{PROJECT}:domainName"] and record["type"] == "A"
 
 
 def test_the_test_listener_is_closed_to_the_internet_in_every_stack(stack: tuple[str, ProgramRun]) -> None:
     name, run = stack
     port = int(stack_file(name).get(f"{PROJECT}:testListenerPort", 8080))
-    for rule in run.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"):
+    for rule in run.of_type(rt.VPC_SECURITY_GROUP_INGRESS_RULE):
         if rule.props.get("fromPort") == port:
             assert rule.props.get("cidrIpv4") != "0.0.0.0/0" and rule.props.get("cidrIpv6") != "::/0"
 
 
 def test_prod_rolls_back_on_alarms_and_asks_for_approval(prod: ProgramRun) -> None:
-    group = prod.one("aws:codedeploy/deploymentGroup:DeploymentGroup").props
+    group = prod.one(rt.CODEDEPLOY_DEPLOYMENT_GROUP).props
     assert group["deploymentConfigName"].startswith("CodeDeployDefault.ECSCanary")
-    alarms = {a.props["name"] for a in prod.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")}
+    alarms = {a.props["name"] for a in prod.of_type(rt.METRIC_ALARM)}
     assert len(alarms) == 4 and group["alarmConfiguration"]["enabled"] is True
     assert set(group["alarmConfiguration"]["alarms"]) == alarms
     assert {"DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_ALARM"} <= set(group["autoRollbackConfiguration"]["events"])
-    stages = [s["name"] for s in prod.one("aws:codepipeline/pipeline:Pipeline").props["stages"]]
+    stages = [s["name"] for s in prod.one(rt.CODEPIPELINE_PIPELINE).props["stages"]]
     assert stages == ["Source", "Build", "Approve", "Deploy"]
 
 
 def test_failures_and_rollbacks_reach_the_subscribed_emails(prod: ProgramRun) -> None:
-    topic = prod.one("aws:sns/topic:Topic")
+    topic = prod.one(rt.SNS_TOPIC)
     assert topic.props["kmsMasterKeyId"], "the topic is encrypted"
-    emails = {s.props["endpoint"] for s in prod.of_type("aws:sns/topicSubscription:TopicSubscription")}
+    emails = {s.props["endpoint"] for s in prod.of_type(rt.SNS_TOPIC_SUBSCRIPTION)}
     assert emails == set(stack_file("prod")[f"{PROJECT}:notificationEmails"])
-    targets = {t.props["rule"]: t.props["arn"] for t in prod.of_type("aws:cloudwatch/eventTarget:EventTarget")}
+    targets = {t.props["rule"]: t.props["arn"] for t in prod.of_type(rt.EVENTS_TARGET)}
     assert targets["sample-app-prod-pipeline-failed"] == topic.state["arn"]
     assert targets["sample-app-prod-deployment-failed"] == topic.state["arn"]
-    for alarm in prod.of_type("aws:cloudwatch/metricAlarm:MetricAlarm"):
+    for alarm in prod.of_type(rt.METRIC_ALARM):
         assert alarm.props["alarmActions"] == [topic.state["arn"]]
 
 
 def test_prod_protects_stateful_resources_and_the_alb_and_dev_does_not(dev: ProgramRun, prod: ProgramRun) -> None:
     protected = {(r.type, r.name) for r in prod.resources if r.protect}
     assert protected == {
-        ("aws:s3/bucket:Bucket", "source-bucket"),  # every upload, the deploy history
-        ("aws:ecr/repository:Repository", "build-repository"),  # the images CodeDeploy rolls back to
-        ("aws:cloudwatch/logGroup:LogGroup", "service-logs"),
-        ("aws:cloudwatch/logGroup:LogGroup", "build-logs"),
-        ("aws:s3/bucket:Bucket", "service-access-logs"),
+        (rt.S3_BUCKET, "source-bucket"),  # every upload, the deploy history
+        (rt.ECR_REPOSITORY, "build-repository"),  # the images CodeDeploy rolls back to
+        (rt.LOG_GROUP, "service-logs"),
+        (rt.LOG_GROUP, "build-logs"),
+        (rt.S3_BUCKET, "service-access-logs"),
     }
     assert [r.name for r in dev.resources if r.protect] == []
-    assert prod.one("aws:ecr/repository:Repository").props.get("forceDelete") is not True
-    assert dev.one("aws:ecr/repository:Repository").props["forceDelete"] is True
-    prod_alb = prod.one("aws:lb/loadBalancer:LoadBalancer").props
+    assert prod.one(rt.ECR_REPOSITORY).props.get("forceDelete") is not True
+    assert dev.one(rt.ECR_REPOSITORY).props["forceDelete"] is True
+    prod_alb = prod.one(rt.LB_LOAD_BALANCER).props
     assert prod_alb["enableDeletionProtection"] is True and prod_alb["accessLogs"]["enabled"] is True
-    dev_alb = dev.one("aws:lb/loadBalancer:LoadBalancer").props
+    dev_alb = dev.one(rt.LB_LOAD_BALANCER).props
     assert not dev_alb.get("enableDeletionProtection") and "accessLogs" not in dev_alb
 
 
@@ -284,7 +320,7 @@ def test_app_copies_only_files_that_exist_and_replaces_the_default_server() -> N
     assert ["nginx.conf", "/etc/nginx/conf.d/default.conf"] in copies, "the image's default server is replaced"
 
 
-@pytest.mark.parametrize("name", committed_stacks())
+@pytest.mark.parametrize("name", STACKS)
 def test_app_listens_on_the_stack_container_port_and_serves_its_health_check(name: str) -> None:
     port = str(stack_file(name).get(f"{PROJECT}:containerPort", 80))
     check_path = stack_file(name).get(f"{PROJECT}:healthCheckPath", "/")
@@ -300,6 +336,7 @@ def test_app_listens_on_the_stack_container_port_and_serves_its_health_check(nam
     assert check_path in ("/", "/health"), check_path
 
 
+@pytest.mark.e2e
 @pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx is not installed")
 def test_app_nginx_config_serves_the_page_and_health(tmp_path: Path) -> None:
     """Runs the real nginx with the app's server block (on 127.0.0.1 and a free port) when nginx exists."""

@@ -17,88 +17,33 @@ import io
 import json
 import re
 import shutil
-import socket
 import subprocess
 import time
 import zipfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 import yaml
-from conftest import stack_run
-from test_gitlab_ci import clean_env, git, gitlab_ci_local, tool
 
+from components import contracts
+from components.base import ROOT
 from components.gitlab_project import CI_INCLUDE
 from offline.engine import ProgramRun
+from policy import resource_types as rt
+from support.aws import client, moto_server
+from support.stacks import REGION, stack_run
+from support.tools import git, gitlab_ci_local
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.node]
 
-ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_APP = ROOT / "files" / "app"
 # When the sample app is missing, the job still needs something to zip.
 FALLBACK_APP = {
     "Dockerfile": "FROM nginx:stable-alpine\nCOPY index.html /usr/share/nginx/html/\n",
     "index.html": "ok\n",
 }
-REGION = "eu-west-1"
-SERVER_START_TIMEOUT = 20
 JOB = "upload-dev"
-
-
-# --- moto_server ----------------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-@contextmanager
-def moto_server(tmp_path: Path, *, enforce_iam_after: int | None) -> Iterator[str]:
-    """moto_server on 127.0.0.1 for one test; with ``enforce_iam_after`` = n, IAM is enforced after n calls."""
-    port = free_port()
-    env = clean_env(tmp_path)
-    if enforce_iam_after is not None:
-        env["INITIAL_NO_AUTH_ACTION_COUNT"] = str(enforce_iam_after)
-    log = (tmp_path / f"moto-{port}.log").open("w")
-    server = subprocess.Popen(
-        [tool("moto_server"), "-H", "127.0.0.1", "-p", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT
-    )
-    try:
-        deadline = time.monotonic() + SERVER_START_TIMEOUT
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"moto_server did not start: {(tmp_path / f'moto-{port}.log').read_text()}")
-                time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        log.close()
-
-
-def client(service: str, endpoint: str, key_id: str = "testing", secret: str = "testing") -> Any:
-    return boto3.client(
-        service,
-        endpoint_url=endpoint,
-        region_name=REGION,
-        aws_access_key_id=key_id,
-        aws_secret_access_key=secret,
-    )
 
 
 # --- The application repository --------------------------------------------------------------------------------
@@ -131,7 +76,7 @@ def default_branch(ci_yml: str) -> str:
 
 def registered(run: ProgramRun) -> dict[str, str]:
     """The project variables the program registers, as the job would receive them."""
-    values = {r.props["key"]: r.props["value"] for r in run.of_type("gitlab:index/projectVariable:ProjectVariable")}
+    values = {r.props["key"]: r.props["value"] for r in run.of_type(rt.GITLAB_PROJECT_VARIABLE)}
     # A file-type variable reaches a job as a path; the mocks know no key, and the upload does not use it.
     values.pop("SSH_PRIVATE_KEY")
     return values
@@ -155,16 +100,17 @@ def assert_job_ran(done: subprocess.CompletedProcess[str]) -> None:
 
 
 def assert_uploaded(s3: Any, bucket: str, key: str, commit: str, ci_files: tuple[str, ...] = ()) -> None:
-    """The watched object holds the app, the committed CI files and git-commit-hash.txt, nothing of .git."""
+    """The watched object holds the app, the committed CI files and the commit file (git-commit-hash.txt), nothing
+    of .git."""
     head = s3.head_object(Bucket=bucket, Key=key)
     assert head["VersionId"] not in (None, "null"), "the bucket is versioned: each upload is a version"
     assert head["Metadata"]["codepipeline-artifact-revision-summary"] == commit[:8]
     archive = zipfile.ZipFile(io.BytesIO(s3.get_object(Bucket=bucket, Key=key)["Body"].read()))
     names = {n for n in archive.namelist() if not n.endswith("/")}
-    assert names == {*app_files(), ".gitlab-ci.yml", *ci_files, "git-commit-hash.txt"}
+    assert names == {*app_files(), ".gitlab-ci.yml", *ci_files, contracts.COMMIT_FILE}
     for name, data in app_files().items():
         assert archive.read(name) == data, name
-    recorded = archive.read("git-commit-hash.txt").decode()
+    recorded = archive.read(contracts.COMMIT_FILE).decode()
     assert recorded == f"{commit[:8]}\n", "the short commit hash, on one line"
     # What the build stage accepts as an image tag (files/buildspec.yml).
     assert re.fullmatch(r"[0-9a-f]{7,64}", recorded.strip())
@@ -191,8 +137,8 @@ def test_access_key_job_uploads_the_app_to_the_watched_key(dev: ProgramRun, tmp_
     bucket, key = dev.outputs["sourceBucket"], dev.outputs["sourceObjectKey"]
     assert variables["UPLOAD_BUCKET"] == bucket
     assert f"{variables['UPLOAD_FOLDER']}/{variables['UPLOAD_FILE_ALL']}" == key
-    policy = dev.one("aws:iam/userPolicy:UserPolicy").props["policy"]
-    user = dev.one("aws:iam/user:User").props["name"]
+    policy = dev.one(rt.IAM_USER_POLICY).props["policy"]
+    user = dev.one(rt.IAM_USER).props["name"]
     repo, commit = app_repo(tmp_path / "app", ci_yml, default_branch(ci_yml))
 
     # IAM is enforced after three calls, which make an administrator; everything else is authorised.
@@ -233,8 +179,8 @@ def test_oidc_job_assumes_the_role_with_its_id_token_and_uploads(tmp_path: Path)
     variables = registered(run)
     assert "AWS_ACCESS_KEY" not in variables and "AWS_SECRET_KEY" not in variables
     bucket, key = run.outputs["sourceBucket"], run.outputs["sourceObjectKey"]
-    role = run.one("aws:iam/role:Role", "upload-identity-role").props
-    role_policy = run.one("aws:iam/rolePolicy:RolePolicy", "upload-identity-put-object").props["policy"]
+    role = run.one(rt.IAM_ROLE, "upload-identity-role").props
+    role_policy = run.one(rt.IAM_ROLE_POLICY, "upload-identity-put-object").props["policy"]
     repo, commit = app_repo(tmp_path / "app", ci_yml, default_branch(ci_yml))
 
     with moto_server(tmp_path, enforce_iam_after=None) as endpoint:
@@ -253,7 +199,7 @@ def test_oidc_job_assumes_the_role_with_its_id_token_and_uploads(tmp_path: Path)
         token = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJwcm9qZWN0X3BhdGg6cGxhdGZvcm0vc2FtcGxlLWFwcCJ9.c2lnbmF0dXJl"
         # Only the role: were it not assumed, the CLI would have no credentials and the job would fail.
         done = run_job(repo, {**variables, "AWS_ROLE_ARN": role_arn, "GITLAB_OIDC_TOKEN": token}, endpoint)
-        assert variables["AWS_ROLE_ARN"] == run.one("aws:iam/role:Role", "upload-identity-role").state["arn"]
+        assert variables["AWS_ROLE_ARN"] == run.one(rt.IAM_ROLE, "upload-identity-role").state["arn"]
         assert_job_ran(done)
         assert_uploaded(s3, bucket, key, commit)
 
@@ -314,9 +260,9 @@ def test_every_stack_of_one_project_uploads_to_its_own_pipeline(
         credentials = {}
         for stack, run in runs.items():
             versioned_bucket(s3, run.outputs["sourceBucket"])
-            user = run.one("aws:iam/user:User").props["name"]
+            user = run.one(rt.IAM_USER).props["name"]
             admin_iam.create_user(UserName=user)
-            policy = run.one("aws:iam/userPolicy:UserPolicy").props["policy"]
+            policy = run.one(rt.IAM_USER_POLICY).props["policy"]
             admin_iam.put_user_policy(UserName=user, PolicyName="put-object", PolicyDocument=policy)
             key = admin_iam.create_access_key(UserName=user)["AccessKey"]
             credentials[stack] = {"AWS_ACCESS_KEY": key["AccessKeyId"], "AWS_SECRET_KEY": key["SecretAccessKey"]}

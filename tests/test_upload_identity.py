@@ -1,60 +1,42 @@
-"""UploadIdentity: both modes on mocks (what is registered, with which policy), the policies through parliament
-and the project's policy pack, the access-key user's permission replayed against moto with IAM enforcement (it
-can put the watched object and do nothing else), and the OIDC role's trust against the claims GitLab puts in
-its ID tokens.
+"""UploadIdentity: both modes on mocks (what is registered, with which policy, and the credentials bundle handed to
+the GitLab project), the policies through parliament and the project's policy pack, the access-key user's
+permission replayed against moto with IAM enforcement (it can put the watched object and do nothing else), the
+OIDC role's trust against the claims GitLab puts in its ID tokens, and UploadConfig's rules.
 """
 
 from __future__ import annotations
 
 import json
-import textwrap
-from collections.abc import Callable, Iterator
-from pathlib import Path
+import re
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import boto3
+import pulumi
 import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 from moto.core import set_initial_no_auth_action_count
-from parliament import analyze_policy_string
 
-from components.upload_identity import UploadIdentity, UploadIdentityArgs
-from offline.engine import ProgramRun, Registration, run_program
-from offline.stack_files import StackFiles, committed_stacks
+from components.base import PROJECT, component_type
+from components.config_types import ConfigError
+from components.upload_identity import NAME_SUFFIX, UploadCredentials, UploadIdentity, UploadIdentityArgs
+from offline.engine import ACCOUNT_ID, ProgramRun, Registration
+from policy import resource_types as rt
 from policy import rules
+from support import bundles
+from support.aws import parliament_findings, policy_of
+from support.stacks import REGION, STACKS, run, stack_config
 
-REGION = "eu-west-1"
-BUCKET = "shop-dev-source-123456789012-eu-west-1"
-BUCKET_ARN = f"arn:aws:s3:::{BUCKET}"
-KEY = "docker-image/docker_image.zip"
 GITLAB = "https://gitlab.example.com"
-PROJECT = "shop/web"
+PROJECT_PATH = "shop/web"
 BRANCH = "main"
+KEY = "docker-image/docker_image.zip"
 
-USER = "aws:iam/user:User"
-ACCESS_KEY = "aws:iam/accessKey:AccessKey"
-USER_POLICY = "aws:iam/userPolicy:UserPolicy"
-OIDC_PROVIDER = "aws:iam/openIdConnectProvider:OpenIdConnectProvider"
-ROLE = "aws:iam/role:Role"
-ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
-
-PROGRAM = """
-import pulumi
-from components.upload_identity import UploadIdentity, UploadIdentityArgs
-
-for spec in pulumi.Config().require_object("identities"):
-    identity = UploadIdentity(spec["name"], UploadIdentityArgs(
-        name_prefix=spec["prefix"], mode=spec["mode"], bucket_arn=spec["bucketArn"], object_key=spec["key"],
-        gitlab_url=spec["url"], project=spec["project"], default_branch=spec["branch"],
-        oidc_provider_arn=spec.get("providerArn"),
-    ))
-    pulumi.export(spec["name"], {
-        "mode": identity.mode, "principalArn": identity.principal_arn, "accessKeyId": identity.access_key_id,
-        "secretAccessKey": identity.secret_access_key, "roleArn": identity.role_arn,
-        "oidcProviderArn": identity.oidc_provider_arn,
-    })
-"""
+# IAM allows one OIDC identity provider per issuer URL in an account (CreateOpenIDConnectProvider fails with
+# EntityAlreadyExists otherwise): https://docs.aws.amazon.com/IAM/latest/UserGuide/id_roles_providers_create_oidc.html
+# A stack in an account that has one (another stack's, or the infrastructure CI's) reuses it by ARN.
+EXISTING_PROVIDER = f"arn:aws:iam::{ACCOUNT_ID}:oidc-provider/gitlab.example.com"
 
 
 @pytest.fixture(autouse=True)
@@ -67,82 +49,89 @@ def _no_ambient_aws_credentials(monkeypatch: pytest.MonkeyPatch) -> Iterator[Non
     yield
 
 
-def identity(name: str, mode: str, **overrides: str) -> dict[str, str]:
-    spec = {
-        "name": name,
-        "prefix": "shop-dev",
-        "mode": mode,
-        "bucketArn": BUCKET_ARN,
-        "key": KEY,
-        "url": GITLAB,
-        "project": PROJECT,
-        "branch": BRANCH,
-    }
-    return {**spec, **overrides}
+def build_identity(name: str, values: Mapping[str, str] | None = None, *, prefix: str = bundles.PREFIX) -> None:
+    """One UploadIdentity from stack-file values, its source a stand-in; exports its credentials bundle field by
+    field (``<name>.<field>``, so each field's secrecy shows) and the stand-in source's ARN."""
+    cfg = stack_config({"gitlabUrl": GITLAB, "gitlabProject": PROJECT_PATH, **(values or {})})
+    source = bundles.source(prefix, KEY)
+    identity = UploadIdentity(
+        name,
+        UploadIdentityArgs(
+            name_prefix=prefix,
+            config=cfg.upload,
+            source=source,
+            gitlab_url=cfg.gitlab.gitlab_url,
+            project=cfg.gitlab.gitlab_project,
+            default_branch=cfg.gitlab.gitlab_default_branch,
+        ),
+    )
+    export_credentials(name, identity.credentials)
+    pulumi.export(f"{name}.sourceBucketArn", source.bucket_arn)
 
 
-def run_identities(tmp_path: Path, *specs: dict[str, str]) -> ProgramRun:
-    program = tmp_path / "__main__.py"
-    program.write_text(textwrap.dedent(PROGRAM))
-    config = {"aws:region": REGION, "gitlab-fargate:identities": json.dumps(list(specs))}
-    return run_program(StackFiles("gitlab-fargate", "dev", config, []), program=program)
+def export_credentials(name: str, credentials: UploadCredentials) -> None:
+    pulumi.export(f"{name}.mode", credentials.mode)
+    for field in ("principal_arn", "access_key_id", "secret_access_key", "role_arn", "oidc_provider_arn"):
+        camel = "".join(w if i == 0 else w.title() for i, w in enumerate(field.split("_")))
+        pulumi.export(f"{name}.{camel}", getattr(credentials, field))
 
 
 @pytest.fixture(scope="module")
-def access_key(tmp_path_factory: pytest.TempPathFactory) -> ProgramRun:
-    return run_identities(tmp_path_factory.mktemp("access-key"), identity("upload", "access-key"))
+def access_key() -> ProgramRun:
+    return run(lambda: build_identity("upload"))
 
 
 @pytest.fixture(scope="module")
-def oidc(tmp_path_factory: pytest.TempPathFactory) -> ProgramRun:
-    return run_identities(tmp_path_factory.mktemp("oidc"), identity("upload", "oidc"))
+def oidc() -> ProgramRun:
+    return run(lambda: build_identity("upload", {"uploadIdentity": "oidc"}))
 
 
-def policy_of(reg: Registration, prop: str = "policy") -> dict[str, Any]:
-    doc: dict[str, Any] = json.loads(reg.props[prop])
-    return doc
+def watched_object(found: ProgramRun, name: str = "upload") -> str:
+    """The ARN of the object the stand-in source says the pipeline watches."""
+    return f"{found.outputs[f'{name}.sourceBucketArn']}/{KEY}"
 
 
-def assert_only_put_of_the_watched_object(doc: dict[str, Any]) -> None:
+def assert_only_put_of_the_watched_object(doc: dict[str, Any], object_arn: str) -> None:
     [statement] = doc["Statement"]
     assert statement["Effect"] == "Allow"
     assert statement["Action"] == ["s3:PutObject"]
-    assert statement["Resource"] == [f"{BUCKET_ARN}/{KEY}"]
+    assert statement["Resource"] == [object_arn]
     assert "Condition" not in statement and "NotAction" not in statement and "NotResource" not in statement
-
-
-def parliament_findings(policy: str) -> list[str]:
-    return [f"{f.issue}: {f.detail}" for f in analyze_policy_string(policy).findings]
 
 
 # --- access-key ------------------------------------------------------------------------------------------
 
 
 def test_access_key_mode_is_a_user_with_one_permission_and_a_key(access_key: ProgramRun) -> None:
-    user = access_key.one(USER)
+    user = access_key.one(rt.IAM_USER)
     assert user.props["name"] == "shop-dev-gitlab-upload"
-    policy = access_key.one(USER_POLICY)
+    policy = access_key.one(rt.IAM_USER_POLICY)
     assert policy.props["user"] == user.props["name"]
-    assert_only_put_of_the_watched_object(policy_of(policy))
-    assert access_key.one(ACCESS_KEY).props["user"] == user.props["name"]
+    assert_only_put_of_the_watched_object(policy_of(policy), watched_object(access_key))
+    assert access_key.one(rt.IAM_ACCESS_KEY).props["user"] == user.props["name"]
     # Nothing else: no group, no managed policy, no console login, no OIDC.
-    assert sorted(r.type for r in access_key.resources if r.custom) == sorted([USER, USER_POLICY, ACCESS_KEY])
-    out = access_key.outputs["upload"]
-    assert out["mode"] == "access-key"
-    assert out["principalArn"] == user.state["arn"]
-    assert out["roleArn"] is None and out["oidcProviderArn"] is None
+    assert sorted(r.type for r in access_key.resources if r.custom) == sorted(
+        [rt.IAM_USER, rt.IAM_USER_POLICY, rt.IAM_ACCESS_KEY]
+    )
+    out = access_key.outputs
+    assert out["upload.mode"] == "access-key"
+    assert out["upload.principalArn"] == user.state["arn"]
+    assert out["upload.roleArn"] is None and out["upload.oidcProviderArn"] is None
 
 
 def test_access_key_mode_keeps_both_halves_of_the_key_secret(access_key: ProgramRun) -> None:
-    assert "upload" in access_key.secret_outputs
-    out = access_key.outputs["upload"]
-    assert out["secretAccessKey"] == access_key.one(ACCESS_KEY).state["secret"]["value"]
-    assert out["accessKeyId"] == access_key.one(ACCESS_KEY).id
+    key = access_key.one(rt.IAM_ACCESS_KEY)
+    assert access_key.outputs["upload.secretAccessKey"] == key.state["secret"]["value"]
+    assert access_key.outputs["upload.accessKeyId"] == key.id
+    # The key id is half of a credential: a secret too, so no plain-text state or output shows it.
+    assert {"upload.secretAccessKey", "upload.accessKeyId"} <= access_key.secret_outputs
+    assert "upload.principalArn" not in access_key.secret_outputs
 
 
 def test_access_key_user_may_put_the_watched_object_and_nothing_else(access_key: ProgramRun) -> None:
     """The program's policy, attached to a user in moto with IAM enforcement on, and that user's key used."""
-    document = access_key.one(USER_POLICY).props["policy"]
+    document = access_key.one(rt.IAM_USER_POLICY).props["policy"]
+    bucket = watched_object(access_key).removeprefix("arn:aws:s3:::").removesuffix(f"/{KEY}")
 
     # Three unauthenticated calls create an administrator; every later call is checked against IAM.
     @set_initial_no_auth_action_count(3)
@@ -162,7 +151,7 @@ def test_access_key_user_may_put_the_watched_object_and_nothing_else(access_key:
             aws_secret_access_key=admin_key["SecretAccessKey"],
             region_name=REGION,
         )
-        admin.client("s3").create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+        admin.client("s3").create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
         admin_iam = admin.client("iam")
         admin_iam.create_user(UserName="uploader")
         admin_iam.put_user_policy(UserName="uploader", PolicyName="put-object", PolicyDocument=document)
@@ -174,12 +163,12 @@ def test_access_key_user_may_put_the_watched_object_and_nothing_else(access_key:
             aws_secret_access_key=key["SecretAccessKey"],
         )
 
-        s3.put_object(Bucket=BUCKET, Key=KEY, Body=b"archive")
-        denied = {
-            "another key": lambda: s3.put_object(Bucket=BUCKET, Key="docker-image/other.zip", Body=b"x"),
-            "read": lambda: s3.get_object(Bucket=BUCKET, Key=KEY),
-            "list": lambda: s3.list_objects_v2(Bucket=BUCKET),
-            "delete": lambda: s3.delete_object(Bucket=BUCKET, Key=KEY),
+        s3.put_object(Bucket=bucket, Key=KEY, Body=b"archive")
+        denied: dict[str, Callable[[], object]] = {
+            "another key": lambda: s3.put_object(Bucket=bucket, Key="docker-image/other.zip", Body=b"x"),
+            "read": lambda: s3.get_object(Bucket=bucket, Key=KEY),
+            "list": lambda: s3.list_objects_v2(Bucket=bucket),
+            "delete": lambda: s3.delete_object(Bucket=bucket, Key=KEY),
         }
         allowed = []
         for what, call in denied.items():
@@ -198,77 +187,83 @@ def test_access_key_user_may_put_the_watched_object_and_nothing_else(access_key:
 
 
 def test_oidc_mode_is_a_provider_and_a_role_with_one_permission_and_no_key(oidc: ProgramRun) -> None:
-    provider = oidc.one(OIDC_PROVIDER).props
+    provider = oidc.one(rt.IAM_OIDC_PROVIDER).props
     assert provider["url"] == GITLAB
     # The audience GitLab puts in the ID token (the job's `id_tokens: ...: aud:`).
+    # https://docs.gitlab.com/ci/secrets/id_token_authentication/
     assert provider["clientIdLists"] == [GITLAB]
-    # No pinned thumbprint (IAM validates with its trusted CAs, or fetches the thumbprint itself).
+    # No pinned thumbprint: IAM validates with its trusted CAs, or fetches the thumbprint itself.
+    # https://docs.aws.amazon.com/IAM/latest/UserGuide/id_roles_providers_create_oidc_verify-thumbprint.html
     assert not provider.get("thumbprintLists")
-    role = oidc.one(ROLE)
+    role = oidc.one(rt.IAM_ROLE)
     assert role.props["name"] == "shop-dev-gitlab-upload"
-    policy = oidc.one(ROLE_POLICY)
+    policy = oidc.one(rt.IAM_ROLE_POLICY)
     assert policy.props["role"] == role.id
-    assert_only_put_of_the_watched_object(policy_of(policy))
-    assert oidc.of_type(ACCESS_KEY) == [] and oidc.of_type(USER) == []
-    out = oidc.outputs["upload"]
-    assert out["mode"] == "oidc"
-    assert out["principalArn"] == out["roleArn"] == role.state["arn"]
-    assert out["oidcProviderArn"] == oidc.one(OIDC_PROVIDER).state["arn"]
-    assert out["accessKeyId"] is None and out["secretAccessKey"] is None
+    assert_only_put_of_the_watched_object(policy_of(policy), watched_object(oidc))
+    assert oidc.of_type(rt.IAM_ACCESS_KEY) == [] and oidc.of_type(rt.IAM_USER) == []
+    out = oidc.outputs
+    assert out["upload.mode"] == "oidc"
+    assert out["upload.principalArn"] == out["upload.roleArn"] == role.state["arn"]
+    assert out["upload.oidcProviderArn"] == oidc.one(rt.IAM_OIDC_PROVIDER).state["arn"]
+    assert out["upload.accessKeyId"] is None and out["upload.secretAccessKey"] is None
 
 
 def test_oidc_role_trust_pins_audience_project_and_branch(oidc: ProgramRun) -> None:
-    trust = policy_of(oidc.one(ROLE), "assumeRolePolicy")
+    trust = policy_of(oidc.one(rt.IAM_ROLE), "assumeRolePolicy")
     [statement] = trust["Statement"]
-    assert statement["Principal"] == {"Federated": oidc.one(OIDC_PROVIDER).state["arn"]}
+    assert statement["Principal"] == {"Federated": oidc.one(rt.IAM_OIDC_PROVIDER).state["arn"]}
     assert statement["Action"] == "sts:AssumeRoleWithWebIdentity"
     # Exact matches only: StringLike (or a wildcard) would let other branches or projects in.
     assert statement["Condition"] == {
         "StringEquals": {
             "gitlab.example.com:aud": GITLAB,
-            "gitlab.example.com:sub": f"project_path:{PROJECT}:ref_type:branch:ref:{BRANCH}",
+            "gitlab.example.com:sub": f"project_path:{PROJECT_PATH}:ref_type:branch:ref:{BRANCH}",
         }
     }
 
 
-# IAM allows one OIDC identity provider per issuer URL in an account (CreateOpenIDConnectProvider fails with
-# EntityAlreadyExists otherwise): https://docs.aws.amazon.com/IAM/latest/UserGuide/id_roles_providers_create_oidc.html
-# A stack in an account that has one (another stack's, or the infrastructure CI's) reuses it by ARN.
-EXISTING_PROVIDER = "arn:aws:iam::123456789012:oidc-provider/gitlab.example.com"
+def test_oidc_role_sessions_are_capped_at_an_hour(oidc: ProgramRun) -> None:
+    # The job asks for 15 minutes, the least STS grants; the role caps any other caller at an hour.
+    # https://docs.aws.amazon.com/STS/latest/APIReference/API_AssumeRoleWithWebIdentity.html
+    assert oidc.one(rt.IAM_ROLE).props["maxSessionDuration"] == 3600
 
 
-def test_oidc_reuses_an_existing_provider_and_creates_none(tmp_path: Path) -> None:
-    run = run_identities(tmp_path, identity("upload", "oidc", providerArn=EXISTING_PROVIDER))
-    assert run.of_type(OIDC_PROVIDER) == [], "a second provider for the same URL is refused by IAM"
-    trust = policy_of(run.one(ROLE), "assumeRolePolicy")
+def test_oidc_reuses_an_existing_provider_and_creates_none() -> None:
+    found = run(lambda: build_identity("upload", {"uploadIdentity": "oidc", "oidcProviderArn": EXISTING_PROVIDER}))
+    assert found.of_type(rt.IAM_OIDC_PROVIDER) == [], "a second provider for the same URL is refused by IAM"
+    trust = policy_of(found.one(rt.IAM_ROLE), "assumeRolePolicy")
     assert trust["Statement"][0]["Principal"] == {"Federated": EXISTING_PROVIDER}
-    assert run.outputs["upload"]["oidcProviderArn"] == EXISTING_PROVIDER
+    assert found.outputs["upload.oidcProviderArn"] == EXISTING_PROVIDER
 
 
-def test_two_oidc_stacks_in_one_account_create_one_provider_between_them(tmp_path: Path) -> None:
+def test_two_oidc_stacks_in_one_account_create_one_provider_between_them() -> None:
     """What IAM enforces (one provider per URL per account), replayed in moto: the second stack reuses the first's
     provider instead of creating another, and both roles trust it."""
-    run = run_identities(
-        tmp_path,
-        identity("dev-upload", "oidc"),
-        identity("prod-upload", "oidc", prefix="shop-prod", providerArn=EXISTING_PROVIDER),
-    )
+
+    def build() -> None:
+        build_identity("dev-upload", {"uploadIdentity": "oidc"})
+        build_identity(
+            "prod-upload", {"uploadIdentity": "oidc", "oidcProviderArn": EXISTING_PROVIDER}, prefix="shop-prod"
+        )
+
+    found = run(build)
     with mock_aws():
         iam = boto3.client("iam", region_name=REGION)
-        for provider in run.of_type(OIDC_PROVIDER):
+        for provider in found.of_type(rt.IAM_OIDC_PROVIDER):
             iam.create_open_id_connect_provider(Url=provider.props["url"], ClientIDList=provider.props["clientIdLists"])
         with pytest.raises(ClientError, match="EntityAlreadyExists"):
             iam.create_open_id_connect_provider(Url=GITLAB, ClientIDList=[GITLAB])
         [listed] = iam.list_open_id_connect_providers()["OpenIDConnectProviderList"]
         assert listed["Arn"] == EXISTING_PROVIDER
-        for role in run.of_type(ROLE):
+        for role in found.of_type(rt.IAM_ROLE):
             [statement] = policy_of(role, "assumeRolePolicy")["Statement"]
             assert statement["Principal"]["Federated"] == EXISTING_PROVIDER
             iam.create_role(RoleName=role.props["name"], AssumeRolePolicyDocument=role.props["assumeRolePolicy"])
 
 
 def allowed_by(trust: dict[str, Any], claims: dict[str, str]) -> bool:
-    """IAM's evaluation of a StringEquals-only trust condition against an ID token's claims."""
+    """IAM's evaluation of a StringEquals-only trust condition against an ID token's claims.
+    https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_iam-condition-keys.html#condition-keys-wif"""
     [statement] = trust["Statement"]
     assert set(statement["Condition"]) == {"StringEquals"}
     return all(
@@ -279,12 +274,12 @@ def allowed_by(trust: dict[str, Any], claims: dict[str, str]) -> bool:
 @pytest.mark.parametrize(
     ("sub", "aud", "allowed"),
     [
-        (f"project_path:{PROJECT}:ref_type:branch:ref:{BRANCH}", GITLAB, True),
-        (f"project_path:{PROJECT}:ref_type:branch:ref:feature", GITLAB, False),
-        (f"project_path:{PROJECT}:ref_type:tag:ref:{BRANCH}", GITLAB, False),
-        (f"project_path:{PROJECT}-fork:ref_type:branch:ref:{BRANCH}", GITLAB, False),
-        (f"project_path:other/{PROJECT}:ref_type:branch:ref:{BRANCH}", GITLAB, False),
-        (f"project_path:{PROJECT}:ref_type:branch:ref:{BRANCH}", "https://gitlab.example.com.evil", False),
+        (f"project_path:{PROJECT_PATH}:ref_type:branch:ref:{BRANCH}", GITLAB, True),
+        (f"project_path:{PROJECT_PATH}:ref_type:branch:ref:feature", GITLAB, False),
+        (f"project_path:{PROJECT_PATH}:ref_type:tag:ref:{BRANCH}", GITLAB, False),
+        (f"project_path:{PROJECT_PATH}-fork:ref_type:branch:ref:{BRANCH}", GITLAB, False),
+        (f"project_path:other/{PROJECT_PATH}:ref_type:branch:ref:{BRANCH}", GITLAB, False),
+        (f"project_path:{PROJECT_PATH}:ref_type:branch:ref:{BRANCH}", "https://gitlab.example.com.evil", False),
     ],
 )
 def test_only_this_projects_default_branch_may_assume_the_role(
@@ -292,7 +287,15 @@ def test_only_this_projects_default_branch_may_assume_the_role(
 ) -> None:
     # The claims GitLab issues to a job (https://docs.gitlab.com/ci/secrets/id_token_authentication/).
     claims = {"sub": sub, "aud": aud, "iss": GITLAB}
-    assert allowed_by(policy_of(oidc.one(ROLE), "assumeRolePolicy"), claims) is allowed
+    assert allowed_by(policy_of(oidc.one(rt.IAM_ROLE), "assumeRolePolicy"), claims) is allowed
+
+
+def test_the_trusted_branch_is_the_configured_default_branch() -> None:
+    found = run(lambda: build_identity("upload", {"uploadIdentity": "oidc", "gitlabDefaultBranch": "release"}))
+    trust = policy_of(found.one(rt.IAM_ROLE), "assumeRolePolicy")
+    claims = {"sub": f"project_path:{PROJECT_PATH}:ref_type:branch:ref:release", "aud": GITLAB}
+    assert allowed_by(trust, claims)
+    assert not allowed_by(trust, {**claims, "sub": f"project_path:{PROJECT_PATH}:ref_type:branch:ref:{BRANCH}"})
 
 
 # --- both ------------------------------------------------------------------------------------------------
@@ -300,12 +303,12 @@ def test_only_this_projects_default_branch_may_assume_the_role(
 
 @pytest.fixture(params=["access-key", "oidc"])
 def either(request: pytest.FixtureRequest) -> ProgramRun:
-    run: ProgramRun = request.getfixturevalue(request.param.replace("-", "_"))
-    return run
+    found: ProgramRun = request.getfixturevalue(request.param.replace("-", "_"))
+    return found
 
 
 def test_permission_policies_pass_parliament(either: ProgramRun) -> None:
-    policies = either.of_type(USER_POLICY) + either.of_type(ROLE_POLICY)
+    policies = either.of_type(rt.IAM_USER_POLICY) + either.of_type(rt.IAM_ROLE_POLICY)
     assert len(policies) == 1
     assert parliament_findings(policies[0].props["policy"]) == []
 
@@ -315,60 +318,138 @@ def test_the_projects_policy_pack_accepts_every_resource(either: ProgramRun) -> 
 
 
 def test_children_are_parented_and_named_after_the_component(either: ProgramRun) -> None:
-    [component] = either.of_type("gitlab-fargate:index:UploadIdentity")
+    component = either.one(component_type(UploadIdentity))
     children = [r for r in either.resources if r.custom]
     assert children and all(r.parent == component.urn and r.name.startswith("upload-") for r in children)
 
 
-def test_two_identities_do_not_collide(tmp_path: Path) -> None:
-    run = run_identities(
-        tmp_path,
-        identity("dev-upload", "access-key"),
-        identity("prod-upload", "oidc", prefix="shop-prod", url="https://git.example.org", branch="release"),
-    )
-    assert len({r.urn for r in run.resources}) == len(run.resources)
-    assert {r.props["name"] for r in run.of_type(USER) + run.of_type(ROLE)} == {
+def test_two_identities_do_not_collide() -> None:
+    def build() -> None:
+        build_identity("dev-upload")
+        build_identity(
+            "prod-upload",
+            {"uploadIdentity": "oidc", "gitlabUrl": "https://git.example.org", "gitlabDefaultBranch": "release"},
+            prefix="shop-prod",
+        )
+
+    found = run(build)
+    assert len({r.urn for r in found.resources}) == len(found.resources)
+    assert {r.props["name"] for r in found.of_type(rt.IAM_USER) + found.of_type(rt.IAM_ROLE)} == {
         "shop-dev-gitlab-upload",
         "shop-prod-gitlab-upload",
     }
-    trust = policy_of(run.one(ROLE), "assumeRolePolicy")
+    trust = policy_of(found.one(rt.IAM_ROLE), "assumeRolePolicy")
     assert trust["Statement"][0]["Condition"]["StringEquals"] == {
         "git.example.org:aud": "https://git.example.org",
-        "git.example.org:sub": f"project_path:{PROJECT}:ref_type:branch:ref:release",
+        "git.example.org:sub": f"project_path:{PROJECT_PATH}:ref_type:branch:ref:release",
     }
 
 
+# --- UploadConfig: what the stack file may say -------------------------------------------------------------
+
+
+def problems(values: Mapping[str, str]) -> list[str]:
+    with pytest.raises(ConfigError) as raised:
+        stack_config(values)
+    return raised.value.problems
+
+
 @pytest.mark.parametrize(
-    ("overrides", "message"),
+    ("values", "message"),
     [
-        ({"mode": "password"}, "upload identity 'password' is not allowed"),
-        ({"mode": "oidc", "project": "1234"}, "gitlab-fargate:gitlabProject '1234'.*path"),
-        ({"mode": "oidc", "url": "http://gitlab.example.com"}, "must start with https://"),
-        ({"prefix": "a" * 60}, "longer than 64 characters"),
+        (
+            {"uploadIdentity": "password"},
+            f"{PROJECT}:uploadIdentity: 'password' is not allowed; allowed: access-key, oidc",
+        ),
+        # GitLab's ID token names the project by path (sub: project_path:<group/app>:...), never by id.
+        ({"uploadIdentity": "oidc", "gitlabProject": "1234"}, f"{PROJECT}:gitlabProject: '1234': .*path"),
+        # The issuer AWS fetches discovery documents from is an https URL.
+        ({"uploadIdentity": "oidc", "gitlabUrl": "http://gitlab.example.com"}, f"{PROJECT}:gitlabUrl: .*https://"),
+        (
+            {"oidcProviderArn": EXISTING_PROVIDER},
+            f"{PROJECT}:oidcProviderArn: applies only with uploadIdentity 'oidc'",
+        ),
+        (
+            {"uploadIdentity": "oidc", "oidcProviderArn": f"arn:aws:iam::{ACCOUNT_ID}:oidc-provider/gitlab.com"},
+            f"{PROJECT}:oidcProviderArn: the provider is for 'gitlab.com'.*gitlab.example.com",
+        ),
+        (
+            {"uploadIdentity": "oidc", "oidcProviderArn": f"arn:aws:iam::{ACCOUNT_ID}:role/not-a-provider"},
+            f"{PROJECT}:oidcProviderArn: .*is not an IAM OIDC provider ARN",
+        ),
     ],
 )
-def test_bad_arguments_are_refused_with_a_clear_message(overrides: dict[str, str], message: str) -> None:
-    spec = {**identity("upload", "access-key"), **overrides}
-    with pytest.raises(ValueError, match=message):
-        UploadIdentity(
-            "upload",
-            UploadIdentityArgs(
-                name_prefix=spec["prefix"],
-                mode=spec["mode"],
-                bucket_arn=BUCKET_ARN,
-                object_key=KEY,
-                gitlab_url=spec["url"],
-                project=spec["project"],
-                default_branch=BRANCH,
-            ),
-        )
+def test_bad_values_are_refused_with_a_clear_message(values: dict[str, str], message: str) -> None:
+    found = problems({"gitlabUrl": GITLAB, **values})
+    assert len(found) == 1, found
+    assert re.match(message, found[0]), found
 
 
-@pytest.mark.parametrize("stack", committed_stacks())
+def test_an_access_key_identity_takes_a_numeric_project_id() -> None:
+    cfg = stack_config({"gitlabProject": "1234"})
+    assert cfg.upload.upload_identity == "access-key"
+
+
+# IAM user and role names are at most 64 characters.
+# https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html#reference_iam-quotas-names
+IAM_NAME_MAX = 64
+
+
+@pytest.mark.parametrize("stack", ["dev", "production-eu"])
+def test_the_longest_allowed_app_name_still_gives_an_iam_name_within_the_limit(stack: str) -> None:
+    """Formerly a check of the component; now the config bounds the prefix (appName, via the target-group names)
+    and the identity's name must fit IAM's limit for every prefix the config allows."""
+    longest = next(
+        "a" * n
+        for n in range(40, 0, -1)
+        if not _refused({"appName": "a" * n}, stack=stack)  # the first length the config accepts
+    )
+    assert _refused({"appName": longest + "a"}, stack=stack)
+    prefix = f"{longest}-{stack}"
+    assert len(f"{prefix}{NAME_SUFFIX}") <= IAM_NAME_MAX
+
+
+def _refused(values: Mapping[str, str], *, stack: str) -> bool:
+    try:
+        stack_config(values, stack=stack)
+    except ConfigError:
+        return True
+    return False
+
+
+def test_a_reused_provider_names_its_issuer() -> None:
+    cfg = stack_config({"gitlabUrl": GITLAB, "uploadIdentity": "oidc", "oidcProviderArn": EXISTING_PROVIDER})
+    assert cfg.upload.oidc_issuer == "gitlab.example.com"
+    assert stack_config({"uploadIdentity": "oidc"}).upload.oidc_issuer is None
+
+
+# --- The committed stacks -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stack", STACKS)
 def test_each_stacks_identity_may_put_exactly_its_watched_object(stack: str, runs: Callable[[str], ProgramRun]) -> None:
-    run = runs(stack)
-    policy = run.named("upload-identity-put-object")
+    found = runs(stack)
+    policy: Registration = found.named("upload-identity-put-object")
     [statement] = policy_of(policy)["Statement"]
     assert statement["Action"] == ["s3:PutObject"]
-    assert statement["Resource"] == [f"arn:aws:s3:::{run.outputs['sourceBucket']}/{run.outputs['sourceObjectKey']}"]
+    assert statement["Resource"] == [f"arn:aws:s3:::{found.outputs['sourceBucket']}/{found.outputs['sourceObjectKey']}"]
     assert parliament_findings(policy.props["policy"]) == []
+
+
+def test_a_credentials_bundle_holds_exactly_its_modes_fields() -> None:
+    # The GitLab project registers a variable per field that is set: a bundle with a field missing, or with the
+    # other mode's fields, would register the wrong variables without a word.
+    def build() -> None:
+        key, oidc = bundles.access_key_credentials(), bundles.oidc_credentials()
+        with pytest.raises(ValueError, match="mode 'access-key' takes exactly its own fields"):
+            UploadCredentials(mode="access-key", principal_arn=key.principal_arn, access_key_id=key.access_key_id)
+        with pytest.raises(ValueError, match="mode 'oidc' takes exactly its own fields"):
+            UploadCredentials(
+                mode="oidc",
+                principal_arn=oidc.principal_arn,
+                role_arn=oidc.role_arn,
+                oidc_provider_arn=oidc.oidc_provider_arn,
+                access_key_id=key.access_key_id,
+            )
+
+    run(build)

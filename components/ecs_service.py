@@ -1,0 +1,304 @@
+"""EcsService: the ECS side of the FargateService: cluster, log group, roles, first task definition, service.
+
+The service's deployments are controlled by CodeDeploy. After the first blue/green deployment CodeDeploy owns
+the service's task definition and load balancers (``CODEDEPLOY_OWNED``): the program creates them once and then
+leaves them alone, so that a later ``pulumi up`` neither fails (ECS rejects task-definition updates on a
+CODE_DEPLOY service) nor reverts a deployment.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Annotated, Literal
+
+import pulumi
+import pulumi_aws as aws
+from pydantic import AfterValidator, BeforeValidator, Field, model_validator
+
+from components import iam, logs, security_groups
+from components.base import Component, StackContext
+from components.config_types import ConfigModel, Integer, Matches, Port, Range, StrMap, Text, as_int, problems_if
+from components.contracts import IMAGE_PLACEHOLDER, placeholder
+from components.templates import TaskDefinitionValues, render_taskdef
+
+# Fields CodeDeploy changes on the service during a blue/green deployment, as Pulumi property names.
+CODEDEPLOY_OWNED_SERVICE_FIELDS = ("taskDefinition", "loadBalancers")
+
+# Fargate task sizes AWS accepts: cpu units -> allowed memory (MiB).
+# https://docs.aws.amazon.com/AmazonECS/latest/developerguide/fargate-tasks-services.html#fargate-tasks-size
+FARGATE_SIZES: dict[int, tuple[int, ...]] = {
+    256: (512, 1024, 2048),
+    512: tuple(range(1024, 4096 + 1, 1024)),
+    1024: tuple(range(2048, 8192 + 1, 1024)),
+    2048: tuple(range(4096, 16384 + 1, 1024)),
+    4096: tuple(range(8192, 30720 + 1, 1024)),
+    8192: tuple(range(16384, 61440 + 1, 4096)),
+    16384: tuple(range(32768, 122880 + 1, 8192)),
+}
+FargateCpu = Annotated[Literal[256, 512, 1024, 2048, 4096, 8192, 16384], BeforeValidator(as_int)]
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Seconds ECS ignores failing load-balancer health checks of a new task: it starts before it can answer.
+HEALTH_CHECK_GRACE_SECONDS = 30
+
+
+def _environment(variables: dict[str, str]) -> dict[str, str]:
+    problems = []
+    for name in variables:
+        if not _ENV_NAME.match(name):
+            problems.append(f"{name!r} is not a valid environment variable name")
+        if name.startswith(("AWS_", "ECS_")):
+            problems.append(f"{name!r}: names starting with AWS_ or ECS_ are reserved")
+    if problems:
+        raise ValueError("; ".join(problems))
+    return variables
+
+
+def _health_check_path(path: str) -> str:
+    if not path.startswith("/") or len(path) > 1024 or " " in path:
+        raise ValueError(f"{path!r} must be a URL path starting with '/'")
+    return path
+
+
+ContainerName = Annotated[
+    Text, Matches(r"[A-Za-z0-9_-]{1,255}", "a container name of up to 255 letters, digits, _ and -", "web")
+]
+
+
+class ContainerConfig(ConfigModel):
+    """The application container and its Fargate task size."""
+
+    container_name: (
+        Annotated[
+            Text, Matches(r"[A-Za-z0-9_-]{1,255}", "a container name of up to 255 letters, digits, _ and -", "web")
+        ]
+        | None
+    ) = Field(
+        None, description="name of the container in the task definition", json_schema_extra={"x-default": "`appName`"}
+    )
+    container_port: Port = Field(80, description="port the container listens on")
+    cpu: FargateCpu = Field(256, description="Fargate task CPU units")
+    memory: Annotated[Integer, Range(512, 122_880)] = Field(
+        512, description="Fargate task memory in MiB, a size Fargate allows for `cpu`"
+    )
+    desired_count: Annotated[Integer, Range(1, 100)] = Field(1, description="number of tasks")
+    health_check_path: Annotated[Text, AfterValidator(_health_check_path)] = Field(
+        "/", description="ALB health-check path"
+    )
+    environment: Annotated[StrMap, AfterValidator(_environment)] = Field(
+        default_factory=dict,
+        description="map of environment variables of the container (reaches the next deployment)",
+    )
+    initial_image: Text = Field(
+        "public.ecr.aws/nginx/nginx:stable-alpine",
+        description="image of the first task definition, before the first deployment",
+    )
+
+    @model_validator(mode="after")
+    def _fargate_size(self) -> ContainerConfig:
+        allowed = FARGATE_SIZES[self.cpu]
+        problems_if(
+            (
+                self.memory not in allowed,
+                "memory",
+                f"{self.memory} MiB is not a Fargate size for cpu {self.cpu}; allowed with cpu {self.cpu}: "
+                + ", ".join(map(str, allowed)),
+            )
+        )
+        return self
+
+    def named(self, default: str) -> str:
+        """The container's name: ``containerName``, or ``default`` (the app's name)."""
+        return self.container_name or default
+
+
+@dataclass(frozen=True)
+class TaskRuntime:
+    """The service as the pipeline deploys onto it."""
+
+    cluster_name: pulumi.Output[str]
+    service_name: pulumi.Output[str]
+    family: str
+    """Task-definition family; deployments register new revisions of it only."""
+    container_name: str
+    container_port: int
+    execution_role: iam.RoleRef
+    """Starts the tasks: writes their logs; pulls images once granted (``BuildStage.grant_pull``)."""
+    task_role: iam.RoleRef
+    log_group_name: pulumi.Output[str]
+    taskdef_values: pulumi.Output[TaskDefinitionValues]
+    """The task definition's values with the image placeholder, for the pipeline's ``taskdef.json``."""
+
+
+@dataclass(frozen=True)
+class EcsServiceArgs:
+    context: StackContext
+    container: ContainerConfig
+    container_name: str
+    vpc_id: pulumi.Input[str]
+    task_subnet_ids: pulumi.Input[Sequence[str]]
+    assign_public_ip: bool
+    target_group_arn: pulumi.Input[str]
+    """The target group the service starts behind (blue); CodeDeploy moves it afterwards."""
+    ready: Sequence[pulumi.Resource] = ()
+    """What must exist before the service (the listeners: a target group needs one before a service uses it)."""
+
+
+class EcsService(Component):
+    runtime: TaskRuntime
+    security_group_id: pulumi.Output[str]
+
+    def __init__(
+        self,
+        name: str,
+        args: EcsServiceArgs,
+        opts: pulumi.ResourceOptions | None = None,
+        *,
+        children_formerly_of: pulumi.Resource | None = None,
+    ) -> None:
+        super().__init__(name, opts, children_formerly_of=children_formerly_of)
+        ctx, c = args.context, args.container
+        account_id = aws.get_caller_identity_output(opts=self.lookup()).account_id
+
+        cluster = aws.ecs.Cluster(f"{name}-cluster", name=ctx.name_prefix, opts=self.child())
+        # The application's logs outlive the stack unless it is a dev stack that says otherwise.
+        log_group = logs.log_group(self, f"{name}-logs", physical_name=f"/ecs/{ctx.name_prefix}", context=ctx)
+        # Execution role: what ECS itself needs to start a task (write its logs). Pulling from the pipeline's
+        # repository is granted by the BuildStage, which owns it. Task role: what the application may do; the
+        # sample needs nothing, so it has no policy at all.
+        execution = iam.service_role(
+            self,
+            f"{name}-execution",
+            physical_name=f"{ctx.name_prefix}-execution",
+            service="ecs-tasks.amazonaws.com",
+            account_id=account_id,
+            statements=[iam.write_logs(log_group.arn)],
+            policy_resource=f"{name}-execution-logs",
+        )
+        task = iam.service_role(
+            self,
+            f"{name}-task",
+            physical_name=f"{ctx.name_prefix}-task",
+            service="ecs-tasks.amazonaws.com",
+            account_id=account_id,
+        )
+        task_sg = aws.ec2.SecurityGroup(
+            f"{name}-tasks",
+            name=f"{ctx.name_prefix}-tasks",
+            description=f"Fargate tasks of {ctx.name_prefix}",
+            vpc_id=args.vpc_id,
+            opts=self.child(),
+        )
+        # Tasks pull images from ECR and write logs over HTTPS; nothing else goes out.
+        security_groups.to_cidr(
+            self, f"{name}-tasks-https", task_sg.id, 443, "0.0.0.0/0", "HTTPS to AWS APIs and registries"
+        )
+        values = pulumi.Output.all(execution.role.arn, task.role.arn, log_group.name).apply(
+            lambda v: TaskDefinitionValues(
+                family=ctx.name_prefix,
+                cpu=c.cpu,
+                memory=c.memory,
+                execution_role_arn=v[0],
+                task_role_arn=v[1],
+                container_name=args.container_name,
+                container_port=c.container_port,
+                image=placeholder(IMAGE_PLACEHOLDER),
+                environment=c.environment,
+                log_group=v[2],
+                region=ctx.region,
+            )
+        )
+        task_definition = self._first_task_definition(name, args, values, execution.role, task.role)
+        service = self._service(name, args, cluster, task_definition, task_sg)
+
+        self.security_group_id = task_sg.id
+        self.runtime = TaskRuntime(
+            cluster_name=cluster.name,
+            service_name=service.name,
+            family=ctx.name_prefix,
+            container_name=args.container_name,
+            container_port=c.container_port,
+            execution_role=execution.ref,
+            task_role=task.ref,
+            log_group_name=log_group.name,
+            taskdef_values=values,
+        )
+        self.register_outputs(
+            {
+                "cluster_name": cluster.name,
+                "service_name": service.name,
+                "log_group_name": log_group.name,
+                "execution_role_arn": execution.role.arn,
+                "task_role_arn": task.role.arn,
+            }
+        )
+
+    def _first_task_definition(
+        self,
+        name: str,
+        args: EcsServiceArgs,
+        values: pulumi.Output[TaskDefinitionValues],
+        execution: aws.iam.Role,
+        task: aws.iam.Role,
+    ) -> aws.ecs.TaskDefinition:
+        """The first revision, from the same template the pipeline renders, with the initial image."""
+        c = args.container
+        first = values.apply(lambda v: json.loads(render_taskdef(replace(v, image=c.initial_image))))
+        return aws.ecs.TaskDefinition(
+            f"{name}-taskdef",
+            family=args.context.name_prefix,
+            cpu=str(c.cpu),
+            memory=str(c.memory),
+            network_mode="awsvpc",
+            requires_compatibilities=["FARGATE"],
+            execution_role_arn=execution.arn,
+            task_role_arn=task.arn,
+            runtime_platform=aws.ecs.TaskDefinitionRuntimePlatformArgs(
+                operating_system_family="LINUX", cpu_architecture="X86_64"
+            ),
+            container_definitions=first.apply(lambda d: json.dumps(d["containerDefinitions"])),
+            opts=self.child(),
+        )
+
+    def _service(
+        self,
+        name: str,
+        args: EcsServiceArgs,
+        cluster: aws.ecs.Cluster,
+        task_definition: aws.ecs.TaskDefinition,
+        task_sg: aws.ec2.SecurityGroup,
+    ) -> aws.ecs.Service:
+        return aws.ecs.Service(
+            f"{name}-service",
+            name=args.context.name_prefix,
+            cluster=cluster.arn,
+            task_definition=task_definition.arn,
+            desired_count=args.container.desired_count,
+            launch_type="FARGATE",
+            platform_version="LATEST",
+            deployment_controller=aws.ecs.ServiceDeploymentControllerArgs(type="CODE_DEPLOY"),
+            network_configuration=aws.ecs.ServiceNetworkConfigurationArgs(
+                subnets=args.task_subnet_ids,
+                security_groups=[task_sg.id],
+                assign_public_ip=args.assign_public_ip,
+            ),
+            load_balancers=[
+                aws.ecs.ServiceLoadBalancerArgs(
+                    target_group_arn=args.target_group_arn,
+                    container_name=args.container_name,
+                    container_port=args.container.container_port,
+                )
+            ],
+            health_check_grace_period_seconds=HEALTH_CHECK_GRACE_SECONDS,
+            propagate_tags="SERVICE",
+            enable_ecs_managed_tags=True,
+            opts=self.child(depends_on=list(args.ready), ignore_changes=list(CODEDEPLOY_OWNED_SERVICE_FIELDS)),
+        )
+
+
+def environment_list(variables: Mapping[str, str]) -> list[dict[str, str]]:
+    """A container's ``environment`` as ECS takes it, sorted by name."""
+    return [{"name": k, "value": v} for k, v in sorted(variables.items())]

@@ -1,0 +1,74 @@
+"""A stack deployed by the previous release updates in place: every resource it has keeps its URN, or the new
+program declares that URN as an alias of the resource that took its place.
+
+Pulumi identifies a resource by its URN (stack, parent types, type, name). When a component is split, the
+children that move under a new sub-component get new URNs; without an alias, ``pulumi up`` would create the
+new ones and delete the old (a replacement of the ALB, the service, the buckets...), and stop at protected
+resources. https://www.pulumi.com/docs/iac/concepts/options/aliases/
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from offline.engine import ProgramRun
+from support.sdk import type_aliases
+from support.stacks import stack_run
+
+PREVIOUS = Path(__file__).resolve().parent / "data" / "previous_release"
+VARIANTS: dict[str, tuple[str, dict[str, str]]] = {
+    "dev": ("dev", {}),
+    "prod": ("prod", {}),
+    "dev-cloudtrail-oidc": ("dev", {"triggerMode": "cloudtrail", "uploadIdentity": "oidc", "commitGitlabCi": "true"}),
+    "prod-no-alarms-no-approval": ("prod", {"rollbackOnAlarm": "false", "manualApproval": "false"}),
+}
+
+
+def previous_urns(variant: str) -> list[str]:
+    return [line for line in (PREVIOUS / f"{variant}.txt").read_text().splitlines() if line.strip()]
+
+
+def type_and_name(urn: str) -> tuple[str, str]:
+    """The resource's own type (the last of the type chain) and its name."""
+    _, _, types, name = urn.split("::", 3)
+    return types.split("$")[-1], name
+
+
+@pytest.fixture(scope="module", params=sorted(VARIANTS))
+def variant(request: pytest.FixtureRequest) -> tuple[str, ProgramRun]:
+    stack, overrides = VARIANTS[request.param]
+    return request.param, stack_run(stack, overrides=overrides)
+
+
+def test_every_previous_urn_is_kept_or_aliased(variant: tuple[str, ProgramRun]) -> None:
+    name, found = variant
+    taken_over = {urn for r in found.resources for urn in [r.urn, *r.aliases]}
+    missing = [urn for urn in previous_urns(name) if urn not in taken_over]
+    assert missing == [], f"{name}: resources the previous release created that this one would replace"
+
+
+def test_an_alias_stands_for_the_same_resource(variant: tuple[str, ProgramRun]) -> None:
+    # An alias only moves a resource in the tree: it keeps its name, and its type is the same or one the provider
+    # SDK itself declares as the resource's former type (pulumi-aws v7's BucketV2 -> Bucket...), so the provider
+    # sees the same resource, not a different one under an old identity.
+    _, found = variant
+    for r in found.resources:
+        former_types = {r.type} | (type_aliases(r.type) if r.custom and not r.type.startswith("pulumi:") else set())
+        for alias in r.aliases:
+            alias_type, alias_name = type_and_name(alias)
+            assert alias_name == r.name, alias
+            assert alias_type in former_types, alias
+
+
+def test_aliases_point_only_at_urns_no_resource_has_now(variant: tuple[str, ProgramRun]) -> None:
+    _, found = variant
+    urns = {r.urn for r in found.resources}
+    assert [a for r in found.resources for a in r.aliases if a in urns] == []
+
+
+def test_the_check_would_catch_a_renamed_resource(variant: tuple[str, ProgramRun]) -> None:
+    name, found = variant
+    renamed = previous_urns(name)[0] + "-renamed"
+    assert renamed not in {urn for r in found.resources for urn in [r.urn, *r.aliases]}
