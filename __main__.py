@@ -15,7 +15,7 @@ from components.fargate_service import FargateService, FargateServiceArgs
 from components.gitlab_project import GitLabProject, GitLabProjectArgs, gitlab_provider
 from components.network import Network, NetworkArgs
 from components.notifications import Notifications, NotificationsArgs
-from components.service_alarms import ServiceAlarms, ServiceAlarmsArgs
+from components.service_alarms import ServiceAlarms, ServiceAlarmsArgs, alarm_names
 from components.source_bucket import SourceBucket, SourceBucketArgs
 from components.upload_identity import UploadIdentity, UploadIdentityArgs
 
@@ -42,6 +42,8 @@ service = FargateService(
         load_balancer=cfg.load_balancer,
         subnets=network.subnets,
         certificate_arn=site_certificate_arn("certificate", cfg.load_balancer, aws_only),
+        # With deploymentEngine `ecs` the service deploys itself (ECS-native blue/green) and names its alarms.
+        native=cfg.deploy.native_blue_green(alarm_names(stack.name_prefix, cfg.alarms)),
     ),
     aws_only,
 )

@@ -80,6 +80,8 @@ class BuildProjects:
     release_role: iam.RoleRef
     """Reads the build's output artifact (read on the artifact store)."""
     repository_url: pulumi.Output[str]
+    build_image: str
+    """The CodeBuild image of the projects (a deploy step that only calls the AWS CLI can use it too)."""
 
 
 @dataclass(frozen=True)
@@ -278,6 +280,7 @@ class BuildStage(Component):
             release_project_arn=release_project.arn,
             release_role=release_role,
             repository_url=repository.repository_url,
+            build_image=cfg.build_image,
         )
         self.register_outputs(
             {

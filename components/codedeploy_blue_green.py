@@ -6,6 +6,7 @@ its listeners and task roles.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -13,10 +14,11 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components import iam
+from components import contracts, iam
 from components.base import Component, StackContext
 from components.ecs_service import TaskRuntime
-from components.load_balancer import ServiceEndpoints
+from components.load_balancer import ServiceEndpoints, any_load_balancer_type
+from components.pipeline_actions import DEPLOY_ACTION, Action, Deployer, aws_action
 
 # Deployment states that end a deployment badly, and both roll back here: FAILURE (rollback on
 # DEPLOYMENT_FAILURE) and STOP, a deployment stopped by an alarm (DEPLOYMENT_STOP_ON_ALARM) or by hand
@@ -52,16 +54,6 @@ def arn(
     return pulumi.Output.concat("arn:", partition, f":{service}:{region}:", account, ":", resource)
 
 
-def any_load_balancer_type(listener_arn: str) -> str:
-    """``…:listener/app/<lb>/<lb-id>/<id>`` as ``…:listener/*/<lb>/<lb-id>/<id>``: still only this listener.
-
-    The Service Authorization Reference lists both ``listener/app`` and ``listener/net`` as resource types of
-    ``elasticloadbalancing:ModifyListener``, and the IAM linter (parliament) wants a statement to match both;
-    the load balancer's and the listener's ids keep the ARN unique.
-    """
-    return listener_arn.replace(":listener/app/", ":listener/*/", 1)
-
-
 def pass_task_roles(runtime: TaskRuntime) -> dict[str, Any]:
     """Handing the service's task and execution roles to ECS, and to nothing else."""
     return iam.allow(
@@ -72,8 +64,102 @@ def pass_task_roles(runtime: TaskRuntime) -> dict[str, Any]:
     )
 
 
+def codedeploy_to_ecs(deployment: BlueGreenDeployment, run_order: int) -> Action:
+    """CodeDeploy's ECS blue/green action, reading the build's files by their contract names."""
+    configuration = {
+        "ApplicationName": deployment.application_name,
+        "DeploymentGroupName": deployment.deployment_group_name,
+        "TaskDefinitionTemplateArtifact": contracts.BUILD_ARTIFACT,
+        "TaskDefinitionTemplatePath": contracts.TASKDEF_FILE,
+        "AppSpecTemplateArtifact": contracts.BUILD_ARTIFACT,
+        "AppSpecTemplatePath": contracts.APPSPEC_FILE,
+        "Image1ArtifactName": contracts.BUILD_ARTIFACT,
+        "Image1ContainerName": contracts.IMAGE_PLACEHOLDER,
+    }
+    return aws_action(
+        DEPLOY_ACTION,
+        "Deploy",
+        "CodeDeployToECS",
+        configuration,
+        run_order=run_order,
+        input_artifacts=[contracts.BUILD_ARTIFACT],
+    )
+
+
+def deployment_failed_pattern(application: pulumi.Input[str], group: pulumi.Input[str]) -> dict[str, Any]:
+    """EventBridge pattern of a deployment of this application's group that failed or was stopped."""
+    return {
+        "source": ["aws.codedeploy"],
+        "detail-type": ["CodeDeploy Deployment State-change Notification"],
+        "detail": {
+            "application": [application],
+            "deploymentGroup": [group],
+            "state": list(DEPLOYMENT_FAILED_STATES),
+        },
+    }
+
+
+def deployment_failed_message(region: str) -> tuple[dict[str, str], str]:
+    """Input transformer (paths, template) for a failed or stopped deployment, with its console page."""
+    console = f"https://{region}.console.aws.amazon.com/codesuite/codedeploy/deployments"
+    return (
+        {
+            "deployment": "$.detail.deploymentId",
+            "application": "$.detail.application",
+            "group": "$.detail.deploymentGroup",
+            "state": "$.detail.state",
+        },
+        json.dumps(
+            "Deployment <deployment> of <application>/<group> ended in <state> and is rolled back: "
+            "production keeps, or returns to, the previous version. "
+            f"{console}/<deployment>?region={region}"
+        ),
+    )
+
+
+def pipeline_statements(
+    deployment: BlueGreenDeployment,
+    runtime: TaskRuntime,
+    region: str,
+    partition: pulumi.Input[str],
+    account_id: pulumi.Input[str],
+) -> list[dict[str, Any]]:
+    """What the pipeline's role needs to run the CodeDeployToECS action with this group."""
+    group = pulumi.Output.concat("deploymentgroup:", deployment.application_name, "/", deployment.deployment_group_name)
+    config = f"deploymentconfig:{deployment.deployment_config_name}"
+    return [
+        iam.allow(
+            ["codedeploy:CreateDeployment", "codedeploy:GetDeployment"],
+            [arn(partition, "codedeploy", region, account_id, group)],
+            sid="DeployWithTheGroup",
+        ),
+        iam.allow(
+            [
+                "codedeploy:GetApplication",
+                "codedeploy:GetApplicationRevision",
+                "codedeploy:RegisterApplicationRevision",
+            ],
+            [deployment.application_arn],
+            sid="RegisterRevisions",
+        ),
+        iam.allow(
+            ["codedeploy:GetDeploymentConfig"],
+            [arn(partition, "codedeploy", region, account_id, config)],
+            sid="ReadTheDeploymentConfig",
+        ),
+        # CodeDeployToECS registers taskdef.json as a new revision of the family before deploying.
+        iam.allow(
+            ["ecs:RegisterTaskDefinition"],
+            [arn(partition, "ecs", region, account_id, f"task-definition/{runtime.family}:*")],
+            sid="RegisterTaskDefinitionRevisions",
+        ),
+        pass_task_roles(runtime),
+    ]
+
+
 class CodeDeployBlueGreen(Component):
     deployment: BlueGreenDeployment
+    deployer: Deployer
 
     def __init__(
         self,
@@ -103,6 +189,16 @@ class CodeDeployBlueGreen(Component):
             application_arn=application.arn,
             deployment_group_name=group.deployment_group_name,
             deployment_config_name=args.deployment_config_name,
+        )
+        partition = aws.get_partition_output(opts=self.lookup()).partition
+        account_id = aws.get_caller_identity_output(opts=self.lookup()).account_id
+        self.deployer = Deployer(
+            engine="codedeploy",
+            description=f"blue/green, {args.deployment_config_name}",
+            action=codedeploy_to_ecs(self.deployment, 2),
+            pipeline_statements=pipeline_statements(self.deployment, args.runtime, ctx.region, partition, account_id),
+            failed_pattern=deployment_failed_pattern(application.name, group.deployment_group_name),
+            failed_message=deployment_failed_message(ctx.region),
         )
         self.register_outputs(
             {"application_name": application.name, "deployment_group_name": group.deployment_group_name}

@@ -3,17 +3,18 @@
 - Source reads the uploaded zip from the source bucket (never polling: an EventBridge rule starts it);
 - Build runs the BuildStage's project, which writes ``imageDetail.json``, ``taskdef.json`` and ``appspec.yaml``;
 - with ``manualApproval``, Approve waits for a person; the request is published to the stack's topic;
-- Deploy marks the image ``deploying`` (the release project), runs the CodeDeployToECS action, and marks it
-  ``live`` once the deployment succeeded.
+- Deploy marks the image ``deploying`` (the release project), runs the deployment engine's action (CodeDeploy's
+  CodeDeployToECS, or the ``ecs`` engine's deploy project), and marks the image ``live`` once the deployment
+  succeeded.
 
-The stages are made by the small builders below (one per kind of action), so that the pipeline reads as its
-list of stages. The role is scoped to the exact objects, projects, group and family it touches.
+The stages are made by the builders of ``pipeline_actions.py`` (one per kind of action), so that the pipeline
+reads as its list of stages. The role is scoped to the exact objects and projects it touches, plus what the
+engine's action needs (``Deployer.pipeline_statements``).
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,9 +25,21 @@ from components import contracts, iam
 from components.artifact_store import BUCKET_METADATA, READ_OBJECTS, ArtifactStore
 from components.base import Component, StackContext
 from components.build_stage import RELEASE_STEP_DEPLOYING, RELEASE_STEP_LIVE, BuildProjects
-from components.codedeploy_blue_green import BlueGreenDeployment, arn, pass_task_roles
-from components.ecs_service import TaskRuntime
 from components.notifications import NotificationTopic
+from components.pipeline_actions import (
+    APPROVE_STAGE,
+    BUILD_ACTION,
+    MARK_DEPLOYING_ACTION,
+    MARK_LIVE_ACTION,
+    SOURCE_NAMESPACE,
+    Action,
+    Deployer,
+    Stage,
+    codebuild,
+    environment,
+    manual_approval,
+    s3_source,
+)
 from components.source_bucket import SourceObject
 
 # SUPERSEDED: every upload overwrites the same key, so only the newest one matters. A newer execution replaces
@@ -34,108 +47,11 @@ from components.source_bucket import SourceObject
 # deployment always completes (or rolls back) before the next one starts. QUEUED would deploy every intermediate
 # upload in turn, each taking the whole deployment time.
 EXECUTION_MODE = "SUPERSEDED"
-SOURCE_NAMESPACE = "SourceVariables"
-# The action names, used by `aws codepipeline start-pipeline-execution --source-revisions actionName=Source,...`.
-SOURCE_ACTION = "Source"
-BUILD_ACTION = "Build"
-DEPLOY_ACTION = "Deploy"
-APPROVE_STAGE = "Approve"
-APPROVE_ACTION = "Approve"
-# Around the deployment, in the Deploy stage: the image is tagged `deploying` before it (and refused if it
-# expired while the execution waited for approval), and becomes `live` (the old one `rollback`) after it.
-MARK_DEPLOYING_ACTION = "MarkDeploying"
-MARK_LIVE_ACTION = "MarkLive"
-
-Action = aws.codepipeline.PipelineStageActionArgs
-Stage = aws.codepipeline.PipelineStageArgs
 
 
 def console_url(region: str, pipeline_name: str) -> str:
     return (
         f"https://{region}.console.aws.amazon.com/codesuite/codepipeline/pipelines/{pipeline_name}/view?region={region}"
-    )
-
-
-def environment(**variables: str) -> str:
-    """A CodeBuild action's ``EnvironmentVariables``: plain text values, as JSON."""
-    return json.dumps([{"name": k, "value": v, "type": "PLAINTEXT"} for k, v in variables.items()])
-
-
-def aws_action(name: str, category: str, provider: str, configuration: dict[str, Any], **options: Any) -> Action:
-    """An action of an AWS provider (``owner`` AWS, ``version`` 1), with its other fields as ``options``."""
-    return Action(
-        name=name,
-        category=category,
-        owner="AWS",
-        provider=provider,
-        version="1",
-        configuration=configuration,
-        **options,
-    )
-
-
-def s3_source(source: SourceObject) -> Action:
-    # The EventBridge rule starts the pipeline; polling too would run it twice.
-    configuration = {"S3Bucket": source.bucket_name, "S3ObjectKey": source.key, "PollForSourceChanges": "false"}
-    return aws_action(
-        SOURCE_ACTION,
-        "Source",
-        "S3",
-        configuration,
-        namespace=SOURCE_NAMESPACE,
-        output_artifacts=[contracts.SOURCE_ARTIFACT],
-    )
-
-
-def codebuild(
-    name: str,
-    project: pulumi.Input[str],
-    *,
-    inputs: Sequence[str],
-    outputs: Sequence[str] = (),
-    variables: str | None = None,
-    run_order: int | None = None,
-) -> Action:
-    configuration: dict[str, pulumi.Input[str]] = {"ProjectName": project}
-    if variables is not None:
-        configuration["EnvironmentVariables"] = variables
-    return aws_action(
-        name,
-        "Build",
-        "CodeBuild",
-        configuration,
-        run_order=run_order,
-        input_artifacts=list(inputs),
-        output_artifacts=list(outputs) or None,
-    )
-
-
-def manual_approval(description: str, link: str, topic_arn: pulumi.Input[str] | None) -> Action:
-    configuration: dict[str, pulumi.Input[str]] = {"CustomData": description, "ExternalEntityLink": link}
-    if topic_arn is not None:
-        configuration["NotificationArn"] = topic_arn
-    return aws_action(APPROVE_ACTION, "Approval", "Manual", configuration)
-
-
-def codedeploy_to_ecs(deployment: BlueGreenDeployment, run_order: int) -> Action:
-    """CodeDeploy's ECS blue/green action, reading the build's files by their contract names."""
-    configuration = {
-        "ApplicationName": deployment.application_name,
-        "DeploymentGroupName": deployment.deployment_group_name,
-        "TaskDefinitionTemplateArtifact": contracts.BUILD_ARTIFACT,
-        "TaskDefinitionTemplatePath": contracts.TASKDEF_FILE,
-        "AppSpecTemplateArtifact": contracts.BUILD_ARTIFACT,
-        "AppSpecTemplatePath": contracts.APPSPEC_FILE,
-        "Image1ArtifactName": contracts.BUILD_ARTIFACT,
-        "Image1ContainerName": contracts.IMAGE_PLACEHOLDER,
-    }
-    return aws_action(
-        DEPLOY_ACTION,
-        "Deploy",
-        "CodeDeployToECS",
-        configuration,
-        run_order=run_order,
-        input_artifacts=[contracts.BUILD_ARTIFACT],
     )
 
 
@@ -152,8 +68,8 @@ class DeliveryPipelineArgs:
     context: StackContext
     source: SourceObject
     projects: BuildProjects
-    deployment: BlueGreenDeployment
-    runtime: TaskRuntime
+    deployer: Deployer
+    """The deployment engine's Deploy action, and what the pipeline's role needs to run it."""
     artifacts: ArtifactStore
     manual_approval: bool = False
     topic: NotificationTopic | None = None
@@ -225,9 +141,9 @@ class DeliveryPipeline(Component):
             # A person confirms between the build and the deployment: the image is in ECR and the rendered files
             # are in the artifact, nothing has changed in production yet.
             description = (
-                f"Approve to deploy the image this execution built to the {ctx.name_prefix} ECS service (blue/green, "
-                f"{args.deployment.deployment_config_name}); reject to stop the execution. Unanswered, the request "
-                "fails after 7 days."
+                f"Approve to deploy the image this execution built to the {ctx.name_prefix} ECS service "
+                f"({args.deployer.description}); reject to stop the execution. Unanswered, the request fails after "
+                "7 days."
             )
             topic_arn = args.topic.topic_arn if args.topic else None
             link = console_url(ctx.region, ctx.name_prefix)
@@ -244,20 +160,15 @@ class DeliveryPipeline(Component):
 
         deploy_actions = [
             release(MARK_DEPLOYING_ACTION, RELEASE_STEP_DEPLOYING, 1),
-            codedeploy_to_ecs(args.deployment, 2),
+            args.deployer.action,
             # Runs only when the deployment succeeded: a failed or rolled-back one leaves `live` alone.
             release(MARK_LIVE_ACTION, RELEASE_STEP_LIVE, 3),
         ]
         stages.append(Stage(name="Deploy", actions=deploy_actions))
         return stages
 
-    def _statements(self, args: DeliveryPipelineArgs) -> list[dict[str, Any]]:
-        ctx, source, projects, deployment = args.context, args.source, args.projects, args.deployment
-        account_id = aws.get_caller_identity_output(opts=self.lookup()).account_id
-        partition = aws.get_partition_output(opts=self.lookup()).partition
-        group = pulumi.Output.concat(
-            "deploymentgroup:", deployment.application_name, "/", deployment.deployment_group_name
-        )
+    def _statements(self, args: DeliveryPipelineArgs) -> list[Mapping[str, Any]]:
+        source, projects = args.source, args.projects
         statements = [
             iam.allow(
                 [*BUCKET_METADATA, "s3:GetBucketVersioning"],
@@ -275,40 +186,7 @@ class DeliveryPipeline(Component):
                 [projects.project_arn, projects.release_project_arn],
                 sid="RunTheBuildAndRelease",
             ),
-            iam.allow(
-                ["codedeploy:CreateDeployment", "codedeploy:GetDeployment"],
-                [arn(partition, "codedeploy", ctx.region, account_id, group)],
-                sid="DeployWithTheGroup",
-            ),
-            iam.allow(
-                [
-                    "codedeploy:GetApplication",
-                    "codedeploy:GetApplicationRevision",
-                    "codedeploy:RegisterApplicationRevision",
-                ],
-                [deployment.application_arn],
-                sid="RegisterRevisions",
-            ),
-            iam.allow(
-                ["codedeploy:GetDeploymentConfig"],
-                [
-                    arn(
-                        partition,
-                        "codedeploy",
-                        ctx.region,
-                        account_id,
-                        f"deploymentconfig:{deployment.deployment_config_name}",
-                    )
-                ],
-                sid="ReadTheDeploymentConfig",
-            ),
-            # CodeDeployToECS registers taskdef.json as a new revision of the family before deploying.
-            iam.allow(
-                ["ecs:RegisterTaskDefinition"],
-                [arn(partition, "ecs", ctx.region, account_id, f"task-definition/{args.runtime.family}:*")],
-                sid="RegisterTaskDefinitionRevisions",
-            ),
-            pass_task_roles(args.runtime),
+            *args.deployer.pipeline_statements,
         ]
         if args.manual_approval and args.topic is not None:
             # The approval request is published with the pipeline role's own permissions, to this topic only; the

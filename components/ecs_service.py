@@ -22,6 +22,7 @@ from components import iam, logs, security_groups
 from components.base import Component, StackContext
 from components.config_types import ConfigModel, Integer, Matches, Port, Range, StrMap, Text, as_int, problems_if
 from components.contracts import IMAGE_PLACEHOLDER, placeholder
+from components.deployment_engine import NativeBlueGreen
 from components.templates import TaskDefinitionValues, render_taskdef
 
 # Fields CodeDeploy changes on the service during a blue/green deployment, as Pulumi property names.
@@ -145,6 +146,20 @@ class EcsServiceArgs:
     """The target group the service starts behind (blue); CodeDeploy moves it afterwards."""
     ready: Sequence[pulumi.Resource] = ()
     """What must exist before the service (the listeners: a target group needs one before a service uses it)."""
+    native: NativeBlueGreen | None = None
+    """ECS-native blue/green (the ``ecs`` engine) with ``routing``; ``None``: CodeDeploy deploys the service."""
+    routing: NativeRouting | None = None
+
+
+@dataclass(frozen=True)
+class NativeRouting:
+    """The load balancer side of ECS-native blue/green: the target group new versions start in, the rules ECS
+    reweights, and the role it does that with."""
+
+    alternate_target_group_arn: pulumi.Input[str]
+    production_rule_arn: pulumi.Input[str]
+    test_rule_arn: pulumi.Input[str]
+    role_arn: pulumi.Input[str]
 
 
 class EcsService(Component):
@@ -271,6 +286,17 @@ class EcsService(Component):
         task_definition: aws.ecs.TaskDefinition,
         task_sg: aws.ec2.SecurityGroup,
     ) -> aws.ecs.Service:
+        native, routing = args.native, args.routing
+        if (native is None) != (routing is None):
+            raise ValueError("EcsServiceArgs: native blue/green takes both `native` and `routing`")
+        advanced = None
+        if routing is not None:
+            advanced = aws.ecs.ServiceLoadBalancerAdvancedConfigurationArgs(
+                alternate_target_group_arn=routing.alternate_target_group_arn,
+                production_listener_rule=routing.production_rule_arn,
+                test_listener_rule=routing.test_rule_arn,
+                role_arn=routing.role_arn,
+            )
         return aws.ecs.Service(
             f"{name}-service",
             name=args.context.name_prefix,
@@ -279,7 +305,9 @@ class EcsService(Component):
             desired_count=args.container.desired_count,
             launch_type="FARGATE",
             platform_version="LATEST",
-            deployment_controller=aws.ecs.ServiceDeploymentControllerArgs(type="CODE_DEPLOY"),
+            deployment_controller=aws.ecs.ServiceDeploymentControllerArgs(type="ECS" if native else "CODE_DEPLOY"),
+            deployment_configuration=native_deployment(native) if native else None,
+            alarms=deployment_alarms(native) if native else None,
             network_configuration=aws.ecs.ServiceNetworkConfigurationArgs(
                 subnets=args.task_subnet_ids,
                 security_groups=[task_sg.id],
@@ -290,13 +318,54 @@ class EcsService(Component):
                     target_group_arn=args.target_group_arn,
                     container_name=args.container_name,
                     container_port=args.container.container_port,
+                    advanced_configuration=advanced,
                 )
             ],
             health_check_grace_period_seconds=HEALTH_CHECK_GRACE_SECONDS,
             propagate_tags="SERVICE",
             enable_ecs_managed_tags=True,
-            opts=self.child(depends_on=list(args.ready), ignore_changes=list(CODEDEPLOY_OWNED_SERVICE_FIELDS)),
+            opts=self.child(depends_on=list(args.ready), ignore_changes=list(owned_service_fields(native))),
         )
+
+
+def owned_service_fields(native: NativeBlueGreen | None) -> tuple[str, ...]:
+    """The service's fields its deployments change, which Pulumi leaves alone (``ignoreChanges``).
+
+    Both engines register task-definition revisions and swap the service's target groups. ``engineMigration``
+    sends the load-balancer settings once, for the switch to ECS-native blue/green (README, Switching engines).
+    """
+    if native is not None and native.send_load_balancers:
+        return ("taskDefinition",)
+    return CODEDEPLOY_OWNED_SERVICE_FIELDS
+
+
+def native_deployment(native: NativeBlueGreen) -> aws.ecs.ServiceDeploymentConfigurationArgs:
+    """The service's ECS-native blue/green settings: the strategy of ``deploymentConfig`` and the bake time.
+    https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_DeploymentConfiguration.html"""
+    shift = native.shift
+    canary = linear = None
+    if shift.strategy == "CANARY":
+        canary = aws.ecs.ServiceDeploymentConfigurationCanaryConfigurationArgs(
+            canary_percent=shift.percent, canary_bake_time_in_minutes=str(shift.interval_minutes)
+        )
+    elif shift.strategy == "LINEAR":
+        linear = aws.ecs.ServiceDeploymentConfigurationLinearConfigurationArgs(
+            step_percent=shift.percent, step_bake_time_in_minutes=str(shift.interval_minutes)
+        )
+    return aws.ecs.ServiceDeploymentConfigurationArgs(
+        strategy=shift.strategy,
+        # The provider takes bake times as strings (its "nullable int").
+        bake_time_in_minutes=str(native.bake_minutes),
+        canary_configuration=canary,
+        linear_configuration=linear,
+    )
+
+
+def deployment_alarms(native: NativeBlueGreen) -> aws.ecs.ServiceAlarmsArgs | None:
+    """The alarms that stop a deployment and roll it back (none configured: none)."""
+    if not native.alarm_names:
+        return None
+    return aws.ecs.ServiceAlarmsArgs(alarm_names=list(native.alarm_names), enable=True, rollback=True)
 
 
 def environment_list(variables: Mapping[str, str]) -> list[dict[str, str]]:

@@ -15,7 +15,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.base import Component
-from components.codedeploy_blue_green import DEPLOYMENT_FAILED_STATES, BlueGreenDeployment
+from components.pipeline_actions import Deployer
 
 
 def pipeline_failed_pattern(pipeline_name: pulumi.Input[str]) -> dict[str, Any]:
@@ -24,19 +24,6 @@ def pipeline_failed_pattern(pipeline_name: pulumi.Input[str]) -> dict[str, Any]:
         "source": ["aws.codepipeline"],
         "detail-type": ["CodePipeline Pipeline Execution State Change"],
         "detail": {"pipeline": [pipeline_name], "state": ["FAILED"]},
-    }
-
-
-def deployment_failed_pattern(application: pulumi.Input[str], group: pulumi.Input[str]) -> dict[str, Any]:
-    """EventBridge pattern of a deployment of this application's group that failed or was stopped."""
-    return {
-        "source": ["aws.codedeploy"],
-        "detail-type": ["CodeDeploy Deployment State-change Notification"],
-        "detail": {
-            "application": [application],
-            "deploymentGroup": [group],
-            "state": list(DEPLOYMENT_FAILED_STATES),
-        },
     }
 
 
@@ -55,30 +42,13 @@ def pipeline_failed_message(region: str) -> tuple[dict[str, str], str]:
     )
 
 
-def deployment_failed_message(region: str) -> tuple[dict[str, str], str]:
-    """Input transformer (paths, template) for a failed or stopped deployment, with its console page."""
-    console = f"https://{region}.console.aws.amazon.com/codesuite/codedeploy/deployments"
-    return (
-        {
-            "deployment": "$.detail.deploymentId",
-            "application": "$.detail.application",
-            "group": "$.detail.deploymentGroup",
-            "state": "$.detail.state",
-        },
-        json.dumps(
-            "Deployment <deployment> of <application>/<group> ended in <state> and is rolled back: "
-            "production keeps, or returns to, the previous version. "
-            f"{console}/<deployment>?region={region}"
-        ),
-    )
-
-
 @dataclass(frozen=True)
 class FailureRulesArgs:
     name_prefix: str
     region: str
     pipeline_name: pulumi.Input[str]
-    deployment: BlueGreenDeployment
+    deployer: Deployer
+    """The deployment engine: what a failed deployment looks like, and how it is told."""
     topic_arn: pulumi.Input[str]
 
 
@@ -94,7 +64,7 @@ class FailureRules(Component):
         children_formerly_of: pulumi.Resource | None = None,
     ) -> None:
         super().__init__(name, opts, children_formerly_of=children_formerly_of)
-        prefix, deployment = args.name_prefix, args.deployment
+        prefix, deployer = args.name_prefix, args.deployer
         failures = {
             "pipeline-failed": (
                 f"Tells the {prefix} notification topic when an execution of the pipeline fails",
@@ -103,8 +73,8 @@ class FailureRules(Component):
             ),
             "deployment-failed": (
                 f"Tells the {prefix} notification topic when a deployment fails or is stopped (rolled back)",
-                deployment_failed_pattern(deployment.application_name, deployment.deployment_group_name),
-                deployment_failed_message(args.region),
+                deployer.failed_pattern,
+                deployer.failed_message,
             ),
         }
         self.rule_names = []

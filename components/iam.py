@@ -98,12 +98,15 @@ def service_role(
     *,
     physical_name: str,
     service: str,
-    account_id: pulumi.Input[str],
+    account_id: pulumi.Input[str] | None,
     statements: Sequence[Mapping[str, Any]] = (),
     policy_name: str | None = None,
     policy_resource: str | None = None,
 ) -> ServiceRole:
     """A role ``service`` assumes for this account only, with one inline policy of ``statements`` (if any).
+
+    ``account_id`` ``None``: no ``aws:SourceAccount`` condition, for a service whose documented trust policy has
+    none (its requests may not carry the key, and the role would be unusable).
 
     Children of ``owner``: ``name`` (the role) and ``policy_resource`` (default ``f"{name}-policy"``, the inline
     policy, named ``policy_name`` in IAM).

@@ -12,13 +12,13 @@ import ipaddress
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import pulumi
 import pulumi_aws as aws
 from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, model_validator
 
-from components import buckets, security_groups
+from components import buckets, iam, security_groups
 from components.base import Component, StackContext
 from components.config_types import ConfigModel, Flag, Matches, Port, Text, as_str_list, problems_if
 
@@ -253,6 +253,23 @@ def elb_log_writer(region: str, partition: str) -> dict[str, str]:
     return {"AWS": f"arn:{partition}:iam::{account}:root"}
 
 
+TrafficControl = Literal["listeners", "rules"]
+# ECS-native blue/green reweights the rules' forward actions (blue and green, 100/0 and back) on every deployment.
+ECS_OWNED_RULE_FIELDS = ("actions",)
+# The rules match every request; the listener's default action answers only what no rule matches (nothing).
+RULE_PRIORITY = 1
+
+
+def any_load_balancer_type(arn: str) -> str:
+    """A listener's (``…:listener/app/<lb>/<lb-id>/<id>``) or rule's ARN with ``app`` as ``*``: still only it.
+
+    The Service Authorization Reference lists both ``listener/app`` and ``listener/net`` (and ``listener-rule/…``)
+    as resource types of ``elasticloadbalancing:ModifyListener`` (``ModifyRule``), and the IAM linter
+    (parliament) wants a statement to match both; the load balancer's and the listener's ids keep the ARN unique.
+    """
+    return arn.replace(":listener/app/", ":listener/*/", 1).replace(":listener-rule/app/", ":listener-rule/*/", 1)
+
+
 @dataclass(frozen=True)
 class TargetGroupRef:
     name: pulumi.Output[str]
@@ -278,6 +295,9 @@ class ServiceEndpoints:
     green: TargetGroupRef
     access_logs_bucket: pulumi.Output[str] | None
     """Bucket of the access logs (``None`` without them)."""
+    prod_rule_arn: pulumi.Output[str] | None = None
+    """With ``traffic_control`` ``rules``: the production listener's rule ECS reweights (else ``None``)."""
+    test_rule_arn: pulumi.Output[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -293,6 +313,9 @@ class LoadBalancerArgs:
     certificate_arn: pulumi.Input[str] | None = None
     """Certificate of the HTTPS listener: a ``Certificate``'s (validated) ``arn``, or the configured existing
     ``certificateArn``. Given exactly when ``config.https``; ``None`` serves HTTP only."""
+    traffic_control: TrafficControl = "listeners"
+    """What a deployment rewrites: the listeners' default actions (CodeDeploy), or one rule per listener
+    forwarding to both target groups with weights (ECS-native blue/green)."""
 
 
 def check_certificate(args: LoadBalancerArgs) -> None:
@@ -307,6 +330,8 @@ class LoadBalancer(Component):
     security_group_id: pulumi.Output[str]
     listeners: list[aws.lb.Listener]
     """Production and test listeners: a target group is attached to one before a service may use it."""
+    rules: list[aws.lb.ListenerRule]
+    """With ``traffic_control`` ``rules``: the production and test rules (else empty)."""
 
     def __init__(
         self,
@@ -318,6 +343,7 @@ class LoadBalancer(Component):
     ) -> None:
         check_certificate(args)
         super().__init__(name, opts, children_formerly_of=children_formerly_of)
+        self.rules = []
         ctx, cfg = args.context, args.config
         account_id = aws.get_caller_identity_output(opts=self.lookup()).account_id
         alb_sg = aws.ec2.SecurityGroup(
@@ -367,6 +393,8 @@ class LoadBalancer(Component):
             blue=TargetGroupRef(blue.name, blue.arn, blue.arn_suffix),
             green=TargetGroupRef(green.name, green.arn, green.arn_suffix),
             access_logs_bucket=logs_bucket,
+            prod_rule_arn=self.rules[0].arn if self.rules else None,
+            test_rule_arn=self.rules[1].arn if self.rules else None,
         )
         self.register_outputs(
             {
@@ -423,7 +451,10 @@ class LoadBalancer(Component):
         green: aws.lb.TargetGroup,
     ) -> tuple[aws.lb.Listener, aws.lb.Listener]:
         cfg, https = args.config, args.certificate_arn is not None
-        owned = list(CODEDEPLOY_OWNED_LISTENER_FIELDS)
+        rules = args.traffic_control == "rules"
+        # CodeDeploy rewrites the listeners' default actions. With rules, ECS rewrites the rules, which take every
+        # request (path /*); the default actions, which then answer nothing, stay the program's.
+        owned = [] if rules else list(CODEDEPLOY_OWNED_LISTENER_FIELDS)
         # The production listener: HTTPS with the certificate when there is one. Same Pulumi name either way,
         # so turning HTTPS on changes the listener in place and CodeDeploy's reference to it (by ARN) holds.
         prod = aws.lb.Listener(
@@ -433,7 +464,7 @@ class LoadBalancer(Component):
             protocol="HTTPS" if https else "HTTP",
             ssl_policy=cfg.ssl_policy if https else None,
             certificate_arn=args.certificate_arn,
-            default_actions=[aws.lb.ListenerDefaultActionArgs(type="forward", target_group_arn=blue.arn)],
+            default_actions=[_forward(blue)],
             opts=self.child(ignore_changes=owned),
         )
         if https:
@@ -443,10 +474,74 @@ class LoadBalancer(Component):
             load_balancer_arn=alb.arn,
             port=cfg.test_listener_port,
             protocol="HTTP",
-            default_actions=[aws.lb.ListenerDefaultActionArgs(type="forward", target_group_arn=green.arn)],
+            default_actions=[_forward(green)],
             opts=self.child(ignore_changes=owned),
         )
+        if rules:
+            # Production starts on blue, tests on green; ECS moves the weights with every deployment.
+            self.rules = [
+                self._weighted_rule(f"{name}-prod-rule", prod, (blue, 100), (green, 0)),
+                self._weighted_rule(f"{name}-test-rule", test, (blue, 0), (green, 100)),
+            ]
         return prod, test
+
+    def _weighted_rule(
+        self, name: str, listener: aws.lb.Listener, *weights: tuple[aws.lb.TargetGroup, int]
+    ) -> aws.lb.ListenerRule:
+        """A rule matching every request and forwarding it to both target groups with ``weights``."""
+        return aws.lb.ListenerRule(
+            name,
+            listener_arn=listener.arn,
+            priority=RULE_PRIORITY,
+            conditions=[
+                aws.lb.ListenerRuleConditionArgs(
+                    path_pattern=aws.lb.ListenerRuleConditionPathPatternArgs(values=["/*"])
+                )
+            ],
+            actions=[
+                aws.lb.ListenerRuleActionArgs(
+                    type="forward",
+                    forward=aws.lb.ListenerRuleActionForwardArgs(
+                        target_groups=[
+                            aws.lb.ListenerRuleActionForwardTargetGroupArgs(arn=group.arn, weight=weight)
+                            for group, weight in weights
+                        ]
+                    ),
+                )
+            ],
+            opts=self.child(ignore_changes=list(ECS_OWNED_RULE_FIELDS)),
+        )
+
+    def traffic_shifting_statements(self) -> list[dict[str, Any]]:
+        """What ECS-native blue/green needs of this load balancer: the actions of the AWS managed policy
+        ``AmazonECSInfrastructureRolePolicyForLoadBalancers``, on this ALB's target groups, listeners and rules
+        only (``Describe*`` have no resource-level permissions).
+        https://docs.aws.amazon.com/aws-managed-policy/latest/reference/AmazonECSInfrastructureRolePolicyForLoadBalancers.html
+        """
+        if not self.rules:
+            raise ValueError(f"load balancer {self.component_name!r} routes through listeners, not rules")
+        listeners = [listener.arn.apply(any_load_balancer_type) for listener in self.listeners]
+        rules = [rule.arn.apply(any_load_balancer_type) for rule in self.rules]
+        groups = [self.endpoints.blue.arn, self.endpoints.green.arn]
+        return [
+            iam.allow(
+                [
+                    "elasticloadbalancing:DescribeListeners",
+                    "elasticloadbalancing:DescribeRules",
+                    "elasticloadbalancing:DescribeTargetGroups",
+                    "elasticloadbalancing:DescribeTargetHealth",
+                ],
+                ["*"],
+                sid="ReadTheLoadBalancer",
+            ),
+            iam.allow(
+                ["elasticloadbalancing:RegisterTargets", "elasticloadbalancing:DeregisterTargets"],
+                groups,
+                sid="RegisterTasksInBothTargetGroups",
+            ),
+            iam.allow(["elasticloadbalancing:ModifyListener"], listeners, sid="ModifyTheListeners"),
+            iam.allow(["elasticloadbalancing:ModifyRule"], rules, sid="ReweightTheRules"),
+        ]
 
     def _https_extras(
         self, name: str, cfg: LoadBalancerConfig, alb: aws.lb.LoadBalancer, prod: aws.lb.Listener
@@ -530,6 +625,10 @@ class LoadBalancer(Component):
             [buckets.tls_only_statement(bucket.arn), deliver],
         )
         return bucket, policy
+
+
+def _forward(group: aws.lb.TargetGroup) -> aws.lb.ListenerDefaultActionArgs:
+    return aws.lb.ListenerDefaultActionArgs(type="forward", target_group_arn=group.arn)
 
 
 def _url(host: str, port: int, scheme: str = "http") -> str:

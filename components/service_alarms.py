@@ -105,6 +105,22 @@ def _metric(
     )
 
 
+ALARM_KINDS = ("5xx-rate", "unhealthy-hosts")
+
+
+def alarm_name(prefix: str, color: str, kind: str) -> str:
+    """``<prefix>-<color>-<kind>``: the topic's policy admits alarms named ``<prefix>-*``."""
+    return f"{prefix}-{color}-{kind}"
+
+
+def alarm_names(prefix: str, config: AlarmsConfig) -> tuple[str, ...]:
+    """The names of the alarms ``ServiceAlarms`` creates for ``config``, known before they exist (what an ECS
+    service names in its deployment alarms)."""
+    if not config.rollback_on_alarm:
+        return ()
+    return tuple(alarm_name(prefix, color, kind) for color in COLORS for kind in ALARM_KINDS)
+
+
 class ServiceAlarms(Component):
     alarm_names: pulumi.Output[list[str]] | None
     """Names of the alarms, read from the alarm resources (so whatever uses them waits for them); ``None``
@@ -136,7 +152,7 @@ class ServiceAlarms(Component):
                 alarms.append(
                     aws.cloudwatch.MetricAlarm(
                         f"{name}-{color}-5xx-rate",
-                        name=f"{prefix}-{color}-5xx-rate",
+                        name=alarm_name(prefix, color, "5xx-rate"),
                         alarm_description=(
                             f"{config.alarm_5xx_percent}% or more of the requests to the {color} target group "
                             f"answered 5xx in {DATAPOINTS_TO_ALARM} of the last {EVALUATION_PERIODS} minutes: "
@@ -161,7 +177,7 @@ class ServiceAlarms(Component):
                 alarms.append(
                     aws.cloudwatch.MetricAlarm(
                         f"{name}-{color}-unhealthy-hosts",
-                        name=f"{prefix}-{color}-unhealthy-hosts",
+                        name=alarm_name(prefix, color, "unhealthy-hosts"),
                         alarm_description=(
                             f"{config.alarm_unhealthy_hosts} or more targets of the {color} target group failed their "
                             f"health checks in {DATAPOINTS_TO_ALARM} of the last {EVALUATION_PERIODS} minutes: "

@@ -102,6 +102,10 @@ _ARNS: dict[str, tuple[str, str]] = {
     rt.LB_LOAD_BALANCER: ("elasticloadbalancing", "loadbalancer/app/{name}/0123456789abcdef"),
     rt.LB_TARGET_GROUP: ("elasticloadbalancing", "targetgroup/{name}/0123456789abcdef"),
     rt.LB_LISTENER: ("elasticloadbalancing", "listener/app/{name}/0123456789abcdef/fedcba9876543210"),
+    rt.LB_LISTENER_RULE: (
+        "elasticloadbalancing",
+        "listener-rule/app/{name}/0123456789abcdef/fedcba9876543210/0a1b2c3d4e5f6a7b",
+    ),
     rt.CODEBUILD_PROJECT: ("codebuild", "project/{name}"),
     rt.CODEPIPELINE_PIPELINE: ("codepipeline", "{name}"),
     rt.CODEDEPLOY_APPLICATION: ("codedeploy", "application:{name}"),

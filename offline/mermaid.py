@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from components.pipeline_actions import DEPLOY_ACTION
 from offline.engine import ProgramRun, Registration, is_secret
 from policy import resource_types as rt
 
@@ -225,7 +226,7 @@ class _Drawing:
             stage_id = self.f.node(f"stage{i}", *lines)
             stage_ids.append(stage_id)
             self.repository_edge(stage_id, [a for a in stage.get("actions") or [] if a.get("provider") == "CodeBuild"])
-            if "CodeDeployToECS" in {a.get("provider") for a in stage.get("actions") or []}:
+            if any(_deploys(a) for a in stage.get("actions") or []):
                 deploy_stage = stage_id
         if self.pipeline is not None:
             props = self.pipeline.props
@@ -245,6 +246,10 @@ class _Drawing:
             return ["S3 source action"]
         if provider == "CodeBuild" and action.get("outputArtifacts"):
             return [f"CodeBuild project {self.name('build project', config.get('ProjectName'))}"]
+        if provider == "CodeBuild" and _deploys(action):
+            # The ecs engine's deploy step: the project deploys with ECS-native blue/green and waits for it.
+            project = self.name("deploy project", config.get("ProjectName"))
+            return [f"{action.get('name')}: CodeBuild project {project}", "ECS-native blue/green"]
         if provider == "CodeBuild":
             # A project that produces nothing: the release project, tagging the image around the deployment.
             return [
@@ -298,20 +303,47 @@ class _Drawing:
                 listener_ids[(lb_arn, port)] = listener_id
             if redirect is not None:
                 redirects.append((listener_id, lb_arn, redirect))
-            for action in actions:
+            # With a rule taking every request (ECS-native blue/green), the default action answers nothing.
+            shifted = self.rules(listener, listener_id, tgs, tg_ids, service_ids)
+            for action in [] if shifted else actions:
                 tg = tgs.get(str(action.get("targetGroupArn")))
                 if tg is not None:
                     self.f.edge(listener_id, self.target_group_node(tg, tg_ids, service_ids), "forward (initially)")
             if deploy_stage and role in ("production", "test"):
-                self.f.edge(deploy_stage, listener_id, "reroutes traffic", dotted=True)
+                how = "reweights its rule" if shifted else "reroutes traffic"
+                self.f.edge(deploy_stage, listener_id, how, dotted=True)
         for listener_id, lb_arn, redirect in redirects:
             to_port = _num(redirect.get("port"))
             target = listener_ids.get((lb_arn, to_port)) if to_port is not None else None
             if target is not None:
                 self.f.edge(listener_id, target, f"redirects ({redirect.get('statusCode', '').replace('HTTP_', '')})")
         if deploy_stage:
+            native = bool(self.run.of_type(rt.LB_LISTENER_RULE))
             for service_id in service_ids:
-                self.f.edge(deploy_stage, service_id, "replacement task set")
+                self.f.edge(deploy_stage, service_id, "new service revision" if native else "replacement task set")
+
+    def rules(
+        self,
+        listener: Registration,
+        listener_id: str,
+        tgs: dict[str, Registration],
+        tg_ids: dict[str, str],
+        service_ids: list[str],
+    ) -> bool:
+        """The listener's weighted rules (ECS-native blue/green): an edge per target group with its weight."""
+        arn = listener.state.get("arn")
+        found = False
+        for rule in self.run.of_type(rt.LB_LISTENER_RULE):
+            if rule.props.get("listenerArn") != arn:
+                continue
+            found = True
+            for action in rule.props.get("actions") or []:
+                for target in (action.get("forward") or {}).get("targetGroups") or []:
+                    tg = tgs.get(str(target.get("arn")))
+                    if tg is not None:
+                        label = f"rule: weight {_num(target.get('weight')) or 0:g} (initially)"
+                        self.f.edge(listener_id, self.target_group_node(tg, tg_ids, service_ids), label)
+        return found
 
     def services(self) -> list[str]:
         clusters = _by_arn(self.run, rt.ECS_CLUSTER)
@@ -358,9 +390,25 @@ def _trigger_mode(pattern: Any) -> str:
     return "event pattern " + ", ".join(map(str, detail_type))
 
 
+def _deploys(action: dict[str, Any]) -> bool:
+    """The action that deploys: CodeDeploy's, or the ``ecs`` engine's deploy project (the Deploy action)."""
+    return action.get("provider") == "CodeDeployToECS" or (
+        action.get("provider") == "CodeBuild" and action.get("name") == DEPLOY_ACTION
+    )
+
+
 def _traffic_routes(run: ProgramRun) -> dict[str, str]:
-    """Listener ARN -> ``production`` or ``test``, as the deployment groups route traffic."""
+    """Listener ARN -> ``production`` or ``test``, as the deployment groups route traffic, or as the ECS services'
+    blue/green rules do."""
     routes: dict[str, str] = {}
+    rules = {r.state.get("arn"): r for r in run.of_type(rt.LB_LISTENER_RULE)}
+    for service in run.of_type(rt.ECS_SERVICE):
+        for balancer in service.props.get("loadBalancers") or []:
+            advanced = balancer.get("advancedConfiguration") or {}
+            for role, key in (("production", "productionListenerRule"), ("test", "testListenerRule")):
+                rule = rules.get(advanced.get(key))
+                if rule is not None:
+                    routes[str(rule.props.get("listenerArn"))] = role
     for g in run.of_type(rt.CODEDEPLOY_DEPLOYMENT_GROUP):
         pair = ((g.props.get("loadBalancerInfo") or {}).get("targetGroupPairInfo")) or {}
         for role, route in (("production", "prodTrafficRoute"), ("test", "testTrafficRoute")):
@@ -383,8 +431,9 @@ def pipeline_markdown(run: ProgramRun, display: Callable[[str], str], *, title: 
         [
             f"# Delivery flow: {title}",
             "",
-            "How a commit reaches the service, with the names this stack registers. The listeners start on the "
-            "target groups shown; each blue/green deployment swaps them.",
+            "How a commit reaches the service, with the names this stack registers. The listeners"
+            + (" (their rules)" if run.of_type(rt.LB_LISTENER_RULE) else "")
+            + " start on the target groups shown; each blue/green deployment swaps them.",
             "",
             "```mermaid",
             f.render().rstrip("\n"),

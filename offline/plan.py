@@ -419,6 +419,7 @@ def render_plan(run: ProgramRun, files: StackFiles, secret_values: Iterable[str]
     md += ["## Contents", "", "| Group | Resources |", "|---|---:|"]
     md += [f"| [{g.title.replace('`', '')}](#{_anchor(g.title)}) | {len(g.members)} |" for g in groups]
     md += _outputs_section(run, s, written={APP_CI_OUTPUT: APP_CI_FILE} if APP_CI_FILE in out else {})
+    md += engine_section(run)
     md += [
         "## Generated files",
         "",
@@ -449,6 +450,57 @@ def render_plan(run: ProgramRun, files: StackFiles, secret_values: Iterable[str]
     out["pipeline.md"] = s.redact(diagram).encode()
     out["cost.md"] = s.redact(cost_md).encode()
     return Plan(dict(sorted(out.items())), len(run.resources), len(groups), cost, warnings, run)
+
+
+def _owned(resources: list[Registration]) -> str:
+    return "; ".join(f"{code(r.name)}: " + ", ".join(code(f) for f in r.ignore_changes) for r in resources) or "-"
+
+
+def engine_section(run: ProgramRun) -> list[str]:
+    """What deploys the service, what it owns afterwards (read from the resources' ignoreChanges), and what
+    switching a deployed stack to this engine does."""
+    services = run.of_type(rt.ECS_SERVICE)
+    native = [s for s in services if (s.props.get("deploymentController") or {}).get("type") == "ECS"]
+    md = ["", "## Deployment engine", ""]
+    if native:
+        config = native[0].props.get("deploymentConfiguration") or {}
+        shift = config.get("canaryConfiguration") or config.get("linearConfiguration") or {}
+        shown = ", ".join(f"{k} {v}" for k, v in sorted(shift.items()))
+        rules = run.of_type(rt.LB_LISTENER_RULE)
+        md += [
+            f"`ecs`: ECS-native blue/green, strategy {code(str(config.get('strategy')))}"
+            + (f" ({shown})" if shown else "")
+            + f", bake time {config.get('bakeTimeInMinutes')} min. ECS shifts traffic by reweighting the listener "
+            "rules and deploys new task-definition revisions; the program leaves those fields to it "
+            f"(ignoreChanges): {_owned(native)}; {_owned(rules)}. Run `pulumi up --refresh` so that Pulumi sees "
+            "what ECS changed before it sends an update.",
+            "",
+            "Switching a stack deployed with `codedeploy` to this engine: the ECS service is **updated in place** "
+            "(UpdateService changes its deployment controller from `CODE_DEPLOY` to `ECS`; the AWS provider does "
+            "not replace the service), the CodeDeploy application, group and role are deleted, and the listener "
+            "rules, the ECS infrastructure role and the deploy project are created. "
+            + (
+                "`engineMigration` is on: this run also sends the service's load-balancer settings. Remove it "
+                "after the switch."
+                if "loadBalancers" not in native[0].ignore_changes
+                else "That one `pulumi up` needs `engineMigration: true` (README, Switching engines)."
+            ),
+        ]
+        return md
+    groups = run.of_type(rt.CODEDEPLOY_DEPLOYMENT_GROUP)
+    if not groups:
+        none = "No blue/green deployment engine: neither a deployment group nor an ECS service deployed by ECS."
+        return [*md, none]
+    listeners = [r for r in run.of_type(rt.LB_LISTENER) if r.ignore_changes]
+    md += [
+        f"`codedeploy`: CodeDeploy deployment group {code(str(groups[0].props.get('deploymentGroupName')))}, "
+        f"{code(str(groups[0].props.get('deploymentConfigName')))}. CodeDeploy shifts traffic by rewriting the "
+        "listeners and deploys new task-definition revisions; the program leaves those fields to it "
+        f"(ignoreChanges): {_owned(services)}; {_owned(listeners)}.",
+        "",
+        "Switching this stack to `ecs` later updates the ECS service in place (README, Switching engines).",
+    ]
+    return md
 
 
 def _write_generated(

@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from components.pipeline_actions import BUILD_ACTION, DEPLOY_ACTION
 from offline.engine import ProgramRun, Registration
 from policy import resource_types as rt
 
@@ -98,6 +99,7 @@ def _task_definition(run: ProgramRun, service: Registration) -> Registration | N
 
 
 def _termination_wait_minutes(run: ProgramRun) -> float:
+    """How long the old tasks stay after a deployment: CodeDeploy's termination wait, or ECS's bake time."""
     waits = [
         _num(
             (
@@ -106,7 +108,24 @@ def _termination_wait_minutes(run: ProgramRun) -> float:
         )
         for g in run.of_type(rt.CODEDEPLOY_DEPLOYMENT_GROUP)
     ]
+    waits += [
+        _num((s.props.get("deploymentConfiguration") or {}).get("bakeTimeInMinutes"))
+        for s in run.of_type(rt.ECS_SERVICE)
+        if (s.props.get("deploymentController") or {}).get("type") == "ECS"
+    ]
     return max(waits, default=0.0)
+
+
+def _runs_per_execution(run: ProgramRun) -> dict[str, list[str]]:
+    """CodeBuild project name -> the names of the pipeline actions that run it (once per execution each)."""
+    found: dict[str, list[str]] = {}
+    for pipeline in run.of_type(rt.CODEPIPELINE_PIPELINE):
+        for stage in pipeline.props.get("stages") or []:
+            for action in stage.get("actions") or []:
+                if action.get("provider") == "CodeBuild":
+                    project = (action.get("configuration") or {}).get("ProjectName")
+                    found.setdefault(str(project), []).append(str(action.get("name")))
+    return found
 
 
 def _trail_logs_reads(trail: Registration) -> bool:
@@ -319,21 +338,22 @@ class _Estimator:
 
     def per_deployment(self) -> None:
         """Build minutes and the blue/green overlap: usage lines, not in the total."""
+        runs = _runs_per_execution(self.run)
         for project in self.run.of_type(rt.CODEBUILD_PROJECT):
             compute = (project.props.get("environment") or {}).get("computeType", "BUILD_GENERAL1_SMALL")
             if compute not in self.prices["codebuild_minute"]:
                 continue
-            minutes = self.a["build_minutes_per_execution"]
+            minutes, why = self._project_minutes(runs.get(str(project.props.get("name")), []))
             self.usage.append(
                 CostLine(
                     "CodeBuild minutes",
                     self.uploads * minutes,
                     "build-minute",
                     self.prices["codebuild_minute"][compute],
-                    f"{project.name} ({compute}): assumes {self.uploads:g} builds/month x {minutes:g} min",
+                    f"{project.name} ({compute}): assumes {self.uploads:g} executions/month x {why}",
                 )
             )
-        if self.per_task_hour and self.run.of_type(rt.CODEDEPLOY_DEPLOYMENT_GROUP):
+        if self.per_task_hour and self.deploys:
             overlap = self.a["deploy_minutes_per_execution"] + self.wait
             desired_total = sum(_num(s.props.get("desiredCount"), 1.0) for s in self.run.of_type(rt.ECS_SERVICE))
             self.usage.append(
@@ -346,6 +366,26 @@ class _Estimator:
                     "termination wait)",
                 )
             )
+
+    @property
+    def deploys(self) -> bool:
+        """Whether the stack deploys blue/green: with CodeDeploy, or with ECS-native blue/green."""
+        native = any(
+            (s.props.get("deploymentController") or {}).get("type") == "ECS" for s in self.run.of_type(rt.ECS_SERVICE)
+        )
+        return native or bool(self.run.of_type(rt.CODEDEPLOY_DEPLOYMENT_GROUP))
+
+    def _project_minutes(self, actions: list[str]) -> tuple[float, str]:
+        """Minutes a project runs per pipeline execution, from the actions that run it: the build, the release
+        steps around the deployment, or the ecs engine's deploy step (which waits out the whole deployment)."""
+        a = self.a
+        if DEPLOY_ACTION in actions:
+            minutes = a["deploy_minutes_per_execution"] + self.wait
+            return minutes, f"{minutes:g} min (the deployment and its {self.wait:g} min bake time)"
+        if actions and all(name != BUILD_ACTION for name in actions):
+            minutes = len(actions) * a["release_minutes_per_run"]
+            return minutes, f"{len(actions)} runs x {a['release_minutes_per_run']:g} min"
+        return a["build_minutes_per_execution"], f"{a['build_minutes_per_execution']:g} min"
 
     def excluded(self) -> list[str]:
         prices = self.prices

@@ -44,6 +44,7 @@ IAM_USER_POLICY = "aws:iam/userPolicy:UserPolicy"
 KMS_ALIAS = "aws:kms/alias:Alias"
 KMS_KEY = "aws:kms/key:Key"
 LB_LISTENER = "aws:lb/listener:Listener"
+LB_LISTENER_RULE = "aws:lb/listenerRule:ListenerRule"
 LB_LOAD_BALANCER = "aws:lb/loadBalancer:LoadBalancer"
 LB_TARGET_GROUP = "aws:lb/targetGroup:TargetGroup"
 LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
@@ -73,6 +74,7 @@ S3_BUCKET_ENCRYPTION_V2 = "aws:s3/bucketServerSideEncryptionConfigurationV2:Buck
 S3_BUCKET_VERSIONING_V2 = "aws:s3/bucketVersioningV2:BucketVersioningV2"
 ALB_LOAD_BALANCER = "aws:alb/loadBalancer:LoadBalancer"
 ALB_LISTENER = "aws:alb/listener:Listener"
+ALB_LISTENER_RULE = "aws:alb/listenerRule:ListenerRule"
 
 # --- GitLab and TLS ----------------------------------------------------------------------------------
 GITLAB_DEPLOY_KEY = "gitlab:index/deployKey:DeployKey"

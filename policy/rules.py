@@ -139,6 +139,8 @@ SECURITY_GROUP = rt.EC2_SECURITY_GROUP
 SECURITY_GROUP_RULE = rt.EC2_SECURITY_GROUP_RULE
 SECURITY_GROUP_INGRESS_RULE = rt.VPC_SECURITY_GROUP_INGRESS_RULE
 DEPLOYMENT_GROUP = rt.CODEDEPLOY_DEPLOYMENT_GROUP
+ECS_SERVICE = rt.ECS_SERVICE
+LISTENER_RULES = frozenset({rt.LB_LISTENER_RULE, rt.ALB_LISTENER_RULE})
 SNS_TOPIC = rt.SNS_TOPIC
 KMS_KEY = rt.KMS_KEY
 METRIC_ALARM = rt.METRIC_ALARM
@@ -194,10 +196,10 @@ RESOURCE_STAR_ACTIONS: dict[str, str] = {
     "ec2:DescribeSecurityGroups": "EC2 Describe calls take no resource (CodeBuild in a VPC)",
     "ec2:DescribeVpcs": "EC2 Describe calls take no resource (CodeBuild in a VPC)",
     "ec2:DescribeDhcpOptions": "EC2 Describe calls take no resource (CodeBuild in a VPC)",
-    "elasticloadbalancing:DescribeTargetGroups": "ELB Describe calls take no resource (CodeDeploy blue/green)",
-    "elasticloadbalancing:DescribeListeners": "ELB Describe calls take no resource (CodeDeploy blue/green)",
-    "elasticloadbalancing:DescribeRules": "ELB Describe calls take no resource (CodeDeploy blue/green)",
-    "elasticloadbalancing:DescribeTargetHealth": "ELB Describe calls take no resource (CodeDeploy blue/green)",
+    "elasticloadbalancing:DescribeTargetGroups": "ELB Describe calls take no resource (blue/green deployments)",
+    "elasticloadbalancing:DescribeListeners": "ELB Describe calls take no resource (blue/green deployments)",
+    "elasticloadbalancing:DescribeRules": "ELB Describe calls take no resource (blue/green deployments)",
+    "elasticloadbalancing:DescribeTargetHealth": "ELB Describe calls take no resource (blue/green deployments)",
 }
 _RESOURCE_STAR_ACTIONS = {a.lower() for a in RESOURCE_STAR_ACTIONS}
 
@@ -554,6 +556,33 @@ def kms_eventbridge_grant_usable(resource_type: str, props: Mapping[str, Any]) -
     return messages
 
 
+def blue_green_rolls_back(resource_type: str, props: Mapping[str, Any]) -> list[str]:
+    """A blue/green deployment that fails, or trips an alarm, rolls back by itself: a CodeDeploy group rolls back
+    on failure (and on its alarms when it has some); an ECS-native blue/green service rolls back on its alarms.
+    https://docs.aws.amazon.com/codedeploy/latest/userguide/deployments-rollback-and-redeploy.html
+    https://docs.aws.amazon.com/AmazonECS/latest/developerguide/deployment-alarm-failure.html
+    """
+    if resource_type == DEPLOYMENT_GROUP:
+        rollback = props.get("autoRollbackConfiguration")
+        if rollback is UNKNOWN:
+            return []
+        events = set(_strings(_get(rollback, "events")))
+        problems = []
+        if _get(rollback, "enabled") is not True or "DEPLOYMENT_FAILURE" not in events:
+            problems.append("autoRollbackConfiguration does not roll back a failed deployment (DEPLOYMENT_FAILURE)")
+        if _get(props.get("alarmConfiguration"), "enabled") is True and "DEPLOYMENT_STOP_ON_ALARM" not in events:
+            problems.append("its alarms stop a deployment without rolling it back (DEPLOYMENT_STOP_ON_ALARM)")
+        return problems
+    controller = _get(props.get("deploymentController"), "type")
+    strategy = _get(props.get("deploymentConfiguration"), "strategy")
+    alarms = props.get("alarms")
+    if controller != "ECS" or strategy not in ("BLUE_GREEN", "CANARY", "LINEAR") or alarms in (None, UNKNOWN):
+        return []
+    if _get(alarms, "enable") is True and _get(alarms, "rollback") is not True:
+        return ["its deployment alarms are enabled without rollback: a failing version stays in production"]
+    return []
+
+
 _IAM_TYPES = frozenset(POLICY_DOCUMENTS)
 
 RESOURCE_RULES: tuple[ResourceRule, ...] = (
@@ -634,6 +663,12 @@ RESOURCE_RULES: tuple[ResourceRule, ...] = (
         "A KMS key policy granting EventBridge does not require condition keys EventBridge never sends.",
         frozenset({KMS_KEY}),
         kms_eventbridge_grant_usable,
+    ),
+    ResourceRule(
+        "blue-green-rolls-back",
+        "A blue/green deployment that fails or trips an alarm rolls back (CodeDeploy groups, ECS-native services).",
+        frozenset({DEPLOYMENT_GROUP, ECS_SERVICE}),
+        blue_green_rolls_back,
     ),
     ResourceRule(
         "kms-key-rotation",
@@ -839,11 +874,19 @@ def _world_ingress(resources: Sequence[Resource]) -> Iterator[tuple[Resource, li
 
 
 def _test_listener_ids(resources: Sequence[Resource]) -> set[str]:
-    """ARNs of the listeners CodeDeploy uses for test traffic (they serve the version not yet released)."""
+    """ARNs of the listeners that carry test traffic (they serve the version not yet released): a CodeDeploy
+    deployment group's test traffic route, or the listener of an ECS service's blue/green test rule."""
     ids: set[str] = set()
     for group in _of_type(resources, [DEPLOYMENT_GROUP]):
         for pair in _as_list(_get(group.props, "loadBalancerInfo", "targetGroupPairInfo")):
             ids.update(_strings(_get(pair, "testTrafficRoute", "listenerArns")))
+    test_rules: set[str] = set()
+    for service in _of_type(resources, [ECS_SERVICE]):
+        for balancer in _as_list(service.props.get("loadBalancers")):
+            test_rules.update(_strings(_get(balancer, "advancedConfiguration", "testListenerRule")))
+    for rule in _of_type(resources, LISTENER_RULES):
+        if rule.ids & test_rules:
+            ids.update(_strings(rule.props.get("listenerArn")))
     return ids
 
 
@@ -920,6 +963,12 @@ def _watches(watcher: Resource, alarm: Resource) -> bool:
     names = set(alarm.ids) | {
         n for n in (alarm.props.get("name"), alarm.props.get("alarmName")) if isinstance(n, str) and n
     }
+    if watcher.type == ECS_SERVICE:
+        alarms = watcher.props.get("alarms")
+        # ECS acts on its deployment alarms only when they are enabled (DeploymentAlarms.enable).
+        if _get(alarms, "enable") not in (True, UNKNOWN):
+            return False
+        return bool(names & set(_strings(_get(alarms, "alarmNames")))) or _refers_to(watcher, "alarms", alarm)
     if watcher.type == DEPLOYMENT_GROUP:
         config = watcher.props.get("alarmConfiguration")
         # The provider sends a configuration without `enabled` as disabled: CodeDeploy then ignores its alarms.
@@ -933,8 +982,9 @@ def _watches(watcher: Resource, alarm: Resource) -> bool:
 
 def cloudwatch_alarm_actions(resources: Sequence[Resource]) -> list[tuple[str, str]]:
     """Every alarm does something when it fires: an alarm action, or a watcher in the stack (a CodeDeploy
-    deployment group that rolls back on it, a composite alarm built on it). A silent alarm is useless."""
-    watchers = _of_type(resources, [DEPLOYMENT_GROUP, COMPOSITE_ALARM])
+    deployment group or an ECS service that rolls back on it, a composite alarm built on it). A silent alarm is
+    useless."""
+    watchers = _of_type(resources, [DEPLOYMENT_GROUP, ECS_SERVICE, COMPOSITE_ALARM])
     found = []
     for alarm in _of_type(resources, ALARMS):
         actions, enabled = alarm.props.get("alarmActions"), alarm.props.get("actionsEnabled")
@@ -946,7 +996,8 @@ def cloudwatch_alarm_actions(resources: Sequence[Resource]) -> list[tuple[str, s
         found.append(
             (
                 alarm.urn,
-                f"{_label(alarm)} fires silently ({why}) and no deployment group or composite alarm watches it: "
+                f"{_label(alarm)} fires silently ({why}) and no deployment group, ECS service or composite alarm "
+                "watches it: "
                 "send it to an SNS topic (alarmActions) or roll deployments back on it",
             )
         )
@@ -977,7 +1028,7 @@ STACK_RULES: tuple[StackRule, ...] = (
     ),
     StackRule(
         "cloudwatch-alarm-actions",
-        "Every CloudWatch alarm has an alarm action, or a deployment group or composite alarm watching it.",
+        "Every CloudWatch alarm has an alarm action, or a deployment group, ECS service or composite alarm watches it.",
         cloudwatch_alarm_actions,
     ),
 )

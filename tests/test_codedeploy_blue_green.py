@@ -16,12 +16,9 @@ import pulumi
 import pytest
 
 from components.base import StackContext
-from components.codedeploy_blue_green import (
-    CodeDeployBlueGreen,
-    CodeDeployBlueGreenArgs,
-    any_load_balancer_type,
-)
+from components.codedeploy_blue_green import CodeDeployBlueGreen, CodeDeployBlueGreenArgs
 from components.ecs_service import TaskRuntime
+from components.load_balancer import any_load_balancer_type
 from components.service_alarms import ServiceAlarms, ServiceAlarmsArgs
 from offline.engine import ACCOUNT_ID, ProgramRun, Registration
 from policy import resource_types as rt

@@ -27,7 +27,7 @@ from components.config import (
     parse_config,
 )
 from components.config_types import ConfigError
-from components.deploy_stage import DeploymentConfigName
+from components.deployment_engine import DeploymentConfigName
 from components.ecs_service import FARGATE_SIZES
 from components.source_bucket import check_object_key
 from offline.engine import run_program

@@ -382,6 +382,7 @@ COMPANIONS: dict[str, Callable[[Any], dict[str, Any]]] = {
     "certificateArn": lambda v: {"domainName": example("domainName")},
     "sslPolicy": lambda v: {"domainName": example("domainName"), "hostedZoneId": example("hostedZoneId")},
     "oidcProviderArn": lambda v: {"uploadIdentity": "oidc", "gitlabUrl": model_schema("gitlabUrl")["examples"][0]},
+    "engineMigration": lambda v: {"deploymentEngine": "ecs"},
 }
 
 

@@ -17,8 +17,16 @@ import pytest
 
 from components import contracts
 from components.artifact_store import ArtifactStore
-from components.codedeploy_blue_green import BlueGreenDeployment
+from components.codedeploy_blue_green import (
+    BlueGreenDeployment,
+    codedeploy_to_ecs,
+    deployment_failed_message,
+    deployment_failed_pattern,
+    pipeline_statements,
+)
 from components.delivery_pipeline import DeliveryPipeline, DeliveryPipelineArgs, console_url
+from components.ecs_service import TaskRuntime
+from components.pipeline_actions import Deployer
 from offline.engine import ACCOUNT_ID, ProgramRun, Registration
 from policy import resource_types as rt
 from support import bundles
@@ -42,6 +50,19 @@ def deployment() -> BlueGreenDeployment:
     )
 
 
+def codedeploy_deployer(runtime: TaskRuntime) -> Deployer:
+    """What CodeDeployBlueGreen hands the pipeline, for the stand-in group."""
+    group = deployment()
+    return Deployer(
+        engine="codedeploy",
+        description=f"blue/green, {LINEAR}",
+        action=codedeploy_to_ecs(group, 2),
+        pipeline_statements=pipeline_statements(group, runtime, REGION, "aws", ACCOUNT_ID),
+        failed_pattern=deployment_failed_pattern(group.application_name, group.deployment_group_name),
+        failed_message=deployment_failed_message(REGION),
+    )
+
+
 def build_pipeline(*, approval: bool = False, notify: bool = True) -> ProgramRun:
     ctx = stack_config({"appName": "shop"}).context
 
@@ -54,8 +75,7 @@ def build_pipeline(*, approval: bool = False, notify: bool = True) -> ProgramRun
                 context=ctx,
                 source=source,
                 projects=projects,
-                deployment=deployment(),
-                runtime=runtime,
+                deployer=codedeploy_deployer(runtime),
                 artifacts=ArtifactStore("deploy", ctx),
                 manual_approval=approval,
                 topic=topic,

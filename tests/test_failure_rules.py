@@ -15,8 +15,14 @@ from typing import Any
 import pulumi
 import pytest
 
-from components.codedeploy_blue_green import BlueGreenDeployment
+from components.codedeploy_blue_green import (
+    BlueGreenDeployment,
+    codedeploy_to_ecs,
+    deployment_failed_message,
+    deployment_failed_pattern,
+)
 from components.failure_rules import FailureRules, FailureRulesArgs
+from components.pipeline_actions import Deployer
 from offline.engine import ACCOUNT_ID, ProgramRun, Registration
 from policy import resource_types as rt
 from support import bundles
@@ -31,6 +37,24 @@ CONSOLE = f"https://{REGION}.console.aws.amazon.com/codesuite"
 RULES = ("deploy-pipeline-failed", "deploy-deployment-failed")
 
 
+def codedeploy_deployer() -> Deployer:
+    """What CodeDeployBlueGreen hands the failure rules, for a stand-in group (its failure pattern and message)."""
+    deployment = BlueGreenDeployment(
+        application_name=bundles.out(APPLICATION),
+        application_arn=bundles.out(bundles.arn("codedeploy", f"application:{APPLICATION}")),
+        deployment_group_name=bundles.out(GROUP),
+        deployment_config_name="CodeDeployDefault.ECSAllAtOnce",
+    )
+    return Deployer(
+        engine="codedeploy",
+        description="blue/green, CodeDeployDefault.ECSAllAtOnce",
+        action=codedeploy_to_ecs(deployment, 2),
+        pipeline_statements=[],
+        failed_pattern=deployment_failed_pattern(deployment.application_name, deployment.deployment_group_name),
+        failed_message=deployment_failed_message(REGION),
+    )
+
+
 @pytest.fixture(scope="module")
 def rules() -> ProgramRun:
     def build() -> None:
@@ -41,12 +65,7 @@ def rules() -> ProgramRun:
                 name_prefix=PREFIX,
                 region=REGION,
                 pipeline_name=bundles.out(PIPELINE),
-                deployment=BlueGreenDeployment(
-                    application_name=bundles.out(APPLICATION),
-                    application_arn=bundles.out(bundles.arn("codedeploy", f"application:{APPLICATION}")),
-                    deployment_group_name=bundles.out(GROUP),
-                    deployment_config_name="CodeDeployDefault.ECSAllAtOnce",
-                ),
+                deployer=codedeploy_deployer(),
                 topic_arn=topic.topic_arn,
             ),
         )

@@ -421,12 +421,13 @@ def alb_stack(*rules_: Resource) -> list[Resource]:
             rt.CODEDEPLOY_DEPLOYMENT_GROUP,
             "dg",
             {
+                "autoRollbackConfiguration": {"enabled": True, "events": ["DEPLOYMENT_FAILURE"]},
                 "loadBalancerInfo": {
                     "targetGroupPairInfo": {
                         "prodTrafficRoute": {"listenerArns": [PROD_LISTENER_ARN]},
                         "testTrafficRoute": {"listenerArns": [TEST_LISTENER_ARN]},
                     }
-                }
+                },
             },
         ),
         *rules_,
@@ -781,8 +782,12 @@ def alarm(name: str = "web-5xx", **props: Any) -> Resource:
     return res(rt.METRIC_ALARM, name, {"name": name, "metricName": "HTTPCode_Target_5XX_Count", **props}, ids=(arn,))
 
 
+ROLLS_BACK = {"enabled": True, "events": ["DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_ALARM"]}
+
+
 def deployment_group(**alarm_configuration: Any) -> Resource:
-    return res(rt.CODEDEPLOY_DEPLOYMENT_GROUP, "dg", {"alarmConfiguration": alarm_configuration})
+    props = {"alarmConfiguration": alarm_configuration, "autoRollbackConfiguration": ROLLS_BACK}
+    return res(rt.CODEDEPLOY_DEPLOYMENT_GROUP, "dg", props)
 
 
 def test_an_alarm_nobody_hears_is_refused() -> None:
@@ -827,7 +832,7 @@ def test_new_rules_leave_unknown_values_to_pulumi_up() -> None:
     group = res(
         rt.CODEDEPLOY_DEPLOYMENT_GROUP,
         "dg",
-        {"alarmConfiguration": UNKNOWN},
+        {"alarmConfiguration": UNKNOWN, "autoRollbackConfiguration": ROLLS_BACK},
         deps={"alarmConfiguration": {unnamed.urn}},
     )
     assert fired([unnamed, group]) == set()
@@ -836,9 +841,13 @@ def test_new_rules_leave_unknown_values_to_pulumi_up() -> None:
     )
     assert fired([unnamed, composite]) == set()
     # Known to name nothing, and no dependency: still silent.
-    assert fired([unnamed, res(rt.CODEDEPLOY_DEPLOYMENT_GROUP, "dg", {"alarmConfiguration": UNKNOWN})]) == {
-        "cloudwatch-alarm-actions"
-    }
+    blind = res(
+        rt.CODEDEPLOY_DEPLOYMENT_GROUP, "dg", {"alarmConfiguration": UNKNOWN, "autoRollbackConfiguration": ROLLS_BACK}
+    )
+    assert fired([unnamed, blind]) == {"cloudwatch-alarm-actions"}
+    # Whether a group or an ECS service rolls back is judged when it is known.
+    assert fired([res(rt.CODEDEPLOY_DEPLOYMENT_GROUP, "dg", {"autoRollbackConfiguration": UNKNOWN})]) == set()
+    assert messages(rt.ECS_SERVICE, {"deploymentController": {"type": "ECS"}, "alarms": UNKNOWN}) == {}
 
 
 # --- The real SDKs' property names ------------------------------------------------------------------------
@@ -1045,6 +1054,22 @@ def build_stack(compliant: bool) -> None:
     gitlab.ProjectVariable(
         "aws-secret", project="platform/app", key="AWS_SECRET_ACCESS_KEY", value="x", masked=ok, protected=True
     )
+    aws.codedeploy.DeploymentGroup(
+        "dg",
+        app_name="app",
+        deployment_group_name="app",
+        service_role_arn="arn:aws:iam::123456789012:role/codedeploy",
+        auto_rollback_configuration=aws.codedeploy.DeploymentGroupAutoRollbackConfigurationArgs(
+            enabled=ok, events=["DEPLOYMENT_FAILURE"]
+        ),
+    )
+    aws.ecs.Service(
+        "native",
+        name="native",
+        deployment_controller=aws.ecs.ServiceDeploymentControllerArgs(type="ECS"),
+        deployment_configuration=aws.ecs.ServiceDeploymentConfigurationArgs(strategy="BLUE_GREEN"),
+        alarms=aws.ecs.ServiceAlarmsArgs(alarm_names=["service-unhealthy"], enable=True, rollback=ok),
+    )
 
 
 def test_the_rules_read_the_property_names_the_sdks_register() -> None:
@@ -1075,6 +1100,9 @@ def test_the_alarm_rule_reads_the_deployment_groups_alarm_configuration_as_the_s
             service_role_arn="arn:aws:iam::123456789012:role/codedeploy",
             alarm_configuration=aws.codedeploy.DeploymentGroupAlarmConfigurationArgs(
                 alarms=[silent.name], enabled=enabled
+            ),
+            auto_rollback_configuration=aws.codedeploy.DeploymentGroupAutoRollbackConfigurationArgs(
+                enabled=True, events=["DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_ALARM"]
             ),
         )
 
@@ -1236,3 +1264,63 @@ def test_the_pack_runs_as_the_pulumi_cli_starts_it() -> None:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+# --- Blue/green deployments roll back (both engines) ------------------------------------------------------
+
+
+def native_service(**alarms: Any) -> Resource:
+    props = {
+        "deploymentController": {"type": "ECS"},
+        "deploymentConfiguration": {"strategy": "CANARY"},
+        "alarms": alarms,
+    }
+    return res(rt.ECS_SERVICE, "svc", props)
+
+
+def test_a_deployment_group_that_does_not_roll_back_is_refused() -> None:
+    # https://docs.aws.amazon.com/codedeploy/latest/userguide/deployments-rollback-and-redeploy.html
+    assert messages(rt.CODEDEPLOY_DEPLOYMENT_GROUP, {"autoRollbackConfiguration": ROLLS_BACK}) == {}
+    assert "blue-green-rolls-back" in messages(rt.CODEDEPLOY_DEPLOYMENT_GROUP, {})
+    off = {"enabled": False, "events": ["DEPLOYMENT_FAILURE"]}
+    assert "blue-green-rolls-back" in messages(rt.CODEDEPLOY_DEPLOYMENT_GROUP, {"autoRollbackConfiguration": off})
+    # Alarms that stop a deployment without rolling it back leave it half shifted.
+    stops = {"autoRollbackConfiguration": {"enabled": True, "events": ["DEPLOYMENT_FAILURE"]}}
+    found = messages(rt.CODEDEPLOY_DEPLOYMENT_GROUP, {**stops, "alarmConfiguration": {"enabled": True}})
+    assert "DEPLOYMENT_STOP_ON_ALARM" in found["blue-green-rolls-back"][0]
+
+
+def test_an_ecs_native_service_whose_alarms_do_not_roll_back_is_refused() -> None:
+    # https://docs.aws.amazon.com/AmazonECS/latest/developerguide/deployment-alarm-failure.html
+    assert messages(rt.ECS_SERVICE, native_service(alarmNames=["a"], enable=True, rollback=True).props) == {}
+    refused = messages(rt.ECS_SERVICE, native_service(alarmNames=["a"], enable=True, rollback=False).props)
+    assert list(refused) == ["blue-green-rolls-back"]
+    # A rolling (non blue/green) service, or one without alarms, is not this rule's business.
+    assert messages(rt.ECS_SERVICE, {"deploymentController": {"type": "CODE_DEPLOY"}}) == {}
+    assert messages(rt.ECS_SERVICE, {**native_service().props, "alarms": None}) == {}
+
+
+def test_an_alarm_an_ecs_service_rolls_back_on_is_heard() -> None:
+    assert fired([alarm(), native_service(alarmNames=["web-5xx"], enable=True, rollback=True)]) == set()
+    assert fired([alarm(), native_service(alarmNames=["web-5xx"], enable=False, rollback=True)]) == {
+        "cloudwatch-alarm-actions"
+    }
+    assert fired([alarm(), native_service(alarmNames=["other"], enable=True, rollback=True)]) == {
+        "cloudwatch-alarm-actions"
+    }
+
+
+def test_the_test_listener_of_an_ecs_native_service_is_not_a_production_port() -> None:
+    """World ingress on the test listener's port is refused with either engine: ECS-native blue/green names its
+    test listener through the test rule (no deployment group here)."""
+    rule_arn = f"{TEST_LISTENER_ARN}/rule"
+    stack = [
+        res(rt.EC2_SECURITY_GROUP, "alb-sg", {"name": "alb"}, ids=("sg-alb",)),
+        res(rt.LB_LOAD_BALANCER, "alb", {"securityGroups": ["sg-alb"], "dropInvalidHeaderFields": True}, ids=(LB_ARN,)),
+        res(rt.LB_LISTENER, "prod", {"loadBalancerArn": LB_ARN, "port": 443.0}, ids=(PROD_LISTENER_ARN,)),
+        res(rt.LB_LISTENER, "test", {"loadBalancerArn": LB_ARN, "port": 8443.0}, ids=(TEST_LISTENER_ARN,)),
+        res(rt.LB_LISTENER_RULE, "test-rule", {"listenerArn": TEST_LISTENER_ARN}, ids=(rule_arn,)),
+        res(rt.ECS_SERVICE, "svc", {"loadBalancers": [{"advancedConfiguration": {"testListenerRule": rule_arn}}]}),
+    ]
+    assert fired([*stack, ingress("sg-alb", 443.0)]) == set()
+    assert fired([*stack, ingress("sg-alb", 8443.0)]) == {"security-group-world-ingress"}

@@ -126,6 +126,7 @@ def projects(prefix: str = PREFIX) -> BuildProjects:
         release_project_arn=out(arn("codebuild", f"project/{prefix}-release")),
         release_role=role(f"{prefix}-release"),
         repository_url=out(f"{ACCOUNT_ID}.dkr.ecr.{REGION}.amazonaws.com/{prefix}"),
+        build_image="aws/codebuild/standard:7.0",
     )
 
 
