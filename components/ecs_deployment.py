@@ -97,6 +97,7 @@ def deploy_statements(
     task roles handed to ECS."""
     family = f"task-definition/{runtime.family}:*"
     deployments = _service_path(runtime, "service-deployment/", "/*")
+    service = arn(partition, "ecs", region, account_id, _service_path(runtime))
     return [
         iam.write_logs(log_group_arn, sid="WriteDeployLogs"),
         iam.allow(
@@ -104,14 +105,12 @@ def deploy_statements(
             [arn(partition, "ecs", region, account_id, family)],
             sid="RegisterRevisionsOfTheFamily",
         ),
-        iam.allow(
-            ["ecs:DescribeServices", "ecs:UpdateService"],
-            [arn(partition, "ecs", region, account_id, _service_path(runtime))],
-            sid="DeployTheService",
-        ),
+        iam.allow(["ecs:DescribeServices", "ecs:UpdateService"], [service], sid="DeployTheService"),
+        # The Service Authorization Reference lists both the service deployment and its service as resources
+        # of DescribeServiceDeployments: the request is authorized against both.
         iam.allow(
             ["ecs:DescribeServiceDeployments"],
-            [arn(partition, "ecs", region, account_id, deployments)],
+            [arn(partition, "ecs", region, account_id, deployments), service],
             sid="FollowItsDeployments",
         ),
         pass_task_roles(runtime),

@@ -307,6 +307,12 @@ class EcsService(Component):
             platform_version="LATEST",
             deployment_controller=aws.ecs.ServiceDeploymentControllerArgs(type="ECS" if native else "CODE_DEPLOY"),
             deployment_configuration=native_deployment(native) if native else None,
+            # A deployment whose tasks never become healthy fails (and rolls back) instead of waiting forever;
+            # ECS sends SERVICE_DEPLOYMENT_FAILED only with the circuit breaker on, and the failure rule listens
+            # for it. https://docs.aws.amazon.com/AmazonECS/latest/developerguide/deployment-circuit-breaker.html
+            deployment_circuit_breaker=(
+                aws.ecs.ServiceDeploymentCircuitBreakerArgs(enable=True, rollback=True) if native else None
+            ),
             alarms=deployment_alarms(native) if native else None,
             network_configuration=aws.ecs.ServiceNetworkConfigurationArgs(
                 subnets=args.task_subnet_ids,

@@ -61,8 +61,12 @@ echo "Deploying ${revision} to ${service}: ${deployment}"
 # The service deployment's states (ECS API reference, ServiceDeployment.status).
 last=""
 while true; do
-  read -r status reason < <(aws ecs describe-service-deployments --service-deployment-arns "${deployment}" \
-    --query 'serviceDeployments[0].[status, statusReason]' --output text)
+  if ! answer="$(aws ecs describe-service-deployments --service-deployment-arns "${deployment}" \
+    --query 'serviceDeployments[0].[status, statusReason]' --output text)"; then
+    echo "ERROR: cannot read the state of ${deployment}; the deployment goes on without this step" >&2
+    exit 1
+  fi
+  read -r status reason <<< "${answer}"
   [ "${reason}" = "None" ] && reason=""
   if [ "${status}" != "${last}" ]; then
     echo "$(date -u +%H:%M:%S) ${status}${reason:+: ${reason}}"

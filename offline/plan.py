@@ -419,7 +419,7 @@ def render_plan(run: ProgramRun, files: StackFiles, secret_values: Iterable[str]
     md += ["## Contents", "", "| Group | Resources |", "|---|---:|"]
     md += [f"| [{g.title.replace('`', '')}](#{_anchor(g.title)}) | {len(g.members)} |" for g in groups]
     md += _outputs_section(run, s, written={APP_CI_OUTPUT: APP_CI_FILE} if APP_CI_FILE in out else {})
-    md += engine_section(run)
+    md += [*engine_section(run), ""]
     md += [
         "## Generated files",
         "",

@@ -9,20 +9,35 @@ test_delivery_pipeline, test_pipeline_trigger, test_failure_rules); here, what o
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
 import pulumi
 import pytest
 
+from components import contracts
 from components.config_types import ConfigError
 from components.deploy_stage import DeployConfig, DeployStage, DeployStageArgs
+from components.deployment_engine import (
+    TRAFFIC_SHIFTS,
+    DeploymentConfigName,
+    NativeBlueGreen,
+    deploy_step_minutes,
+    max_bake_minutes,
+)
 from components.service_alarms import ServiceAlarms, ServiceAlarmsArgs
-from offline.engine import ProgramRun, Registration
+from offline.engine import ACCOUNT_ID, ProgramRun, Registration
 from policy import resource_types as rt
 from support import bundles
-from support.aws import event_matches, parliament_findings, policy_of
-from support.stacks import component, descendants, run, stack_config
+from support.aws import (
+    assert_valid_rule_and_target,
+    delivered_message,
+    event_matches,
+    parliament_findings,
+    policy_of,
+)
+from support.stacks import REGION, component, descendants, run, stack_config
 
 PREFIX = bundles.PREFIX
 PARTS = ["CodeDeployBlueGreen", "ArtifactStore", "DeliveryPipeline", "PipelineTrigger", "FailureRules"]
@@ -302,3 +317,245 @@ def test_two_stages_do_not_collide() -> None:
     urns = [r.urn for r in found.resources]
     assert len(urns) == len(set(urns))
     assert len(found.of_type(rt.CODEPIPELINE_PIPELINE)) == 2
+
+
+# --- ECS-native engine -------------------------------------------------------------------------------------------
+# deploymentEngine "ecs": the same deploymentConfig as an ECS strategy, terminationWaitMinutes as the bake time
+# (bounded by what the deploy step can wait for), engineMigration for the one run of a switch; the stage deploys
+# through the EcsDeployment's CodeBuild project instead of CodeDeploy.
+
+ECS_CLUSTER = f"{PREFIX}-cluster"
+ECS_SERVICE = f"{PREFIX}-service"
+ECS_SERVICE_ARN = f"arn:aws:ecs:{REGION}:{ACCOUNT_ID}:service/{ECS_CLUSTER}/{ECS_SERVICE}"
+ECS_PARTS = ["EcsDeployment", "ArtifactStore", "DeliveryPipeline", "PipelineTrigger", "FailureRules"]
+# CodePipeline stops a CodeBuild action after 8 hours ("CodeBuild build action and test action: 8 hours").
+# https://docs.aws.amazon.com/codepipeline/latest/userguide/limits.html
+CODEBUILD_ACTION_LIMIT_MINUTES = 8 * 60
+
+
+def test_the_engine_is_codedeploy_unless_ecs_is_asked_for() -> None:
+    assert deploy_config().deployment_engine == "codedeploy"
+    assert deploy_config(deploymentEngine="codedeploy").deployment_engine == "codedeploy"
+    assert deploy_config(deploymentEngine="ecs").deployment_engine == "ecs"
+    with pytest.raises(ConfigError) as refused:
+        deploy_config(deploymentEngine="argo")
+    (problem,) = refused.value.problems
+    assert problem.startswith("gitlab-fargate:deploymentEngine:")
+    assert "argo" in problem and "codedeploy" in problem and "ecs" in problem
+
+
+@pytest.mark.parametrize("name", ECS_CONFIGS)
+def test_with_ecs_a_bake_time_the_deploy_step_cannot_wait_for_is_refused_naming_the_key_and_the_range(
+    name: DeploymentConfigName,
+) -> None:
+    shift = TRAFFIC_SHIFTS[name]
+    limit = max_bake_minutes(shift)
+    # The longest bake allowed still ends within what CodePipeline gives the deploy step.
+    assert deploy_step_minutes(shift, limit) <= CODEBUILD_ACTION_LIMIT_MINUTES
+    ecs = {"deploymentEngine": "ecs", "deploymentConfig": name}
+    assert deploy_config(**ecs, terminationWaitMinutes=str(limit)).termination_wait_minutes == limit
+    with pytest.raises(ConfigError) as refused:
+        deploy_config(**ecs, terminationWaitMinutes=str(limit + 1))
+    (problem,) = refused.value.problems
+    assert problem.startswith("gitlab-fargate:terminationWaitMinutes:")
+    assert str(limit + 1) in problem and f"0 to {limit}" in problem
+    # Only with ecs: CodeDeploy waits up to 2880 minutes for the same key (the existing range test).
+    assert deploy_config(deploymentConfig=name, terminationWaitMinutes=str(limit + 1)).termination_wait_minutes == (
+        limit + 1
+    )
+    # The default (5 minutes) fits every configuration.
+    assert deploy_config(**ecs).termination_wait_minutes == 5
+
+
+def test_engine_migration_is_only_for_a_switch_to_ecs() -> None:
+    assert deploy_config(deploymentEngine="ecs", engineMigration="true").engine_migration is True
+    assert deploy_config().engine_migration is False
+    assert deploy_config(engineMigration="false").engine_migration is False
+    for codedeploy in ({}, {"deploymentEngine": "codedeploy"}):
+        with pytest.raises(ConfigError) as refused:
+            deploy_config(**codedeploy, engineMigration="true")
+        (problem,) = refused.value.problems
+        assert problem.startswith("gitlab-fargate:engineMigration:")
+        assert "ecs" in problem
+
+
+def test_native_blue_green_is_what_the_service_needs_with_ecs_only() -> None:
+    alarms = (f"{PREFIX}-blue-5xx-rate", f"{PREFIX}-green-5xx-rate")
+    assert deploy_config().native_blue_green(alarms) is None
+    assert deploy_config(deploymentConfig="ECSCanary10Percent15Minutes").native_blue_green(alarms) is None
+    cfg = deploy_config(
+        deploymentEngine="ecs",
+        deploymentConfig="ECSCanary10Percent15Minutes",
+        terminationWaitMinutes="42",
+        engineMigration="true",
+    )
+    assert cfg.native_blue_green(alarms) == NativeBlueGreen(
+        shift=TRAFFIC_SHIFTS["CodeDeployDefault.ECSCanary10Percent15Minutes"],
+        bake_minutes=42,
+        alarm_names=alarms,
+        send_load_balancers=True,
+    )
+    plain = deploy_config(deploymentEngine="ecs").native_blue_green(())
+    assert plain is not None
+    assert (plain.shift, plain.bake_minutes) == (TRAFFIC_SHIFTS["CodeDeployDefault.ECSAllAtOnce"], 5)
+    assert plain.alarm_names == () and plain.send_load_balancers is False
+
+
+def build_ecs_stage() -> ProgramRun:
+    """The stage with deploymentEngine ecs, as ``__main__.py`` wires it (alarms, topic, approval, grants), for a
+    service whose cluster and service names differ."""
+    cfg = stack_config(
+        {
+            "appName": "shop",
+            "deploymentEngine": "ecs",
+            "deploymentConfig": "ECSCanary10Percent5Minutes",
+            "terminationWaitMinutes": "20",
+            "rollbackOnAlarm": "true",
+            "manualApproval": "true",
+        }
+    )
+
+    def build() -> None:
+        endpoints, projects, topic = bundles.endpoints(), bundles.projects(), bundles.topic()
+        runtime = dataclasses.replace(
+            bundles.runtime(), cluster_name=bundles.out(ECS_CLUSTER), service_name=bundles.out(ECS_SERVICE)
+        )
+        service_alarms = ServiceAlarms(
+            "alarms", ServiceAlarmsArgs(cfg.context.name_prefix, cfg.alarms, endpoints, topic.topic_arn)
+        )
+        deploy = DeployStage(
+            "deploy",
+            DeployStageArgs(
+                context=cfg.context,
+                config=cfg.deploy,
+                source=bundles.source(),
+                projects=projects,
+                endpoints=endpoints,
+                runtime=runtime,
+                alarm_names=service_alarms.alarm_names,
+                topic=topic,
+            ),
+        )
+        deploy.artifacts.grant_read_write(projects.build_role, purpose="build")
+        deploy.artifacts.grant_read(projects.release_role, purpose="release")
+        pulumi.export("artifactBucket", deploy.artifacts.bucket_name)
+        pulumi.export("topicArn", topic.topic_arn)
+        pulumi.export("releaseProject", projects.release_project_name)
+
+    return run(build)
+
+
+@pytest.fixture(scope="module")
+def ecs_stage() -> ProgramRun:
+    return build_ecs_stage()
+
+
+def deploy_project(found: ProgramRun) -> Registration:
+    (project,) = found.of_type(rt.CODEBUILD_PROJECT)
+    return project
+
+
+def test_with_ecs_the_stage_deploys_through_an_ecs_deployment_and_nothing_of_codedeploy(ecs_stage: ProgramRun) -> None:
+    assert part_types(ecs_stage) == sorted(ECS_PARTS)
+    assert [r.type for r in ecs_stage.resources if r.type.startswith("aws:codedeploy/")] == []
+    trusted = [policy_of(r, "assumeRolePolicy")["Statement"][0]["Principal"] for r in ecs_stage.of_type(rt.IAM_ROLE)]
+    assert {"Service": "codedeploy.amazonaws.com"} not in trusted
+    # The deploy project: the stack's only CodeBuild project besides the build stage's (stand-ins here).
+    assert deploy_project(ecs_stage).props["name"] == f"{PREFIX}-deploy"
+    env = deploy_project(ecs_stage).props["environment"]["environmentVariables"]
+    assert {v["name"]: v["value"] for v in env} == {"CLUSTER": ECS_CLUSTER, "SERVICE": ECS_SERVICE}
+    # The pipeline's role needs nothing of CodeDeploy either.
+    pipeline_policy = policy_of(ecs_stage.one(rt.IAM_ROLE_POLICY, "deploy-pipeline-policy"))
+    assert not [a for s in pipeline_policy["Statement"] for a in s["Action"] if a.startswith(("codedeploy:", "ecs:"))]
+
+
+def test_the_artifact_store_lets_the_deploy_role_read_artifacts_only(ecs_stage: ProgramRun) -> None:
+    deploy_role = ecs_stage.one(rt.IAM_ROLE, "deploy-role")
+    (grant,) = [g for g in ecs_stage.of_type(rt.IAM_ROLE_POLICY) if g.props["name"] == "pipeline-artifacts-deploy"]
+    assert grant.props["role"] == deploy_role.props["name"]
+    # Granted by the store (its child), where the two meet.
+    assert grant.parent == component(ecs_stage, "ArtifactStore").urn
+    doc = policy_of(grant)
+    actions = {a for s in doc["Statement"] for a in s["Action"]}
+    assert "s3:GetObject" in actions
+    assert all(a.startswith("s3:Get") for a in actions), actions
+    bucket = ecs_stage.one(rt.S3_BUCKET).state["arn"]
+    assert {r for s in doc["Statement"] for r in s["Resource"]} == {bucket, f"{bucket}/*"}
+    assert ecs_stage.outputs["artifactBucket"] == ecs_stage.one(rt.S3_BUCKET).state["bucket"]
+
+
+def test_the_deploy_stage_marks_deploys_with_the_project_and_marks_live_in_that_order(ecs_stage: ProgramRun) -> None:
+    (stage,) = [s for s in pipeline_of(ecs_stage)["stages"] if s["name"] == "Deploy"]
+    steps = [(a["name"], a.get("runOrder")) for a in stage["actions"]]
+    assert steps == [("MarkDeploying", 1), ("Deploy", 2), ("MarkLive", 3)]
+    by_name = {a["name"]: a for a in stage["actions"]}
+    deploy = by_name["Deploy"]
+    # A CodeBuild action on the build's artifact: https://docs.aws.amazon.com/codepipeline/latest/userguide/action-reference-CodeBuild.html
+    assert (deploy["category"], deploy["owner"], deploy["provider"]) == ("Build", "AWS", "CodeBuild")
+    assert deploy["configuration"] == {"ProjectName": deploy_project(ecs_stage).props["name"]}
+    assert deploy["inputArtifacts"] == [contracts.BUILD_ARTIFACT]
+    for mark in ("MarkDeploying", "MarkLive"):
+        assert by_name[mark]["configuration"]["ProjectName"] == ecs_stage.outputs["releaseProject"]
+    # The pipeline's role may start this project's builds and follow them.
+    doc = policy_of(ecs_stage.one(rt.IAM_ROLE_POLICY, "deploy-pipeline-policy"))
+    project_arn = deploy_project(ecs_stage).state["arn"]
+    assert any(
+        {"codebuild:StartBuild", "codebuild:BatchGetBuilds"} <= set(s["Action"]) and project_arn in s["Resource"]
+        for s in doc["Statement"]
+    )
+
+
+def ecs_event(service_arn: str, event_name: str = "SERVICE_DEPLOYMENT_FAILED") -> dict[str, Any]:
+    """A service deployment event as ECS sends it to EventBridge ("ECS Deployment State Change",
+    https://docs.aws.amazon.com/AmazonECS/latest/developerguide/ecs_service_deployment_events.html)."""
+    return {
+        "version": "0",
+        "id": "ddca6449-b258-46c0-8653-e0e3a6EXAMPLE",
+        "detail-type": "ECS Deployment State Change",
+        "source": "aws.ecs",
+        "account": ACCOUNT_ID,
+        "time": "2025-08-23T12:31:14Z",
+        "region": REGION,
+        "resources": [service_arn],
+        "detail": {
+            "eventType": "ERROR",
+            "eventName": event_name,
+            "deploymentId": "ecs-svc/123",
+            "updatedAt": "2025-08-23T11:11:11Z",
+            "reason": "ECS deployment circuit breaker: task failed to start.",
+        },
+    }
+
+
+def test_the_deployment_failed_rule_hears_failed_ecs_deployments_of_this_service(ecs_stage: ProgramRun) -> None:
+    rule = ecs_stage.one(rt.EVENTS_RULE, "deploy-deployment-failed").props
+    target = ecs_stage.one(rt.EVENTS_TARGET, "deploy-deployment-failed-target").props
+    assert_valid_rule_and_target(rule, target)
+    assert target["arn"] == ecs_stage.outputs["topicArn"]
+    pattern = rule["eventPattern"]
+    assert event_matches(pattern, ecs_event(ECS_SERVICE_ARN))
+    assert not event_matches(pattern, ecs_event(ECS_SERVICE_ARN, "SERVICE_DEPLOYMENT_COMPLETED"))
+    assert not event_matches(pattern, ecs_event(ECS_SERVICE_ARN.replace(ECS_SERVICE, "other")))
+    # CodeDeploy's events are not this engine's.
+    codedeploy = {
+        "source": "aws.codedeploy",
+        "detail-type": "CodeDeploy Deployment State-change Notification",
+        "detail": {"application": PREFIX, "deploymentGroup": PREFIX, "state": "FAILURE"},
+    }
+    assert not event_matches(pattern, codedeploy)
+    text = delivered_message(target, ecs_event(ECS_SERVICE_ARN))
+    assert isinstance(text, str) and ECS_SERVICE_ARN in text and "\n" not in text
+
+
+def test_the_approval_request_names_the_ecs_native_deployment(ecs_stage: ProgramRun) -> None:
+    request = actions(ecs_stage)["Approve"]["configuration"]["CustomData"]
+    assert "ECS-native" in request
+    assert "CodeDeploy" not in request
+
+
+def test_every_policy_of_the_ecs_stage_passes_parliament(ecs_stage: ProgramRun) -> None:
+    # The deploy role's, the pipeline's, the trigger's and the three artifact grants.
+    policies = ecs_stage.of_type(rt.IAM_ROLE_POLICY)
+    assert len(policies) == 6
+    findings = {reg.name: parliament_findings(reg.props["policy"]) for reg in policies}
+    assert findings == {reg.name: [] for reg in policies}

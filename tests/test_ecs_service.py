@@ -22,6 +22,7 @@ from components.ecs_service import (
     FARGATE_SIZES,
     EcsService,
     EcsServiceArgs,
+    NativeRouting,
 )
 from components.templates import TaskDefinitionValues, render_taskdef
 from offline.engine import ACCOUNT_ID, ProgramRun, Registration
@@ -341,3 +342,278 @@ def test_every_child_is_named_after_the_component_and_parented_to_it(found: Prog
     assert all(r.name.startswith(f"{NAME}-") for r in children), [r.name for r in children]
     physical = [r.props["name"] for r in children if "name" in r.props]
     assert len(physical) >= 5 and all(PREFIX in n for n in physical), physical
+
+
+# --- ECS-native blue/green (the ecs engine) ------------------------------------------------------------
+#
+# With ``deploymentEngine: ecs`` the service deploys itself: the ECS deployment controller with a blue/green,
+# canary or linear strategy and a bake time, on the load balancer's production and test rules, with the role
+# ECS shifts traffic with, and the alarms that roll a deployment back.
+# https://docs.aws.amazon.com/AmazonECS/latest/developerguide/deployment-type-blue-green.html
+
+LISTENER_RULE = f"listener-rule/app/{PREFIX}/0123456789abcdef"
+PRODUCTION_RULE = bundles.arn("elasticloadbalancing", f"{LISTENER_RULE}/00000000000000a0/1111111111111111")
+TEST_RULE = bundles.arn("elasticloadbalancing", f"{LISTENER_RULE}/00000000000000b0/2222222222222222")
+INFRASTRUCTURE_ROLE = f"arn:aws:iam::{ACCOUNT_ID}:role/{PREFIX}-ecs-infrastructure"
+ALARMS = (f"{PREFIX}-blue-5xx-rate", f"{PREFIX}-green-5xx-rate")
+"""Stand-in names of the alarms that stop a deployment."""
+
+# CodeDeploy's predefined ECS configurations, as ECS-native strategies: all at once is a blue/green shift;
+# "Canary10Percent5Minutes" shifts 10 % of the traffic, then the other 90 % five minutes later;
+# "Linear10PercentEvery1Minutes" shifts 10 % every minute until all traffic is shifted.
+# https://docs.aws.amazon.com/codedeploy/latest/userguide/deployment-configurations.html#deployment-configurations-predefined-ecs
+# ECS's names for them (strategy, canaryConfiguration, linearConfiguration):
+# https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_DeploymentConfiguration.html
+SHIFTS_AS_ECS_STRATEGIES: dict[str, dict[str, Any]] = {
+    "CodeDeployDefault.ECSAllAtOnce": {"strategy": "BLUE_GREEN"},
+    "CodeDeployDefault.ECSCanary10Percent5Minutes": {
+        "strategy": "CANARY",
+        "canaryConfiguration": {"canaryPercent": 10.0, "canaryBakeTimeInMinutes": 5},
+    },
+    "CodeDeployDefault.ECSCanary10Percent15Minutes": {
+        "strategy": "CANARY",
+        "canaryConfiguration": {"canaryPercent": 10.0, "canaryBakeTimeInMinutes": 15},
+    },
+    "CodeDeployDefault.ECSLinear10PercentEvery1Minutes": {
+        "strategy": "LINEAR",
+        "linearConfiguration": {"stepPercent": 10.0, "stepBakeTimeInMinutes": 1},
+    },
+    "CodeDeployDefault.ECSLinear10PercentEvery3Minutes": {
+        "strategy": "LINEAR",
+        "linearConfiguration": {"stepPercent": 10.0, "stepBakeTimeInMinutes": 3},
+    },
+}
+
+
+def native_service(cfg: StackConfig, alarm_names: tuple[str, ...] = ALARMS, *, routed: bool = True) -> EcsService:
+    """The EcsService as the FargateService builds it with the ecs engine, on stand-in rules and role (without
+    them when not ``routed``)."""
+    native = cfg.deploy.native_blue_green(alarm_names)
+    assert native is not None, "deploymentEngine ecs"
+    subnets = bundles.subnets()
+    routing = NativeRouting(
+        alternate_target_group_arn=bundles.target_group("green").arn,
+        production_rule_arn=PRODUCTION_RULE,
+        test_rule_arn=TEST_RULE,
+        role_arn=INFRASTRUCTURE_ROLE,
+    )
+    return EcsService(
+        NAME,
+        EcsServiceArgs(
+            context=cfg.context,
+            container=cfg.container,
+            container_name=cfg.container_name,
+            vpc_id=subnets.vpc_id,
+            task_subnet_ids=subnets.task_subnet_ids,
+            assign_public_ip=subnets.assign_public_ip,
+            target_group_arn=bundles.target_group("blue").arn,
+            native=native,
+            routing=routing if routed else None,
+        ),
+    )
+
+
+def native_run(alarm_names: tuple[str, ...] = ALARMS, **changes: str) -> ProgramRun:
+    cfg = config(deploymentEngine="ecs", **changes)
+    return run(lambda: native_service(cfg, alarm_names))
+
+
+@pytest.fixture(scope="module")
+def native() -> ProgramRun:
+    return native_run(deploymentConfig="CodeDeployDefault.ECSCanary10Percent5Minutes", terminationWaitMinutes="30")
+
+
+def bake_minutes(value: str) -> int:
+    """The provider takes ECS's bake times as strings (its "nullable int") and sends them as integers."""
+    assert value == str(int(value)), value
+    return int(value)
+
+
+def create_service(p: dict[str, Any]) -> dict[str, Any]:
+    """The ECS CreateService request for a service on mocks, as the provider sends it: the service's ``alarms``
+    go in ``deploymentConfiguration.alarms`` (API_DeploymentConfiguration.html)."""
+    network = p["networkConfiguration"]
+    params: dict[str, Any] = {
+        "cluster": p["cluster"],
+        "serviceName": p["name"],
+        "taskDefinition": p["taskDefinition"],
+        "desiredCount": int(p["desiredCount"]),  # Pulumi carries every number as a float
+        "launchType": p["launchType"],
+        "platformVersion": p["platformVersion"],
+        "deploymentController": {"type": p["deploymentController"]["type"]},
+        "networkConfiguration": {
+            "awsvpcConfiguration": {
+                "subnets": network["subnets"],
+                "securityGroups": network["securityGroups"],
+                "assignPublicIp": "ENABLED" if network["assignPublicIp"] else "DISABLED",
+            }
+        },
+        "loadBalancers": [{**lb, "containerPort": int(lb["containerPort"])} for lb in p["loadBalancers"]],
+        "healthCheckGracePeriodSeconds": int(p["healthCheckGracePeriodSeconds"]),
+        "propagateTags": p["propagateTags"],
+        "enableECSManagedTags": p["enableEcsManagedTags"],
+    }
+    deployment: dict[str, Any] = {}
+    if "deploymentConfiguration" in p:
+        given = p["deploymentConfiguration"]
+        known = {"strategy", "bakeTimeInMinutes", "canaryConfiguration", "linearConfiguration"}
+        assert set(given) <= known, set(given) - known
+        deployment["strategy"] = given["strategy"]
+        if "bakeTimeInMinutes" in given:
+            deployment["bakeTimeInMinutes"] = bake_minutes(given["bakeTimeInMinutes"])
+        if "canaryConfiguration" in given:
+            canary = given["canaryConfiguration"]
+            deployment["canaryConfiguration"] = {
+                "canaryPercent": float(canary["canaryPercent"]),
+                "canaryBakeTimeInMinutes": bake_minutes(canary["canaryBakeTimeInMinutes"]),
+            }
+        if "linearConfiguration" in given:
+            linear = given["linearConfiguration"]
+            deployment["linearConfiguration"] = {
+                "stepPercent": float(linear["stepPercent"]),
+                "stepBakeTimeInMinutes": bake_minutes(linear["stepBakeTimeInMinutes"]),
+            }
+    if "alarms" in p:
+        deployment["alarms"] = {key: p["alarms"][key] for key in ("alarmNames", "enable", "rollback")}
+    if deployment:
+        params["deploymentConfiguration"] = deployment
+    return params
+
+
+def test_the_validator_catches_a_wrong_strategy_and_an_unknown_advanced_field() -> None:
+    # Guards the tests below.
+    with pytest.raises(AssertionError, match="CANARIES"):
+        assert_valid_request(
+            "ecs", "CreateService", {"serviceName": "s", "deploymentConfiguration": {"strategy": "CANARIES"}}
+        )
+    advanced = {"alternateTargetGroup": "x", "productionListenerRule": "r", "roleArn": "a"}
+    with pytest.raises(AssertionError, match="alternateTargetGroup"):
+        assert_valid_request(
+            "ecs", "CreateService", {"serviceName": "s", "loadBalancers": [{"advancedConfiguration": advanced}]}
+        )
+
+
+def within_the_api_ranges(deployment: dict[str, Any]) -> list[str]:
+    """What ECS would refuse that the model does not say: bake times 0 to 1440 minutes, the canary's share a
+    multiple of 0.1 from 0.1 to 100, a linear step's from 3 to 100 (botocore's documentation of the shapes)."""
+    wrong = []
+    minutes = [deployment.get("bakeTimeInMinutes", 0)]
+    minutes.append(deployment.get("canaryConfiguration", {}).get("canaryBakeTimeInMinutes", 0))
+    minutes.append(deployment.get("linearConfiguration", {}).get("stepBakeTimeInMinutes", 0))
+    wrong += [f"bake time {m}" for m in minutes if not 0 <= m <= 1440]
+    if "canaryConfiguration" in deployment:
+        share = deployment["canaryConfiguration"]["canaryPercent"]
+        if not (0.1 <= share <= 100 and round(share * 10) == share * 10):
+            wrong.append(f"canary {share}")
+    if "linearConfiguration" in deployment:
+        step = deployment["linearConfiguration"]["stepPercent"]
+        if not (3 <= step <= 100 and round(step * 10) == step * 10):
+            wrong.append(f"step {step}")
+    return wrong
+
+
+@pytest.mark.parametrize("deployment_config", sorted(SHIFTS_AS_ECS_STRATEGIES))
+def test_native_service_deploys_with_the_configs_strategy_and_bake_time(deployment_config: str) -> None:
+    found = native_run(deploymentConfig=deployment_config, terminationWaitMinutes="12")
+    service = found.one(rt.ECS_SERVICE).props
+    # ECS-native blue/green runs under the ECS deployment controller
+    # (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/blue-green-deployment-implementation.html).
+    assert service["deploymentController"] == {"type": "ECS"}
+    request = create_service(service)
+    assert_valid_request("ecs", "CreateService", request)
+    deployment = request["deploymentConfiguration"]
+    # terminationWaitMinutes (how long the old tasks stay after the shift) is ECS's bake time.
+    expected = {**SHIFTS_AS_ECS_STRATEGIES[deployment_config], "bakeTimeInMinutes": 12}
+    assert {k: v for k, v in deployment.items() if k != "alarms"} == expected
+    assert within_the_api_ranges(deployment) == []
+
+
+def test_native_service_starts_on_blue_with_green_as_the_alternate_behind_the_rules(native: ProgramRun) -> None:
+    # advancedConfiguration: the alternate target group, the production and test rules, and the role ECS calls
+    # Elastic Load Balancing with (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_AdvancedConfiguration.html).
+    blue = bundles.arn("elasticloadbalancing", f"targetgroup/{PREFIX}-blue/0123456789abcdef")
+    green = bundles.arn("elasticloadbalancing", f"targetgroup/{PREFIX}-green/0123456789abcdef")
+    assert native.one(rt.ECS_SERVICE).props["loadBalancers"] == [
+        {
+            "targetGroupArn": blue,
+            "containerName": "web",
+            "containerPort": 8080,
+            "advancedConfiguration": {
+                "alternateTargetGroupArn": green,
+                "productionListenerRule": PRODUCTION_RULE,
+                "testListenerRule": TEST_RULE,
+                "roleArn": INFRASTRUCTURE_ROLE,
+            },
+        }
+    ]
+
+
+def test_native_alarms_stop_a_deployment_and_roll_it_back(native: ProgramRun) -> None:
+    # An alarm in ALARM sets the deployment to failed; with rollback ECS returns to the last completed one
+    # (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_DeploymentAlarms.html).
+    deployment = create_service(native.one(rt.ECS_SERVICE).props)["deploymentConfiguration"]
+    assert deployment["alarms"] == {"alarmNames": list(ALARMS), "enable": True, "rollback": True}
+    without = native_run(alarm_names=()).one(rt.ECS_SERVICE).props
+    assert "alarms" not in without, "no alarms configured: none named (a failed deployment still rolls back)"
+    assert "alarms" not in create_service(without)["deploymentConfiguration"]
+
+
+def test_native_service_leaves_its_task_definition_and_load_balancers_to_ecs(native: ProgramRun) -> None:
+    # A deployment registers a new revision and swaps the primary and alternate target groups; a `pulumi up`
+    # that sent the created values would revert it
+    # (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/deployment-type-blue-green.html).
+    service = native.one(rt.ECS_SERVICE)
+    assert service.ignore_changes == ["taskDefinition", "loadBalancers"]
+    assert [r.name for r in native.resources if r.ignore_changes] == [service.name], "nothing else ignores changes"
+
+
+def test_engine_migration_sends_the_load_balancers_once() -> None:
+    # Switching a deployed CODE_DEPLOY service: the one `pulumi up` with engineMigration sends the load balancers
+    # (with advancedConfiguration) to the service; the task definition stays the deployments'.
+    service = native_run(engineMigration="true").one(rt.ECS_SERVICE)
+    assert service.ignore_changes == ["taskDefinition"]
+    assert "advancedConfiguration" in service.props["loadBalancers"][0]
+
+
+def test_native_blue_green_takes_both_the_engine_and_the_routing() -> None:
+    refused: list[str] = []
+    native_cfg = config(deploymentEngine="ecs")
+    codedeploy_cfg = config()
+
+    def without_routing() -> None:
+        try:
+            native_service(native_cfg, routed=False)
+        except ValueError as error:
+            refused.append(str(error))
+
+    def without_engine() -> None:
+        subnets = bundles.subnets()
+        args = EcsServiceArgs(
+            context=codedeploy_cfg.context,
+            container=codedeploy_cfg.container,
+            container_name=codedeploy_cfg.container_name,
+            vpc_id=subnets.vpc_id,
+            task_subnet_ids=subnets.task_subnet_ids,
+            assign_public_ip=subnets.assign_public_ip,
+            target_group_arn=bundles.target_group("blue").arn,
+            routing=NativeRouting(
+                alternate_target_group_arn=bundles.target_group("green").arn,
+                production_rule_arn=PRODUCTION_RULE,
+                test_rule_arn=TEST_RULE,
+                role_arn=INFRASTRUCTURE_ROLE,
+            ),
+        )
+        try:
+            EcsService(NAME, args)
+        except ValueError as error:
+            refused.append(str(error))
+
+    for build in (without_routing, without_engine):
+        assert run(build).of_type(rt.ECS_SERVICE) == [], "no service half native"
+    assert len(refused) == 2, refused
+
+
+def test_a_codedeploy_service_has_none_of_the_native_settings(found: ProgramRun) -> None:
+    service = found.one(rt.ECS_SERVICE).props
+    assert "deploymentConfiguration" not in service and "alarms" not in service
+    assert all("advancedConfiguration" not in lb for lb in service["loadBalancers"])

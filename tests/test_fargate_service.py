@@ -14,14 +14,25 @@ from __future__ import annotations
 import ipaddress
 import json
 from dataclasses import replace
+from fnmatch import fnmatchcase
+from typing import Any
 
 import pulumi
 import pytest
 
+from components import iam
 from components.base import PROJECT, component_type
 from components.certificate import site_certificate_arn
 from components.config import StackConfig
-from components.fargate_service import CODEDEPLOY_OWNED, FargateService, FargateServiceArgs
+from components.fargate_service import (
+    CODEDEPLOY_OWNED,
+    ECS_OWNED,
+    OWNED_BY_ENGINE,
+    FargateService,
+    FargateServiceArgs,
+)
+from components.load_balancer import LoadBalancer, LoadBalancerArgs
+from components.service_alarms import alarm_names
 from offline.engine import ACCOUNT_ID, ProgramRun, Registration
 from policy import resource_types as rt
 from policy import rules
@@ -282,3 +293,194 @@ def test_logs_are_protected_unless_force_destroy(found: ProgramRun) -> None:
 
 def test_the_policy_pack_finds_nothing(found: ProgramRun) -> None:
     assert rules.check_stack([rules.from_registration(r) for r in found.resources]) == []
+
+
+# --- ECS-native blue/green (the ecs engine) ------------------------------------------------------------
+#
+# The service deploys itself on the load balancer's rules, with an ECS infrastructure role the FargateService
+# makes where the two parts meet.
+# https://docs.aws.amazon.com/AmazonECS/latest/developerguide/deployment-type-blue-green.html
+
+NATIVE_VALUES = {"deploymentEngine": "ecs", "deploymentConfig": "CodeDeployDefault.ECSCanary10Percent5Minutes"}
+
+# The trust policy the ECS guide gives the infrastructure role for load balancers (its Sid, a label, aside): ECS
+# itself assumes it, with no condition.
+# https://docs.aws.amazon.com/AmazonECS/latest/developerguide/AmazonECSInfrastructureRolePolicyForLoadBalancers.html
+GUIDE_TRUST_STATEMENT = {"Effect": "Allow", "Principal": {"Service": "ecs.amazonaws.com"}, "Action": "sts:AssumeRole"}
+
+# The actions of the AWS managed policy AmazonECSInfrastructureRolePolicyForLoadBalancers (v6):
+# https://docs.aws.amazon.com/aws-managed-policy/latest/reference/AmazonECSInfrastructureRolePolicyForLoadBalancers.html
+MANAGED_POLICY_ACTIONS = {
+    "elasticloadbalancing:DescribeListeners",
+    "elasticloadbalancing:DescribeRules",
+    "elasticloadbalancing:DescribeTargetGroups",
+    "elasticloadbalancing:DescribeTargetHealth",
+    "elasticloadbalancing:RegisterTargets",
+    "elasticloadbalancing:DeregisterTargets",
+    "elasticloadbalancing:ModifyListener",
+    "elasticloadbalancing:ModifyRule",
+}
+
+
+def native_fargate(cfg: StackConfig) -> FargateService:
+    """The FargateService as ``__main__.py`` wires it with the ecs engine: the deployment alarms named from the
+    alarms config."""
+    native = cfg.deploy.native_blue_green(alarm_names(cfg.context.name_prefix, cfg.alarms))
+    assert native is not None
+    return FargateService(
+        NAME,
+        FargateServiceArgs(
+            context=cfg.context,
+            container=cfg.container,
+            container_name=cfg.container_name,
+            load_balancer=cfg.load_balancer,
+            subnets=bundles.subnets(),
+            native=native,
+        ),
+    )
+
+
+@pytest.fixture(scope="module")
+def native() -> ProgramRun:
+    cfg = config(**NATIVE_VALUES)
+    return run(lambda: native_fargate(cfg))
+
+
+def advanced_configuration(found: ProgramRun) -> dict[str, Any]:
+    [lb] = found.one(rt.ECS_SERVICE).props["loadBalancers"]
+    advanced: dict[str, Any] = lb["advancedConfiguration"]
+    return advanced
+
+
+def infrastructure_role(found: ProgramRun) -> Registration:
+    """The role the service hands ECS for the load balancer, found through the service."""
+    arn = advanced_configuration(found)["roleArn"]
+    [role] = [r for r in found.of_type(rt.IAM_ROLE) if r.state["arn"] == arn]
+    return role
+
+
+def rule_of(found: ProgramRun, role: str) -> Registration:
+    arn = found.one(rt.LB_LISTENER, f"{NAME}-{role}").state["arn"]
+    [rule] = [r for r in found.of_type(rt.LB_LISTENER_RULE) if r.props["listenerArn"] == arn]
+    return rule
+
+
+def test_owned_by_engine_is_pinned_for_both_engines() -> None:
+    # Changing this changes what a deployment survives. CodeDeploy swaps the service's task set and rewrites the
+    # listeners (deployment-type-bluegreen.html); ECS-native blue/green registers a revision, swaps the service's
+    # primary and alternate target groups and reweights the rules (deployment-type-blue-green.html).
+    both = ("taskDefinition", "loadBalancers")
+    owned = OWNED_BY_ENGINE
+    assert owned == {
+        "codedeploy": {"service": both, "listener": ("defaultActions",)},
+        "ecs": {"service": both, "listener_rule": ("actions",)},
+    }
+    assert OWNED_BY_ENGINE["codedeploy"] == CODEDEPLOY_OWNED and OWNED_BY_ENGINE["ecs"] == ECS_OWNED
+
+
+def test_native_ignores_exactly_the_ecs_owned_fields(native: ProgramRun) -> None:
+    service = native.one(rt.ECS_SERVICE)
+    assert service.props["deploymentController"] == {"type": "ECS"}
+    assert service.ignore_changes == list(ECS_OWNED["service"])
+    rules_made = native.of_type(rt.LB_LISTENER_RULE)
+    assert len(rules_made) == 2 and all(r.ignore_changes == list(ECS_OWNED["listener_rule"]) for r in rules_made)
+    assert all(r.ignore_changes == [] for r in native.of_type(rt.LB_LISTENER)), "ECS leaves the listeners alone"
+    ignoring = {r.type for r in native.resources if r.ignore_changes}
+    assert ignoring == {rt.ECS_SERVICE, rt.LB_LISTENER_RULE}
+
+
+def test_native_service_is_routed_through_this_load_balancers_rules(native: ProgramRun) -> None:
+    service = native.one(rt.ECS_SERVICE).props
+    blue = native.one(rt.LB_TARGET_GROUP, f"{NAME}-blue").state["arn"]
+    green = native.one(rt.LB_TARGET_GROUP, f"{NAME}-green").state["arn"]
+    assert service["loadBalancers"][0]["targetGroupArn"] == blue
+    advanced = advanced_configuration(native)
+    assert advanced["alternateTargetGroupArn"] == green
+    assert advanced["productionListenerRule"] == rule_of(native, "prod").state["arn"]
+    assert advanced["testListenerRule"] == rule_of(native, "test").state["arn"]
+    # The deployment alarms are the ones the alarms config makes (checked against ServiceAlarms in
+    # test_service_alarms.py); both target groups are watched.
+    assert service["alarms"]["enable"] is True and service["alarms"]["rollback"] is True
+    names = service["alarms"]["alarmNames"]
+    assert all(n.startswith(f"{PREFIX}-") for n in names)
+    assert {color for color in ("blue", "green") if any(f"-{color}-" in n for n in names)} == {"blue", "green"}
+
+
+def test_native_infrastructure_role_is_trusted_by_ecs_as_the_guide_documents(native: ProgramRun) -> None:
+    role = infrastructure_role(native)
+    assert role.parent == component(native, "FargateService", NAME).urn, "made where the two parts meet"
+    assert role.props["name"].startswith(f"{PREFIX}-")
+    [statement] = json.loads(role.props["assumeRolePolicy"])["Statement"]
+    assert {k: v for k, v in statement.items() if k != "Sid"} == GUIDE_TRUST_STATEMENT
+    assert "managedPolicyArns" not in role.props
+    assert native.of_type(rt.IAM_ROLE_POLICY_ATTACHMENT) == [], "no managed policy: the scoped statements only"
+
+
+def listed(value: str | list[str]) -> list[str]:
+    """A policy element that may be one string or a list of them, as a list."""
+    return [value] if isinstance(value, str) else value
+
+
+def lb_statements_alone(cfg: StackConfig) -> ProgramRun:
+    """A LoadBalancer on rules built alone with the FargateService's arguments, its traffic-shifting statements
+    exported as a policy document."""
+
+    def build() -> None:
+        subnets = bundles.subnets()
+        lb = LoadBalancer(
+            NAME,
+            LoadBalancerArgs(
+                context=cfg.context,
+                config=cfg.load_balancer,
+                vpc_id=subnets.vpc_id,
+                public_subnet_ids=subnets.public_subnet_ids,
+                target_port=cfg.container.container_port,
+                health_check_path=cfg.container.health_check_path,
+                traffic_control="rules",
+            ),
+        )
+        pulumi.export("statements", iam.policy_document(*lb.traffic_shifting_statements()))
+
+    return run(build)
+
+
+def test_the_roles_policy_is_the_load_balancers_traffic_shifting_statements(native: ProgramRun) -> None:
+    role = infrastructure_role(native)
+    [policy] = [p for p in native.of_type(rt.IAM_ROLE_POLICY) if p.props["role"] == role.id]
+    document = json.loads(policy.props["policy"])
+    alone = json.loads(lb_statements_alone(config(**NATIVE_VALUES)).outputs["statements"])
+    assert document == alone
+    # And what they grant, on this stack's resources: the managed policy's actions, on this ALB's target groups,
+    # listeners and rules (test_load_balancer.py shows the same against a second load balancer).
+    assert {a for s in document["Statement"] for a in listed(s["Action"])} == MANAGED_POLICY_ACTIONS
+
+    def reached(action: str, typ: str) -> set[str]:
+        return {
+            r.state["arn"]
+            for r in native.of_type(typ)
+            for s in document["Statement"]
+            if action in listed(s["Action"]) and any(fnmatchcase(r.state["arn"], res) for res in listed(s["Resource"]))
+        }
+
+    assert reached("elasticloadbalancing:ModifyRule", rt.LB_LISTENER_RULE) == {
+        rule_of(native, "prod").state["arn"],
+        rule_of(native, "test").state["arn"],
+    }
+    assert len(reached("elasticloadbalancing:ModifyListener", rt.LB_LISTENER)) == 2
+    assert len(reached("elasticloadbalancing:RegisterTargets", rt.LB_TARGET_GROUP)) == 2
+
+
+def test_the_native_service_waits_for_the_rules_and_the_roles_policy(native: ProgramRun) -> None:
+    # ECS checks the rules and assumes the role when the service is created: both must exist, and the role
+    # must hold its permissions, first.
+    service = native.one(rt.ECS_SERVICE)
+    role = infrastructure_role(native)
+    [policy] = [p for p in native.of_type(rt.IAM_ROLE_POLICY) if p.props["role"] == role.id]
+    needed = {r.urn for r in native.of_type(rt.LB_LISTENER_RULE)} | {r.urn for r in native.of_type(rt.LB_LISTENER)}
+    needed.add(policy.urn)
+    assert len(needed) == 5
+    assert needed <= set(service.dependencies), needed - set(service.dependencies)
+
+
+def test_the_policy_pack_finds_nothing_with_the_ecs_engine(native: ProgramRun) -> None:
+    assert rules.check_stack([rules.from_registration(r) for r in native.resources]) == []

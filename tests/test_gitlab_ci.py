@@ -230,7 +230,7 @@ def test_previews_run_only_for_protected_source_branches(child_repo: Path, proje
         assert unprotected[f"preview:{stack}"] == unknown[f"preview:{stack}"] == "never"
         job = project_jobs[f"preview:{stack}"]
         script = job_script(job)
-        assert 'pulumi preview --stack "${STACK}" --diff' in script
+        assert 'pulumi preview --stack "${STACK}" --diff --refresh' in script
         assert 'tee "preview-${STACK}.txt"' in script
         assert "set -euo pipefail" in script, "a failed preview must fail the job, tee or not"
         assert job["artifacts"]["paths"] == ["preview-$STACK.txt"] and job["artifacts"]["when"] == "always"
@@ -267,7 +267,7 @@ def test_the_default_branch_deploys_every_stack_one_run_at_a_time(
         assert job["variables"]["STACK"] == stack
         assert job["resource_group"] == stack
         assert job["environment"]["name"] == stack
-        assert 'pulumi up --stack "${STACK}" --yes' in job_script(job)
+        assert 'pulumi up --stack "${STACK}" --yes --refresh' in job_script(job)
         automatic = stack in AUTOMATIC_STACKS
         assert default_branch[f"deploy:{stack}"] == ("on_success" if automatic else "manual")
         assert default_branch[f"preview:{stack}"] == default_branch[f"plan:{stack}"] == "never"

@@ -10,12 +10,17 @@ config creates one, else with the configured certificate ARN, or none; in an exi
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
+from collections.abc import Iterable
+from dataclasses import replace
+from fnmatch import fnmatchcase
 from typing import Any
 
 import pulumi
 import pytest
 
+from components import iam
 from components.base import component_type
 from components.certificate import site_certificate_arn
 from components.config import StackConfig
@@ -23,6 +28,7 @@ from components.load_balancer import (
     ACCESS_LOGS_PREFIX,
     CODEDEPLOY_OWNED_LISTENER_FIELDS,
     DEREGISTRATION_DELAY,
+    ECS_OWNED_RULE_FIELDS,
     ELB_LOG_ACCOUNTS,
     HEALTH_CHECK_INTERVAL,
     HEALTHY_THRESHOLD,
@@ -31,6 +37,7 @@ from components.load_balancer import (
     LoadBalancerArgs,
     LoadBalancerConfig,
     ServiceEndpoints,
+    TrafficControl,
     check_certificate,
     elb_log_writer,
 )
@@ -659,3 +666,349 @@ def test_physical_names_derive_from_the_prefix(http: ProgramRun) -> None:
     physical = [r.props["name"] for r in http.resources if r.custom and "name" in r.props]
     physical += [r.props["bucket"] for r in http.of_type(rt.S3_BUCKET)]
     assert len(physical) >= 5 and all(n.startswith(PREFIX) for n in physical), physical
+
+
+# --- ECS-native blue/green: one weighted rule per listener (traffic_control "rules") ------------------------
+#
+# With the ecs engine ECS shifts traffic by reweighting one listener rule per listener (the production rule and
+# the test rule), each forwarding to both target groups.
+# https://docs.aws.amazon.com/AmazonECS/latest/developerguide/alb-resources-for-blue-green.html
+
+# The AWS managed policy ECS's infrastructure role for load balancers is documented with (version 6, the
+# default), from the AWS Managed Policy Reference:
+# https://docs.aws.amazon.com/aws-managed-policy/latest/reference/AmazonECSInfrastructureRolePolicyForLoadBalancers.html
+MANAGED_TRAFFIC_SHIFTING_POLICY: dict[str, Any] = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Sid": "ELBReadOperations",
+            "Effect": "Allow",
+            "Action": [
+                "elasticloadbalancing:DescribeListeners",
+                "elasticloadbalancing:DescribeRules",
+                "elasticloadbalancing:DescribeTargetGroups",
+                "elasticloadbalancing:DescribeTargetHealth",
+            ],
+            "Resource": "*",
+        },
+        {
+            "Sid": "TargetGroupOperations",
+            "Effect": "Allow",
+            "Action": ["elasticloadbalancing:RegisterTargets", "elasticloadbalancing:DeregisterTargets"],
+            "Resource": "arn:aws:elasticloadbalancing:*:*:targetgroup/*/*",
+        },
+        {
+            "Sid": "ALBModifyListeners",
+            "Effect": "Allow",
+            "Action": "elasticloadbalancing:ModifyListener",
+            "Resource": ["arn:aws:elasticloadbalancing:*:*:listener/app/*/*/*"],
+        },
+        {
+            "Sid": "NLBModifyListeners",
+            "Effect": "Allow",
+            "Action": "elasticloadbalancing:ModifyListener",
+            "Resource": ["arn:aws:elasticloadbalancing:*:*:listener/net/*/*/*"],
+        },
+        {
+            "Sid": "ALBModifyRules",
+            "Effect": "Allow",
+            "Action": "elasticloadbalancing:ModifyRule",
+            "Resource": ["arn:aws:elasticloadbalancing:*:*:listener-rule/app/*/*/*/*"],
+        },
+    ],
+}
+# The Service Authorization Reference lists no resource type for these: a statement must name "*".
+# https://docs.aws.amazon.com/service-authorization/latest/reference/list_elasticloadbalancingv2.html
+ELB_DESCRIBE_ACTIONS = {
+    "elasticloadbalancing:DescribeListeners",
+    "elasticloadbalancing:DescribeRules",
+    "elasticloadbalancing:DescribeTargetGroups",
+    "elasticloadbalancing:DescribeTargetHealth",
+}
+
+
+def rules_load_balancer(
+    cfg: StackConfig, name: str = NAME, *, traffic_control: TrafficControl = "rules", prefix: str | None = None
+) -> LoadBalancer:
+    """The LoadBalancer as the FargateService wires it for ``traffic_control`` (``prefix`` replaces the stack's
+    name prefix); its rule ARNs exported under ``<name>-``, and with rules the traffic-shifting statements as a
+    policy document."""
+    lb = cfg.load_balancer
+    subnets = bundles.subnets()
+    context = cfg.context if prefix is None else replace(cfg.context, name_prefix=prefix)
+    made = LoadBalancer(
+        name,
+        LoadBalancerArgs(
+            context=context,
+            config=lb,
+            vpc_id=subnets.vpc_id,
+            public_subnet_ids=subnets.public_subnet_ids,
+            target_port=cfg.container.container_port,
+            health_check_path=cfg.container.health_check_path,
+            certificate_arn=site_certificate_arn(f"{name}-certificate", lb),
+            traffic_control=traffic_control,
+        ),
+    )
+    pulumi.export(f"{name}-prodRuleArn", made.endpoints.prod_rule_arn)
+    pulumi.export(f"{name}-testRuleArn", made.endpoints.test_rule_arn)
+    if traffic_control == "rules":
+        pulumi.export(f"{name}-trafficShifting", iam.policy_document(*made.traffic_shifting_statements()))
+    return made
+
+
+@pytest.fixture(scope="module")
+def ruled() -> ProgramRun:
+    """HTTP, listeners on 80 and 9000, traffic on rules."""
+    cfg = config()
+    return run(lambda: rules_load_balancer(cfg))
+
+
+@pytest.fixture(scope="module")
+def ruled_https() -> ProgramRun:
+    """HTTPS (and the port-80 redirect) with a certificate the stack creates, traffic on rules."""
+    cfg = config(listenerPort=None, domainName=DOMAIN, hostedZoneId=ZONE)
+    return run(lambda: rules_load_balancer(cfg))
+
+
+@pytest.fixture(scope="module")
+def neighbours() -> ProgramRun:
+    """Two load balancers on rules in one stack (``service`` and ``other``): whose is whose."""
+    cfg = config()
+
+    def build() -> None:
+        rules_load_balancer(cfg)
+        rules_load_balancer(cfg, "other", prefix="shop-other")
+
+    return run(build)
+
+
+def rule_on(found: ProgramRun, role: str, name: str = NAME) -> Registration:
+    """The one rule of a listener (``prod``, ``test``)."""
+    arn = found.one(rt.LB_LISTENER, f"{name}-{role}").state["arn"]
+    [rule] = [r for r in found.of_type(rt.LB_LISTENER_RULE) if r.props["listenerArn"] == arn]
+    return rule
+
+
+def group_arn(found: ProgramRun, color: str, name: str = NAME) -> str:
+    arn: str = found.one(rt.LB_TARGET_GROUP, f"{name}-{color}").state["arn"]
+    return arn
+
+
+def forward_weights(rule: Registration) -> dict[str, float]:
+    """Target group ARN -> weight of a rule's one forward action."""
+    [action] = rule.props["actions"]
+    assert action["type"] == "forward"
+    return {group["arn"]: group["weight"] for group in action["forward"]["targetGroups"]}
+
+
+def path_pattern_matches(pattern: str, path: str) -> bool:
+    """Whether an ALB path-pattern condition value matches a request's path: case sensitive, ``*`` matches 0 or
+    more characters and ``?`` exactly one, compared with the path only (not the query string).
+    https://docs.aws.amazon.com/elasticloadbalancing/latest/application/rule-condition-types.html
+    https://docs.aws.amazon.com/elasticloadbalancing/latest/APIReference/API_PathPatternConditionConfig.html"""
+    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.fullmatch(regex, path, flags=re.DOTALL) is not None
+
+
+def as_list(value: str | list[str]) -> list[str]:
+    return [value] if isinstance(value, str) else list(value)
+
+
+def allows(document: dict[str, Any], action: str, arn: str) -> bool:
+    """Whether an identity policy of Allow statements grants ``action`` on ``arn``: actions match case-insensitively,
+    resources case-sensitively, ``*`` and ``?`` as wildcards, any segment.
+    https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_resource.html"""
+    for s in document["Statement"]:
+        assert s["Effect"] == "Allow" and "NotAction" not in s and "NotResource" not in s and "Condition" not in s
+        if any(fnmatchcase(action.lower(), a.lower()) for a in as_list(s["Action"])) and any(
+            fnmatchcase(arn, r) for r in as_list(s["Resource"])
+        ):
+            return True
+    return False
+
+
+def actions_of(document: dict[str, Any]) -> set[str]:
+    return {a for s in document["Statement"] for a in as_list(s["Action"])}
+
+
+def balancing_arns(found: ProgramRun) -> list[str]:
+    """Every target group, listener and rule in the run: what a traffic-shifting statement might reach."""
+    kinds = (rt.LB_TARGET_GROUP, rt.LB_LISTENER, rt.LB_LISTENER_RULE)
+    return [r.state["arn"] for r in found.resources if r.type in kinds]
+
+
+def reach(document: dict[str, Any], action: str, arns: Iterable[str]) -> set[str]:
+    return {arn for arn in arns if allows(document, action, arn)}
+
+
+def test_on_rules_each_listener_has_one_rule_taking_every_request_first(ruled: ProgramRun) -> None:
+    rules_made = ruled.of_type(rt.LB_LISTENER_RULE)
+    listener_arns = sorted(listener(ruled, role).state["arn"] for role in ("prod", "test"))
+    assert sorted(r.props["listenerArn"] for r in rules_made) == listener_arns, "one rule on each listener"
+    for rule in rules_made:
+        # Rules are evaluated from the lowest priority value (1 is the lowest allowed) and the default action
+        # last: https://docs.aws.amazon.com/elasticloadbalancing/latest/application/listener-rules.html
+        assert rule.props["priority"] == 1
+        [condition] = rule.props["conditions"]
+        assert set(condition) == {"pathPattern"}, "a path condition only: no host, header or source IP"
+        patterns = condition["pathPattern"]["values"]
+        for path in ("/", "/index.html", "/api/v1/orders/42", "/Health", "/static/app.js"):
+            assert any(path_pattern_matches(p, path) for p in patterns), (rule.name, path)
+    assert not path_pattern_matches("/api/*", "/"), "the matcher can say no"
+    assert not path_pattern_matches("/health", "/Health"), "and is case sensitive"
+
+
+def test_the_production_rule_starts_on_blue_and_the_test_rule_on_green(ruled: ProgramRun) -> None:
+    # ECS starts a deployment from the production rule forwarding to the primary target group and shifts the
+    # weights to the alternate one (alb-resources-for-blue-green.html, above).
+    blue, green = group_arn(ruled, "blue"), group_arn(ruled, "green")
+    assert forward_weights(rule_on(ruled, "prod")) == {blue: 100, green: 0}
+    assert forward_weights(rule_on(ruled, "test")) == {blue: 0, green: 100}
+
+
+def test_on_rules_ecs_owns_the_rules_actions_and_the_listeners_stay_the_programs(
+    ruled: ProgramRun, http: ProgramRun
+) -> None:
+    # ECS rewrites the rules' forward actions on every deployment; the listeners' default actions answer only
+    # what no rule matches (nothing: the rules take /*), and ECS does not touch them.
+    assert ECS_OWNED_RULE_FIELDS == ("actions",)
+    rules_made = ruled.of_type(rt.LB_LISTENER_RULE)
+    assert len(rules_made) == 2
+    assert all(r.ignore_changes == ["actions"] for r in rules_made)
+    listeners = ruled.of_type(rt.LB_LISTENER)
+    assert len(listeners) == 2 and all(r.ignore_changes == [] for r in listeners)
+    others = [r.name for r in ruled.resources if r.ignore_changes and r.type != rt.LB_LISTENER_RULE]
+    assert others == []
+    # In listener mode (CodeDeploy) it is the other way round.
+    assert http.of_type(rt.LB_LISTENER_RULE) == []
+    assert all(r.ignore_changes == ["defaultActions"] for r in http.of_type(rt.LB_LISTENER))
+    # The default actions stay what they were.
+    blue, green = group_arn(ruled, "blue"), group_arn(ruled, "green")
+    assert listener(ruled, "prod").props["defaultActions"] == [{"type": "forward", "targetGroupArn": blue}]
+    assert listener(ruled, "test").props["defaultActions"] == [{"type": "forward", "targetGroupArn": green}]
+
+
+def create_rule(reg: Registration) -> dict[str, Any]:
+    """The ELBv2 CreateRule request for a rule on mocks, as the provider sends it."""
+    p = reg.props
+
+    def integer(value: float) -> int:
+        assert value == int(value), value  # Pulumi carries every number as a float
+        return int(value)
+
+    conditions = [
+        {"Field": "path-pattern", "PathPatternConfig": {"Values": c["pathPattern"]["values"]}} for c in p["conditions"]
+    ]
+    actions = [
+        {
+            "Type": a["type"],
+            "ForwardConfig": {
+                "TargetGroups": [
+                    {"TargetGroupArn": g["arn"], "Weight": integer(g["weight"])} for g in a["forward"]["targetGroups"]
+                ]
+            },
+        }
+        for a in p["actions"]
+    ]
+    return {
+        "ListenerArn": p["listenerArn"],
+        "Priority": integer(p["priority"]),
+        "Conditions": conditions,
+        "Actions": actions,
+    }
+
+
+def test_the_validator_checks_a_rules_priority() -> None:
+    # Guards the test below: priorities are 1 to 50000 (API_CreateRule.html), and the model says so.
+    with pytest.raises(AssertionError, match="Priority"):
+        assert_valid_request(
+            "elbv2", "CreateRule", {"ListenerArn": "a", "Priority": 0, "Conditions": [], "Actions": []}
+        )
+
+
+def test_rules_are_valid_elbv2_create_rule_requests(ruled: ProgramRun, ruled_https: ProgramRun) -> None:
+    for found in (ruled, ruled_https):
+        for reg in found.of_type(rt.LB_LISTENER_RULE):
+            request = create_rule(reg)
+            assert_valid_request("elbv2", "CreateRule", request)
+            # A target group's weight is 0 to 999:
+            # https://docs.aws.amazon.com/elasticloadbalancing/latest/APIReference/API_TargetGroupTuple.html
+            weights = [g["Weight"] for a in request["Actions"] for g in a["ForwardConfig"]["TargetGroups"]]
+            assert len(weights) == 2 and all(0 <= w <= 999 for w in weights)
+
+
+def test_endpoints_carry_the_rule_arns_on_rules_only(ruled: ProgramRun) -> None:
+    assert ruled.outputs[f"{NAME}-prodRuleArn"] == rule_on(ruled, "prod").state["arn"]
+    assert ruled.outputs[f"{NAME}-testRuleArn"] == rule_on(ruled, "test").state["arn"]
+    made: list[LoadBalancer] = []
+    cfg = config()
+    on_listeners = run(lambda: made.append(rules_load_balancer(cfg, traffic_control="listeners")))
+    assert on_listeners.of_type(rt.LB_LISTENER_RULE) == []
+    assert made[0].endpoints.prod_rule_arn is None and made[0].endpoints.test_rule_arn is None
+    assert on_listeners.outputs.get(f"{NAME}-prodRuleArn") is None
+
+
+def test_on_https_the_rule_is_on_the_https_listener_and_the_redirect_is_left_alone(ruled_https: ProgramRun) -> None:
+    prod = listener(ruled_https, "prod")
+    assert prod.props["protocol"] == "HTTPS"
+    assert forward_weights(rule_on(ruled_https, "prod")) == {
+        group_arn(ruled_https, "blue"): 100,
+        group_arn(ruled_https, "green"): 0,
+    }
+    redirect = listener(ruled_https, "http-redirect")
+    assert [
+        r for r in ruled_https.of_type(rt.LB_LISTENER_RULE) if r.props["listenerArn"] == redirect.state["arn"]
+    ] == []
+    assert redirect.ignore_changes == [] and prod.ignore_changes == []
+    document = json.loads(ruled_https.outputs[f"{NAME}-trafficShifting"])
+    arns = balancing_arns(ruled_https)
+    assert reach(document, "elasticloadbalancing:ModifyListener", arns) == {
+        prod.state["arn"],
+        listener(ruled_https, "test").state["arn"],
+    }, "not the redirect listener"
+
+
+def test_traffic_shifting_statements_reach_only_this_albs_groups_listeners_and_rules(neighbours: ProgramRun) -> None:
+    arns = balancing_arns(neighbours)
+    for name in (NAME, "other"):
+        document = json.loads(neighbours.outputs[f"{name}-trafficShifting"])
+        assert parliament_findings(json.dumps(document)) == []
+        groups = {group_arn(neighbours, color, name) for color in ("blue", "green")}
+        listeners = {neighbours.one(rt.LB_LISTENER, f"{name}-{role}").state["arn"] for role in ("prod", "test")}
+        rules_made = {rule_on(neighbours, role, name).state["arn"] for role in ("prod", "test")}
+        assert reach(document, "elasticloadbalancing:RegisterTargets", arns) == groups
+        assert reach(document, "elasticloadbalancing:DeregisterTargets", arns) == groups
+        assert reach(document, "elasticloadbalancing:ModifyListener", arns) == listeners
+        assert reach(document, "elasticloadbalancing:ModifyRule", arns) == rules_made
+        assert reach(document, "elasticloadbalancing:DeleteRule", arns) == set(), "nothing beyond the shift"
+        # Only what IAM cannot scope is on "*".
+        for s in document["Statement"]:
+            if "*" in as_list(s["Resource"]):
+                assert set(as_list(s["Action"])) <= ELB_DESCRIBE_ACTIONS, s
+        assert {a for a in actions_of(document) if allows(document, a, "*")} == ELB_DESCRIBE_ACTIONS
+
+
+def test_traffic_shifting_grants_the_managed_policys_actions_and_no_more(neighbours: ProgramRun) -> None:
+    document = json.loads(neighbours.outputs[f"{NAME}-trafficShifting"])
+    assert actions_of(document) == actions_of(MANAGED_TRAFFIC_SHIFTING_POLICY)
+    # Whatever it allows, the managed policy allows too: a subset of it, on this ALB's resources.
+    arns = balancing_arns(neighbours)
+    granted = [(a, arn) for a in sorted(actions_of(document)) for arn in arns if allows(document, a, arn)]
+    scoped = [(a, arn) for a, arn in granted if a not in ELB_DESCRIBE_ACTIONS]
+    assert len(scoped) == 8, scoped  # 2 groups x 2 actions, 2 listeners, 2 rules
+    assert [(a, arn) for a, arn in granted if not allows(MANAGED_TRAFFIC_SHIFTING_POLICY, a, arn)] == []
+
+
+def test_asking_a_load_balancer_on_listeners_for_traffic_shifting_statements_raises() -> None:
+    raised: list[str] = []
+    cfg = config()
+
+    def build() -> None:
+        made = rules_load_balancer(cfg, traffic_control="listeners")
+        try:
+            made.traffic_shifting_statements()
+        except ValueError as error:
+            raised.append(str(error))
+
+    run(build)
+    assert len(raised) == 1 and "listeners" in raised[0], raised

@@ -24,12 +24,13 @@ from components.service_alarms import (
     PERIOD_SECONDS,
     ServiceAlarms,
     ServiceAlarmsArgs,
+    alarm_names,
 )
 from offline.engine import ProgramRun
 from policy import resource_types as rt
 from support import bundles
 from support.aws import assert_valid_request, policy_of
-from support.stacks import REGION, run, stack_config
+from support.stacks import REGION, STACKS, run, stack_config, stack_run
 
 PREFIX = bundles.PREFIX
 COLORS = ("blue", "green")
@@ -273,3 +274,37 @@ def test_the_config_key_of_the_5xx_threshold_is_spelt_as_documented() -> None:
     # "alarm5xxPercent", not the generated "alarm5XxPercent".
     assert stack_config({"alarm5xxPercent": "9"}).alarms.alarm_5xx_percent == 9
     assert json.dumps(problems({"alarm5XxPercent": "9"})).count("unknown key") == 1
+
+
+# --- The names, known before the alarms exist (the ecs engine's deployment alarms) -------------------------
+#
+# An ECS service names the alarms that stop its deployments (deploymentConfiguration.alarms.alarmNames); they
+# are created after it, so it takes the names ``alarm_names`` predicts. A name that matches no alarm would never
+# fire: the prediction must be exactly what ServiceAlarms registers.
+# https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_DeploymentAlarms.html
+
+
+@pytest.mark.parametrize("rollback", ["true", "false"])
+def test_alarm_names_are_the_names_service_alarms_registers(rollback: str) -> None:
+    values = {"rollbackOnAlarm": rollback}
+    found = run_alarms(values)
+    registered = sorted(a.props["name"] for a in found.of_type(rt.METRIC_ALARM))
+    predicted = alarm_names(PREFIX, stack_config(values).alarms)
+    assert sorted(predicted) == registered
+    assert len(set(predicted)) == len(predicted), "no name twice"
+    assert len(registered) == (4 if rollback == "true" else 0)
+    assert sorted(found.outputs.get("alarmNames") or []) == registered
+
+
+@pytest.mark.parametrize("rollback", ["true", "false"])
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_ecs_services_deployment_alarms_are_the_stacks_alarms(stack: str, rollback: str) -> None:
+    found = stack_run(stack, overrides={"deploymentEngine": "ecs", "rollbackOnAlarm": rollback})
+    service = found.one(rt.ECS_SERVICE).props
+    alarms = sorted(a.props["name"] for a in found.of_type(rt.METRIC_ALARM))
+    if rollback == "false":
+        assert alarms == [] and "alarms" not in service, "nothing to name"
+        return
+    assert len(alarms) == 4
+    assert sorted(service["alarms"]["alarmNames"]) == alarms
+    assert (service["alarms"]["enable"], service["alarms"]["rollback"]) == (True, True)
