@@ -132,6 +132,7 @@ ECR_REPOSITORY = rt.ECR_REPOSITORY
 ECR_LIFECYCLE_POLICY = rt.ECR_LIFECYCLE_POLICY
 CODEBUILD_PROJECT = rt.CODEBUILD_PROJECT
 TASK_DEFINITION = rt.ECS_TASK_DEFINITION
+LAMBDA_FUNCTION = rt.LAMBDA_FUNCTION
 LOG_GROUP = rt.LOG_GROUP
 LOAD_BALANCERS = frozenset({rt.LB_LOAD_BALANCER, rt.ALB_LOAD_BALANCER})
 LISTENERS = frozenset({rt.LB_LISTENER, rt.ALB_LISTENER})
@@ -220,11 +221,18 @@ NOT_CREDENTIAL_PARTS: dict[str, str] = {
     "CACHE_KEY": "a cache key is a lookup name",
     "PUBLIC_KEY": "public key material is meant to be shared",
 }
+NOT_CREDENTIAL_SUFFIXES: dict[str, str] = {
+    # name ending: why the value is a reference to a secret, not the secret
+    "_SECRET_ARN": "a Secrets Manager ARN says where the secret is; reading it takes GetSecretValue",
+    "_PARAMETER_NAME": "a Parameter Store name says where the value is; reading it takes GetParameter",
+}
 
 
 def looks_like_credential(name: str) -> bool:
     """Whether a variable name says it holds a credential (``*SECRET*``, ``*TOKEN*``, ``*PASSWORD*``, ``*KEY*``)."""
     upper = name.upper().replace("-", "_")
+    if upper.endswith(tuple(NOT_CREDENTIAL_SUFFIXES)):
+        return False
     for part in NOT_CREDENTIAL_PARTS:
         upper = upper.replace(part, "")
     return any(word in upper for word in _CREDENTIAL_WORDS)
@@ -440,6 +448,22 @@ def ecs_no_secrets_in_environment(resource_type: str, props: Mapping[str, Any]) 
     return messages
 
 
+def lambda_no_secrets_in_environment(resource_type: str, props: Mapping[str, Any]) -> list[str]:
+    """No credential-like name in a function's environment variables (part of the configuration GetFunction
+    returns): AWS recommends Secrets Manager for tokens and keys, read at run time.
+    https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html"""
+    environment = props.get("environment")
+    variables = environment.get("variables") if isinstance(environment, Mapping) else None
+    if not isinstance(variables, Mapping):
+        return []
+    return [
+        f"has {name!r} in its environment variables; keep the value in Secrets Manager or Parameter Store and "
+        "pass the secret's ARN or name instead"
+        for name in variables
+        if isinstance(name, str) and looks_like_credential(name)
+    ]
+
+
 def log_group_retention(resource_type: str, props: Mapping[str, Any]) -> list[str]:
     days = props.get("retentionInDays")
     if days is UNKNOWN or (isinstance(days, int | float) and days > 0):
@@ -627,6 +651,12 @@ RESOURCE_RULES: tuple[ResourceRule, ...] = (
         "No credential-like variable in a task definition's container environment.",
         frozenset({TASK_DEFINITION}),
         ecs_no_secrets_in_environment,
+    ),
+    ResourceRule(
+        "lambda-no-secrets-in-environment",
+        "No credential-like variable in a Lambda function's environment.",
+        frozenset({LAMBDA_FUNCTION}),
+        lambda_no_secrets_in_environment,
     ),
     ResourceRule(
         "log-group-retention",

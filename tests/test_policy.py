@@ -525,6 +525,10 @@ def test_inline_and_classic_security_group_rules_are_checked_too() -> None:
         ("AWS_DEFAULT_REGION", False),
         ("IMAGE_REPO_NAME", False),
         ("SSH_PUBLIC_KEY", False),
+        # Where a secret is kept names no secret: reading it takes secretsmanager:GetSecretValue.
+        ("TOKEN_SECRET_ARN", False),
+        ("DB_PASSWORD_PARAMETER_NAME", False),
+        ("SECRET_ARN_PASSWORD", True),
     ],
 )
 def test_credential_names(name: str, credential: bool) -> None:
@@ -592,6 +596,22 @@ def test_a_credential_passed_as_a_container_secret_is_accepted() -> None:
         secrets=[{"name": "DB_PASSWORD", "valueFrom": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:db"}],
     )
     assert messages(rt.ECS_TASK_DEFINITION, props) == {}
+
+
+def test_a_credential_in_a_function_environment_is_refused() -> None:
+    # AWS recommends Secrets Manager over environment variables for API keys and authorization tokens
+    # (GetFunction returns a function's configuration, its variables included, to whoever may call it).
+    # https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html
+    props = {"environment": {"variables": {"GITLAB_API_URL": "https://gitlab.example.com", "GITLAB_TOKEN": "x"}}}
+    found = messages(rt.LAMBDA_FUNCTION, props)
+    assert list(found) == ["lambda-no-secrets-in-environment"]
+    assert "GITLAB_TOKEN" in found["lambda-no-secrets-in-environment"][0]
+
+
+def test_a_function_reading_its_token_from_secrets_manager_is_accepted() -> None:
+    arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:gitlab-token-AbCdEf"
+    assert messages(rt.LAMBDA_FUNCTION, {"environment": {"variables": {"TOKEN_SECRET_ARN": arn}}}) == {}
+    assert messages(rt.LAMBDA_FUNCTION, {"environment": None}) == {}
 
 
 @pytest.mark.parametrize("key", ["AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "GITLAB_TOKEN", "REGISTRY_PASSWORD"])
@@ -1003,6 +1023,16 @@ def build_stack(compliant: bool) -> None:
                     "environment": [{"name": "DB_PASSWORD" if not ok else "PORT", "value": "80"}],
                 }
             ]
+        ),
+    )
+    aws.lambda_.Function(
+        "status",
+        role="arn:aws:iam::123456789012:role/status",
+        runtime="python3.12",
+        handler="index.handler",
+        code=pulumi.AssetArchive({}),
+        environment=aws.lambda_.FunctionEnvironmentArgs(
+            variables={"TOKEN_SECRET_ARN" if ok else "GITLAB_TOKEN": "arn:aws:secretsmanager:eu-west-1:1:secret:t"}
         ),
     )
     alb_sg = aws.ec2.SecurityGroup("alb-sg", name="alb")
