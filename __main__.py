@@ -9,6 +9,7 @@ import pulumi_aws as aws
 
 from components.build_stage import BuildStage, BuildStageArgs
 from components.certificate import site_certificate_arn
+from components.commit_status import CommitStatus, CommitStatusArgs
 from components.config import load_stack_config
 from components.deploy_stage import DeployStage, DeployStageArgs
 from components.fargate_service import FargateService, FargateServiceArgs
@@ -93,11 +94,21 @@ upload_identity = UploadIdentity(
     ),
     aws_only,
 )
+gitlab_api = gitlab_provider("gitlab", cfg.gitlab)
 gitlab_project = GitLabProject(
     "gitlab-project",
-    GitLabProjectArgs(cfg.stack, cfg.region, cfg.gitlab, source.source, upload_identity.credentials),
-    pulumi.ResourceOptions(providers={"gitlab": gitlab_provider("gitlab", cfg.gitlab)}),
+    GitLabProjectArgs(
+        cfg.stack, cfg.region, cfg.gitlab, source.source, upload_identity.credentials, service.endpoints.url
+    ),
+    pulumi.ResourceOptions(providers={"gitlab": gitlab_api}),
 )
+# --- Feedback: every pipeline execution reported on the GitLab commit it deploys ---
+if cfg.gitlab.commit_status:
+    CommitStatus(
+        "commit-status",
+        CommitStatusArgs(stack, cfg.stack, cfg.gitlab, deploy.pipeline, service.endpoints.url, notifications.topic),
+        pulumi.ResourceOptions(providers={"aws": aws_provider, "gitlab": gitlab_api}),
+    )
 
 pulumi.export("url", service.endpoints.url)
 pulumi.export("testUrl", service.endpoints.test_url)

@@ -91,6 +91,11 @@ class GitLabConfig(ConfigModel):
         False,
         description="commit the stack's job file (`.gitlab/ci/aws-<stack>.gitlab-ci.yml`) to the application project",
     )
+    commit_status: Flag = Field(
+        True,
+        description="report every pipeline execution on the GitLab commit it deploys (status `aws/<stack>`: "
+        "running, success, failed naming the stage, canceled), with a project access token of its own",
+    )
 
     @field_validator("gitlab_token")
     @classmethod
@@ -154,6 +159,8 @@ class CiValues:
     region: str
     bucket: str
     object_key: str
+    site_url: str
+    """The stack's URL: the link of the job's GitLab environment."""
 
 
 def split_key(object_key: str) -> tuple[str, str]:
@@ -170,6 +177,7 @@ def render_app_ci(v: CiValues) -> str:
         "image": UPLOAD_IMAGE,
         "on_default_branch": f"$CI_COMMIT_BRANCH == {json.dumps(v.default_branch)}",
         "stack": v.stack,
+        "site_url": v.site_url,
         "resource_group": f"upload-{v.stack}",
         "commit_file": contracts.COMMIT_FILE,
         "audience": v.gitlab_url,
@@ -208,6 +216,8 @@ class GitLabProjectArgs:
     """Where the job uploads."""
     credentials: UploadCredentials
     """The upload identity's credentials: which credential variables exist, and their values."""
+    site_url: pulumi.Input[str]
+    """The stack's URL, the link of the job's environment in GitLab (environments page, merge requests)."""
 
 
 class GitLabProject(Component):
@@ -237,15 +247,16 @@ class GitLabProject(Component):
         specs = variable_specs(args, ssh_key.private_key_openssh.apply(with_trailing_newline))
         self.variable_keys = sorted(specs)
         variables = self._variables(name, args, specs)
-        self.ci_yml = args.source.bucket_name.apply(
-            lambda bucket: render_app_ci(
+        self.ci_yml = pulumi.Output.all(args.source.bucket_name, args.site_url).apply(
+            lambda v: render_app_ci(
                 CiValues(
                     stack=args.stack,
                     default_branch=cfg.gitlab_default_branch,
                     gitlab_url=cfg.gitlab_url,
                     region=args.region,
-                    bucket=bucket,
+                    bucket=v[0],
                     object_key=args.source.key,
+                    site_url=v[1],
                 )
             )
         )

@@ -11,6 +11,7 @@ shape: the account is ``123456789012`` (the account AWS documentation uses) and 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import runpy
 import sys
 from collections.abc import Callable, Mapping
@@ -32,8 +33,29 @@ OFFLINE_PUBLIC_KEY = (
 OFFLINE_PRIVATE_KEY = (
     "-----BEGIN OPENSSH PRIVATE KEY-----\nOFFLINE-PLACEHOLDER-KEY\n-----END OPENSSH PRIVATE KEY-----\n"
 )
+OFFLINE_PROJECT_TOKEN = "glpat-OFFLINE-PROJECT-ACCESS-TOKEN"
+"""The stand-in value of a GitLab project access token (a secret)."""
 SECRET_SIG = pulumi_internals.SECRET_SIG_KEY
 SECRET_VALUE = pulumi_internals.SECRET_SIG_VALUE
+
+
+def plain_assets(value: Any) -> Any:
+    """Assets and archives (a Lambda's code) as data a plan can show and a test can read: the file's path (from
+    the project root), its size and SHA-256, or an archive's members."""
+    if isinstance(value, pulumi.AssetArchive):
+        return {"archive": {name: plain_assets(member) for name, member in sorted(value.assets.items())}}
+    if isinstance(value, pulumi.FileAsset):
+        path = Path(str(value.path))
+        content = path.read_bytes()
+        shown = path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else str(path)
+        return {"file": shown, "bytes": len(content), "sha256": hashlib.sha256(content).hexdigest()}
+    if isinstance(value, pulumi.StringAsset):
+        return {"text": value.text}
+    if isinstance(value, dict):
+        return {k: plain_assets(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain_assets(v) for v in value]
+    return value
 
 
 def is_secret(value: Any) -> bool:
@@ -113,6 +135,7 @@ _ARNS: dict[str, tuple[str, str]] = {
     rt.CLOUDTRAIL_TRAIL: ("cloudtrail", "trail/{name}"),
     rt.KMS_KEY: ("kms", "key/{name}"),
     rt.SNS_TOPIC: ("sns", "{name}"),
+    rt.SECRETS_MANAGER_SECRET: ("secretsmanager", "secret:{name}-AbCdEf"),
     rt.ACM_CERTIFICATE: ("acm", "certificate/{name}"),
 }
 _GLOBAL_SERVICES = {"iam", "s3"}
@@ -157,6 +180,20 @@ _ANSWERS: dict[str, _Answer] = {
     },
     rt.ECS_CLUSTER: lambda name, region, state, _: {"name": state.get("name", name)},
     rt.IAM_ACCESS_KEY: lambda name, region, state, _: {"secret": pulumi_secret("mock-secret-access-key")},
+    # GitLab answers the token once, at creation; a recognisable stand-in, so a test can look for leaks of it.
+    rt.GITLAB_PROJECT_ACCESS_TOKEN: lambda name, region, state, _: {
+        "token": pulumi_secret(OFFLINE_PROJECT_TOKEN),
+        "expiresAt": "2027-03-01",
+    },
+    rt.SQS_QUEUE: lambda name, region, state, _: {
+        "url": f"https://sqs.{region}.amazonaws.com/{ACCOUNT_ID}/{name}",
+        "arn": f"arn:aws:sqs:{region}:{ACCOUNT_ID}:{name}",
+    },
+    rt.LAMBDA_FUNCTION: lambda name, region, state, _: {
+        "arn": f"arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{name}",
+        "invokeArn": f"arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/"
+        f"arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{name}/invocations",
+    },
     # A fixed stand-in key pair: the plan must be deterministic, and no real key is needed offline.
     rt.TLS_PRIVATE_KEY: lambda name, region, state, _: {
         "publicKeyOpenssh": OFFLINE_PUBLIC_KEY,
@@ -291,7 +328,7 @@ class RecordingMonitor(pulumi_internals.MockMonitor):
                     urn=response.urn,
                     parent=request.parent,
                     custom=request.custom,
-                    inputs=pulumi_internals.deserialize_properties(request.object),
+                    inputs=plain_assets(pulumi_internals.deserialize_properties(request.object)),
                     ignore_changes=list(request.ignoreChanges),
                     protect=request.protect,
                     additional_secret_outputs=list(request.additionalSecretOutputs),

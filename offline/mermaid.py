@@ -127,7 +127,31 @@ class _Drawing:
         trigger = self.trigger(source, source_config)
         deploy_stage = self.pipeline_stages(trigger)
         self.traffic(deploy_stage)
+        self.feedback(job)
         return self.f
+
+    def feedback(self, job: str | None) -> None:
+        """The way back to GitLab: a rule on the pipeline's executions invoking a function that sets the commit
+        status (its name from the function's environment)."""
+        functions = {f.state.get("arn"): f for f in self.run.of_type(rt.LAMBDA_FUNCTION)}
+        rules = {r.props.get("name", r.name): r for r in self.run.of_type(rt.EVENTS_RULE)}
+        for target in self.run.of_type(rt.EVENTS_TARGET):
+            function, rule = functions.get(target.props.get("arn")), rules.get(target.props.get("rule"))
+            if (
+                function is None
+                or rule is None
+                or "Pipeline Execution State Change" not in str(rule.props.get("eventPattern"))
+            ):
+                continue
+            status = ((function.props.get("environment") or {}).get("variables") or {}).get("STATUS_NAME", "")
+            node = self.f.node(
+                "feedback",
+                f"Lambda {self.name('commit-status function', function.props.get('name', function.name))}",
+                f"GitLab commit status {self.name('commit status', status)}" if status else "GitLab commit status",
+            )
+            stages = self.f.subgraphs.get("pipeline", ("", []))[1]
+            self.f.edge(stages[-1] if stages else None, node, "execution state changes", dotted=True)
+            self.f.edge(node, job, "POST statuses/:sha", dotted=True)
 
     def gitlab_side(self) -> tuple[str | None, str]:
         """The job that uploads, and the identity it uploads as."""

@@ -400,6 +400,7 @@ class _Estimator:
             f"ECR storage (${prices['ecr_storage_gb_month']}/GB-month; the lifecycle policy keeps a few images)",
             "ALB capacity above the minimal LCU",
             "Free: CodeDeploy to ECS, EventBridge delivery of AWS service events, VPC, subnets, security groups, IAM",
+            "Lambda and SQS of the commit-status feedback (a few invocations per execution: within the free tier)",
         ]
 
 

@@ -45,6 +45,7 @@ def app_files(runs: Callable[[str], ProgramRun], tmp_path_factory: pytest.TempPa
             region="us-east-1",
             bucket="b-123",
             object_key="app.zip",
+            site_url="https://qa.example.org",
         )
     )
     paths = {}

@@ -44,6 +44,7 @@ from support.stacks import REGION, REQUIRED, STACKS, TOKEN, run, stack_config, s
 GITLAB = "https://gitlab.example.com"
 PROJECT_PATH = REQUIRED["gitlabProject"]
 KEY = "docker-image/docker_image.zip"
+SITE = "http://app-dev-123.eu-west-1.elb.amazonaws.com"
 # AWS's documented example access key (https://docs.aws.amazon.com/IAM/latest/UserGuide/id_credentials_access-keys.html):
 # the shape a real key has, which GitLab must accept as a masked value.
 KEY_ID = "AKIAIOSFODNN7EXAMPLE"
@@ -90,7 +91,7 @@ def build_project(
     cfg = stack_config_for(stack, values)
     source = bundles.source(prefix, KEY)
     credentials = CREDENTIALS[mode](prefix)
-    project = GitLabProject(name, GitLabProjectArgs(stack, REGION, cfg.gitlab, source, credentials))
+    project = GitLabProject(name, GitLabProjectArgs(stack, REGION, cfg.gitlab, source, credentials, SITE))
     pulumi.export(f"{name}.ciYml", project.ci_yml)
     pulumi.export(f"{name}.ciPath", project.ci_path)
     pulumi.export(f"{name}.variableKeys", project.variable_keys)
@@ -299,6 +300,9 @@ def test_rendered_ci_values_are_the_registered_ones(access_key: ProgramRun) -> N
             assert value == registered[key], key
     assert {"UPLOAD_REGION", "UPLOAD_BUCKET", "UPLOAD_FOLDER", "UPLOAD_FILE_ALL"} <= set(job["variables"])
     assert job["environment"]["name"] == "dev"
+    # The environment links to the stack's site: GitLab shows it on the environments page and in merge requests.
+    # https://docs.gitlab.com/ci/yaml/#environmenturl
+    assert job["environment"]["url"] == SITE
     # The ID token's audience is the one the upload role's OIDC provider accepts (its client id: the GitLab URL).
     assert job["id_tokens"]["GITLAB_OIDC_TOKEN"]["aud"] == GITLAB
 
@@ -318,6 +322,7 @@ def test_a_key_without_folder_renders_an_empty_folder() -> None:
             region=REGION,
             bucket="shop-dev-source-123456789012-eu-west-1",
             object_key="app.zip",
+            site_url="http://shop-dev-1234567890.eu-west-1.elb.amazonaws.com",
         )
     )
     [job] = yaml.safe_load(text).values()

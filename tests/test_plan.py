@@ -524,12 +524,18 @@ def test_cost_follows_the_desired_count(dev: ProgramRun, run_stack: Callable[...
 
 
 def test_alarms_are_priced_per_metric_they_read(dev: ProgramRun, run_stack: Callable[..., ProgramRun]) -> None:
-    """Two target groups x (a 5xx-rate alarm over two metrics + an unhealthy-hosts alarm over one) = 6."""
+    """Two target groups x (a 5xx-rate alarm over two metrics + an unhealthy-hosts alarm over one) = 6, and the
+    commit-status feedback's two alarms (function errors, dead letters) over one metric each = 2."""
     alarms = line(pricing.estimate(dev, "eu-west-1"), "CloudWatch alarm metrics")
-    assert alarms is not None and alarms.quantity == 6
+    assert alarms is not None and alarms.quantity == 6 + 2
     assert "5xx-rate (2 metrics)" in alarms.basis
+    assert "commit-status-errors (1 metric)" in alarms.basis
+    assert "commit-status-dead-letters (1 metric)" in alarms.basis
     without = run_stack("dev", overrides={"rollbackOnAlarm": "false"})
-    assert line(pricing.estimate(without, "eu-west-1"), "CloudWatch alarm metrics") is None
+    feedback_only = line(pricing.estimate(without, "eu-west-1"), "CloudWatch alarm metrics")
+    assert feedback_only is not None and feedback_only.quantity == 2
+    none = run_stack("dev", overrides={"rollbackOnAlarm": "false", "commitStatus": "false"})
+    assert line(pricing.estimate(none, "eu-west-1"), "CloudWatch alarm metrics") is None
 
 
 def test_cost_follows_the_nat_gateways(dev: ProgramRun, prod: ProgramRun, run_stack: Callable[..., ProgramRun]) -> None:

@@ -216,7 +216,9 @@ def test_the_test_listener_is_closed_to_the_internet_in_every_stack(stack: tuple
 def test_prod_rolls_back_on_alarms_and_asks_for_approval(prod: ProgramRun) -> None:
     group = prod.one(rt.CODEDEPLOY_DEPLOYMENT_GROUP).props
     assert group["deploymentConfigName"].startswith("CodeDeployDefault.ECSCanary")
-    alarms = {a.props["name"] for a in prod.of_type(rt.METRIC_ALARM)}
+    # The ServiceAlarms' alarms roll back; the commit-status alarms (the feedback to GitLab) do not.
+    owner = component(prod, "ServiceAlarms")
+    alarms = {a.props["name"] for a in descendants(prod, owner) if a.type == rt.METRIC_ALARM}
     assert len(alarms) == 4 and group["alarmConfiguration"]["enabled"] is True
     assert set(group["alarmConfiguration"]["alarms"]) == alarms
     assert {"DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_ALARM"} <= set(group["autoRollbackConfiguration"]["events"])

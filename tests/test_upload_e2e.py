@@ -104,7 +104,11 @@ def assert_uploaded(s3: Any, bucket: str, key: str, commit: str, ci_files: tuple
     of .git."""
     head = s3.head_object(Bucket=bucket, Key=key)
     assert head["VersionId"] not in (None, "null"), "the bucket is versioned: each upload is a version"
-    assert head["Metadata"]["codepipeline-artifact-revision-summary"] == commit[:8]
+    # The full SHA (CI_COMMIT_SHA): the commit-status function sets GitLab's status on it, and GitLab's
+    # POST /projects/:id/statuses/:sha takes "the commit SHA" (its full hash).
+    # https://docs.gitlab.com/api/commits/#set-the-pipeline-status-of-a-commit
+    assert head["Metadata"]["codepipeline-artifact-revision-summary"] == commit
+    assert re.fullmatch(r"[0-9a-f]{40}", commit), "git rev-parse HEAD: the full SHA"
     archive = zipfile.ZipFile(io.BytesIO(s3.get_object(Bucket=bucket, Key=key)["Body"].read()))
     names = {n for n in archive.namelist() if not n.endswith("/")}
     assert names == {*app_files(), ".gitlab-ci.yml", *ci_files, contracts.COMMIT_FILE}

@@ -4,6 +4,7 @@ aliases."""
 from __future__ import annotations
 
 import importlib
+import keyword
 import re
 from pathlib import Path
 
@@ -19,6 +20,8 @@ def module_source(token: str) -> str:
     ``pulumi_aws/ec2/security_group.py``; ``index`` modules live at the package root."""
     package, module, _ = token.split(":")
     folder, _, file = module.partition("/")
+    # A module named after a Python keyword gets a trailing underscore (aws:lambda/... is pulumi_aws/lambda_/).
+    folder = f"{folder}_" if keyword.iskeyword(folder) else folder
     root = Path(importlib.import_module(PACKAGES[package]).__file__ or "").parent
     path = root / snake(file) if folder == "index" else root / folder / snake(file)
     return path.with_suffix(".py").read_text()
