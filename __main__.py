@@ -50,18 +50,33 @@ service = FargateService(
 )
 
 # --- Operations: one notification topic; alarms on both target groups that roll a deployment back ---
-notifications = Notifications(
-    "notifications", NotificationsArgs(stack.name_prefix, stack.region, cfg.notifications), aws_only
+# (No topic when nobody reads it: the alarms still roll back, GitLab still shows each deployment's result.)
+topic = (
+    Notifications(
+        "notifications", NotificationsArgs(stack.name_prefix, stack.region, cfg.notifications), aws_only
+    ).topic
+    if cfg.notifications.wants_topic
+    else None
 )
 alarms = ServiceAlarms(
     "alarms",
-    ServiceAlarmsArgs(stack.name_prefix, cfg.alarms, service.endpoints, notifications.topic.topic_arn),
+    ServiceAlarmsArgs(stack.name_prefix, cfg.alarms, service.endpoints, topic.topic_arn if topic else None),
     aws_only,
 )
 
 # --- Delivery pipeline: upload -> Source -> Build -> (Approve) -> Deploy ---
 source = SourceBucket("source", SourceBucketArgs(stack, cfg.source), aws_only)
-build = BuildStage("build", BuildStageArgs(stack, cfg.build, service.runtime.taskdef_values), aws_only)
+build = BuildStage(
+    "build",
+    BuildStageArgs(
+        stack,
+        cfg.build,
+        service.runtime.taskdef_values,
+        service.runtime.cpu_architecture,
+        service.runtime.capacity_provider_strategy,
+    ),
+    aws_only,
+)
 deploy = DeployStage(
     "deploy",
     DeployStageArgs(
@@ -72,7 +87,7 @@ deploy = DeployStage(
         endpoints=service.endpoints,
         runtime=service.runtime,
         alarm_names=alarms.alarm_names,
-        topic=notifications.topic,
+        topic=topic,
     ),
     aws_only,
 )
@@ -106,7 +121,7 @@ gitlab_project = GitLabProject(
 if cfg.gitlab.commit_status:
     CommitStatus(
         "commit-status",
-        CommitStatusArgs(stack, cfg.stack, cfg.gitlab, deploy.pipeline, service.endpoints.url, notifications.topic),
+        CommitStatusArgs(stack, cfg.stack, cfg.gitlab, deploy.pipeline, service.endpoints.url, topic),
         pulumi.ResourceOptions(providers={"aws": aws_provider, "gitlab": gitlab_api}),
     )
 
@@ -119,7 +134,7 @@ pulumi.export("logGroupName", service.runtime.log_group_name)
 pulumi.export("vpcId", network.subnets.vpc_id)
 pulumi.export("pipelineName", deploy.pipeline.name)
 pulumi.export("pipelineUrl", deploy.pipeline.url)
-pulumi.export("notificationTopicArn", notifications.topic.topic_arn)
+pulumi.export("notificationTopicArn", topic.topic_arn if topic else None)
 pulumi.export("ecrRepositoryUrl", build.projects.repository_url)
 pulumi.export("sourceBucket", source.source.bucket_name)
 pulumi.export("sourceObjectKey", source.source.key)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
@@ -28,6 +29,7 @@ from pydantic import Field
 from components import contracts, iam, logs
 from components.base import Component, StackContext
 from components.config_types import ConfigModel, Integer, Range, Text
+from components.ecs_service import CapacityShare
 from components.templates import FILES, TaskDefinitionValues, render_taskdef, render_text
 
 BuildComputeType = Literal["BUILD_GENERAL1_SMALL", "BUILD_GENERAL1_MEDIUM", "BUILD_GENERAL1_LARGE"]
@@ -53,6 +55,31 @@ RELEASE_TIMEOUT_MINUTES = 5
 PLATFORMS = {"X86_64": "linux/amd64", "ARM64": "linux/arm64"}
 
 
+@dataclass(frozen=True)
+class BuildEnvironment:
+    """A CodeBuild environment: its curated image and the environment type that runs it."""
+
+    image: str
+    type: str
+
+
+# The task's cpuArchitecture -> where its image is built natively: an x86_64 or an aarch64 curated image, each
+# on its environment type (an aarch64 image runs only on ARM_CONTAINER). Both ship Docker.
+# https://docs.aws.amazon.com/codebuild/latest/userguide/build-env-ref-available.html
+# https://docs.aws.amazon.com/codebuild/latest/userguide/build-env-ref-compute-types.html
+BUILD_ENVIRONMENTS: dict[str, BuildEnvironment] = {
+    "X86_64": BuildEnvironment("aws/codebuild/standard:7.0", "LINUX_CONTAINER"),
+    "ARM64": BuildEnvironment("aws/codebuild/amazonlinux-aarch64-standard:3.0", "ARM_CONTAINER"),
+}
+
+
+def curated_image_architecture(image: str) -> str | None:
+    """The architecture of a CodeBuild curated image (``aws/codebuild/...``); ``None`` for any other image."""
+    if not image.startswith("aws/codebuild/"):
+        return None
+    return "ARM64" if "aarch64" in image else "X86_64"
+
+
 class BuildConfig(ConfigModel):
     """What builds the image, and how many images ECR keeps."""
 
@@ -61,9 +88,22 @@ class BuildConfig(ConfigModel):
         description="commit-tagged images kept in ECR, besides the images production runs (`live`) and may roll "
         "back to (`rollback`), which never expire",
     )
-    build_image: Text = Field("aws/codebuild/standard:7.0", description="CodeBuild image")
+    build_image: Text | None = Field(
+        None,
+        description="CodeBuild image of the pipeline's projects; it must match `cpuArchitecture` (an aarch64 "
+        "image for `ARM64`)",
+        examples=[BUILD_ENVIRONMENTS["X86_64"].image],
+        json_schema_extra={
+            "x-default": f"`{BUILD_ENVIRONMENTS['X86_64'].image}`, `{BUILD_ENVIRONMENTS['ARM64'].image}` for `ARM64`"
+        },
+    )
     build_compute_type: BuildComputeType = Field("BUILD_GENERAL1_SMALL", description="CodeBuild compute type")
     build_timeout_minutes: Annotated[Integer, Range(5, 480)] = Field(20, description="CodeBuild timeout in minutes")
+
+    def environment(self, architecture: str) -> BuildEnvironment:
+        """The projects' environment for tasks of ``architecture``: ``buildImage`` or the curated default."""
+        default = BUILD_ENVIRONMENTS[architecture]
+        return BuildEnvironment(self.build_image or default.image, default.type)
 
 
 @dataclass(frozen=True)
@@ -80,8 +120,8 @@ class BuildProjects:
     release_role: iam.RoleRef
     """Reads the build's output artifact (read on the artifact store)."""
     repository_url: pulumi.Output[str]
-    build_image: str
-    """The CodeBuild image of the projects (a deploy step that only calls the AWS CLI can use it too)."""
+    environment: BuildEnvironment
+    """The CodeBuild environment of the projects (a deploy step that only calls the AWS CLI can use it too)."""
 
 
 @dataclass(frozen=True)
@@ -92,16 +132,29 @@ class BuildStageArgs:
     config: BuildConfig
     taskdef_values: pulumi.Input[TaskDefinitionValues]
     """The service's task-definition values, image ``<IMAGE1_NAME>``."""
+    cpu_architecture: str = "X86_64"
+    """The tasks' CPU (``taskdef_values`` says it too): the image is built natively for it."""
+    capacity_provider_strategy: Sequence[CapacityShare] = ()
+    """Where the service runs its tasks (empty: the ``FARGATE`` launch type): CodeDeploy's replacement tasks too."""
 
 
-def render_appspec(container_name: str, container_port: int) -> str:
-    """``appspec.yaml`` for CodeDeploy ECS blue/green, task definition left as ``<TASK_DEFINITION>``."""
+def render_appspec(container_name: str, container_port: int, strategy: Sequence[CapacityShare] = ()) -> str:
+    """``appspec.yaml`` for CodeDeploy ECS blue/green, task definition left as ``<TASK_DEFINITION>``; with a
+    capacity provider strategy when the service has one."""
     values = {
         "container_name": container_name,
         "container_port": container_port,
         "task_definition": contracts.placeholder(contracts.TASK_DEFINITION_PLACEHOLDER),
     }
-    return render_text(contracts.APPSPEC_FILE, {k: json.dumps(v) for k, v in values.items()})
+    items = [{"Base": s.base, "CapacityProvider": s.capacity_provider, "Weight": s.weight} for s in strategy]
+    rendered = render_text(
+        contracts.APPSPEC_FILE,
+        {
+            **{k: json.dumps(v) for k, v in values.items()},
+            "capacity_provider_strategy": f"        CapacityProviderStrategy: {json.dumps(items)}" if items else "",
+        },
+    )
+    return rendered.rstrip("\n") + "\n"
 
 
 def render_buildspec(*, repository_url: str, taskdef_json: str, appspec_yaml: str) -> str:
@@ -243,9 +296,12 @@ class BuildStage(Component):
             ],
             policy_name="build",
         )
+        environment = cfg.environment(args.cpu_architecture)
         values = pulumi.Output.from_input(args.taskdef_values)
         self.taskdef_json = values.apply(render_taskdef)
-        self.appspec_yaml = values.apply(lambda v: render_appspec(v.container_name, v.container_port))
+        self.appspec_yaml = values.apply(
+            lambda v: render_appspec(v.container_name, v.container_port, args.capacity_provider_strategy)
+        )
         self.buildspec = pulumi.Output.all(repository.repository_url, self.taskdef_json, self.appspec_yaml).apply(
             lambda v: render_buildspec(repository_url=v[0], taskdef_json=v[1], appspec_yaml=v[2])
         )
@@ -258,8 +314,8 @@ class BuildStage(Component):
             source=aws.codebuild.ProjectSourceArgs(type="CODEPIPELINE", buildspec=self.buildspec),
             artifacts=aws.codebuild.ProjectArtifactsArgs(type="CODEPIPELINE"),
             environment=aws.codebuild.ProjectEnvironmentArgs(
-                type="LINUX_CONTAINER",
-                image=cfg.build_image,
+                type=environment.type,
+                image=environment.image,
                 compute_type=cfg.build_compute_type,
                 image_pull_credentials_type="CODEBUILD",
                 # Docker builds need the Docker daemon, which runs only in privileged mode.
@@ -269,7 +325,7 @@ class BuildStage(Component):
             # The role must be able to write logs and push before the first build can run.
             opts=self.child(depends_on=role.ready),
         )
-        release_project, release_role = self._release_project(name, ctx, cfg, repository, account_id)
+        release_project, release_role = self._release_project(name, ctx, environment, repository, account_id)
 
         self.repository_arn = repository.arn
         self.projects = BuildProjects(
@@ -280,7 +336,7 @@ class BuildStage(Component):
             release_project_arn=release_project.arn,
             release_role=release_role,
             repository_url=repository.repository_url,
-            build_image=cfg.build_image,
+            environment=environment,
         )
         self.register_outputs(
             {
@@ -327,7 +383,7 @@ class BuildStage(Component):
         self,
         name: str,
         ctx: StackContext,
-        cfg: BuildConfig,
+        environment: BuildEnvironment,
         repository: aws.ecr.Repository,
         account_id: pulumi.Output[str],
     ) -> tuple[aws.codebuild.Project, iam.RoleRef]:
@@ -359,8 +415,8 @@ class BuildStage(Component):
             source=aws.codebuild.ProjectSourceArgs(type="CODEPIPELINE", buildspec=render_release_buildspec()),
             artifacts=aws.codebuild.ProjectArtifactsArgs(type="CODEPIPELINE"),
             environment=aws.codebuild.ProjectEnvironmentArgs(
-                type="LINUX_CONTAINER",
-                image=cfg.build_image,
+                type=environment.type,
+                image=environment.image,
                 compute_type=RELEASE_COMPUTE_TYPE,
                 image_pull_credentials_type="CODEBUILD",
             ),

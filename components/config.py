@@ -24,7 +24,7 @@ from pydantic import AfterValidator, Field, ValidationError, ValidationInfo, mod
 from pydantic.fields import FieldInfo
 
 from components.base import PROJECT, StackContext
-from components.build_stage import BuildConfig
+from components.build_stage import BUILD_ENVIRONMENTS, BuildConfig, curated_image_architecture
 from components.config_types import (
     ConfigError,
     ConfigModel,
@@ -250,6 +250,28 @@ def _region_and_stack_problems(region: str | None, stack: str) -> list[str]:
 
 def _between_sections(sections: Mapping[str, ConfigModel]) -> list[str]:
     """Rules that need two sections: checked when both are valid."""
+    return [*_gitlab_and_upload(sections), *_build_and_container(sections)]
+
+
+def _build_and_container(sections: Mapping[str, ConfigModel]) -> list[str]:
+    build, container = sections.get("build"), sections.get("container")
+    if not isinstance(build, BuildConfig) or not isinstance(container, ContainerConfig) or not build.build_image:
+        return []
+    built_for = curated_image_architecture(build.build_image)
+    if built_for is None or built_for == container.cpu_architecture:
+        return []
+    # An aarch64 curated image runs only on ARM_CONTAINER, an x86_64 one only on LINUX_CONTAINER, and docker
+    # builds for the host's architecture: the image would not match the tasks.
+    # https://docs.aws.amazon.com/codebuild/latest/userguide/build-env-ref-available.html
+    return [
+        f"{_qualified('buildImage')}: {build.build_image!r} is a {built_for} image, but "
+        f"{_qualified('cpuArchitecture')} is {container.cpu_architecture!r}: use an image for "
+        f"{container.cpu_architecture} (e.g. {BUILD_ENVIRONMENTS[container.cpu_architecture].image!r}) or leave "
+        "buildImage unset"
+    ]
+
+
+def _gitlab_and_upload(sections: Mapping[str, ConfigModel]) -> list[str]:
     gitlab, upload = sections.get("gitlab"), sections.get("upload")
     if not isinstance(gitlab, GitLabConfig) or not isinstance(upload, UploadConfig):
         return []

@@ -199,7 +199,7 @@ class DeployStage(Component):
                     runtime=args.runtime,
                     shift=cfg.traffic_shift,
                     bake_minutes=cfg.termination_wait_minutes,
-                    build_image=args.projects.build_image,
+                    environment=args.projects.environment,
                 ),
                 here,
             )

@@ -25,6 +25,7 @@ import pulumi_aws as aws
 
 from components import contracts, iam, logs
 from components.base import Component, StackContext
+from components.build_stage import BuildEnvironment
 from components.codedeploy_blue_green import arn, pass_task_roles
 from components.deployment_engine import TrafficShift, deploy_step_minutes
 from components.ecs_service import TaskRuntime
@@ -46,8 +47,8 @@ class EcsDeploymentArgs:
     runtime: TaskRuntime
     shift: TrafficShift
     bake_minutes: int
-    build_image: str
-    """The CodeBuild image (the build's: it has the AWS CLI and Python)."""
+    environment: BuildEnvironment
+    """The CodeBuild environment (the build's: its image has the AWS CLI and Python)."""
 
 
 def render_deploy_buildspec() -> str:
@@ -150,8 +151,8 @@ class EcsDeployment(Component):
             source=aws.codebuild.ProjectSourceArgs(type="CODEPIPELINE", buildspec=render_deploy_buildspec()),
             artifacts=aws.codebuild.ProjectArtifactsArgs(type="CODEPIPELINE"),
             environment=aws.codebuild.ProjectEnvironmentArgs(
-                type="LINUX_CONTAINER",
-                image=args.build_image,
+                type=args.environment.type,
+                image=args.environment.image,
                 compute_type=DEPLOY_COMPUTE_TYPE,
                 image_pull_credentials_type="CODEBUILD",
                 environment_variables=[

@@ -19,11 +19,11 @@ from typing import Annotated, Any
 
 import pulumi
 import pulumi_aws as aws
-from pydantic import BeforeValidator, Field
+from pydantic import BeforeValidator, Field, model_validator
 
 from components import iam
 from components.base import Component
-from components.config_types import ConfigModel, Matches, as_str_list, no_duplicates
+from components.config_types import ConfigModel, Flag, Matches, as_str_list, no_duplicates, problems_if
 
 # The services that publish to the topic themselves: EventBridge (the DeployStage's failure rules) and
 # CloudWatch (alarm actions). The pipeline's role publishes approval requests with its own IAM permissions.
@@ -46,6 +46,31 @@ class NotificationsConfig(ConfigModel):
             "(each confirms once)",
         )
     )
+    notification_topic: Flag | None = Field(
+        None,
+        description="keep the stack's SNS topic (and its KMS key) even without `notificationEmails`, for "
+        "subscribers added outside the program (chat, paging); `false` with addresses is refused",
+        json_schema_extra={"x-default": "`true` when `notificationEmails` lists an address, else `false`"},
+    )
+
+    @model_validator(mode="after")
+    def _topic_for_addresses(self) -> NotificationsConfig:
+        problems_if(
+            (
+                self.notification_topic is False and bool(self.notification_emails),
+                "notificationTopic",
+                "false, but notificationEmails lists addresses, which the topic would deliver to: remove them, or "
+                "this key",
+            )
+        )
+        return self
+
+    @property
+    def wants_topic(self) -> bool:
+        """Whether the stack has a topic: someone reads it (an address, or a subscriber outside the program).
+        Without one nothing pays for a topic and a key no one reads; failures still show on the GitLab commit,
+        in the consoles, and alarms still roll deployments back."""
+        return bool(self.notification_emails) if self.notification_topic is None else self.notification_topic
 
 
 @dataclass(frozen=True)

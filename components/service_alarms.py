@@ -89,8 +89,9 @@ class ServiceAlarmsArgs:
     config: AlarmsConfig
     endpoints: ServiceEndpoints
     """The load balancer and both target groups (their metrics' dimensions)."""
-    topic_arn: pulumi.Input[str]
-    """The notification topic: told when an alarm fires and when it recovers."""
+    topic_arn: pulumi.Input[str] | None = None
+    """The notification topic, told when an alarm fires and when it recovers; ``None`` (no topic): the alarms
+    still roll deployments back, and show in the console."""
 
 
 def _metric(
@@ -134,7 +135,8 @@ class ServiceAlarms(Component):
         suffixes = {"blue": endpoints.blue.arn_suffix, "green": endpoints.green.arn_suffix}
         # Notify on both transitions: ALARM (a deployment is being rolled back, or the live version fails)
         # and OK (it recovered).
-        actions: dict[str, Any] = {"alarm_actions": [args.topic_arn], "ok_actions": [args.topic_arn]}
+        told = [args.topic_arn] if args.topic_arn is not None else []
+        actions: dict[str, Any] = {"alarm_actions": told, "ok_actions": told}
         evaluation: dict[str, Any] = {
             "evaluation_periods": EVALUATION_PERIODS,
             "datapoints_to_alarm": DATAPOINTS_TO_ALARM,

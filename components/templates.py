@@ -50,6 +50,8 @@ class TaskDefinitionValues:
     environment: Mapping[str, str]
     log_group: str
     region: str
+    cpu_architecture: str = "X86_64"
+    """``runtimePlatform.cpuArchitecture``: ``X86_64`` or ``ARM64`` (the image must be built for it)."""
 
 
 def render_taskdef(v: TaskDefinitionValues) -> str:
@@ -69,5 +71,6 @@ def render_taskdef(v: TaskDefinitionValues) -> str:
             "environment": [{"name": k, "value": val} for k, val in sorted(v.environment.items())],
             "log_group": v.log_group,
             "region": v.region,
+            "cpu_architecture": v.cpu_architecture,
         },
     )

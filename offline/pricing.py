@@ -152,6 +152,31 @@ def _trail_logs_management_events(trail: Registration) -> bool:
     return any(s.get("includeManagementEvents", True) for s in selectors)
 
 
+# Capacity provider (or launch type) -> (cost line label, vCPU price key, GB price key) of prices.yaml.
+FARGATE_PRICE_KEYS = {
+    "FARGATE": ("Fargate", "fargate_vcpu_hour", "fargate_gb_hour"),
+    "FARGATE_SPOT": ("Fargate Spot", "fargate_spot_vcpu_hour", "fargate_spot_gb_hour"),
+}
+
+
+def _capacity_shares(service: Registration) -> dict[str, tuple[float, float]]:
+    """The service's capacity provider strategy as ``provider -> (base, weight)``, or its launch type
+    (``FARGATE`` by default) as the one provider."""
+    strategy = service.props.get("capacityProviderStrategies") or []
+    if not strategy:
+        return {str(service.props.get("launchType") or "FARGATE"): (0.0, 1.0)}
+    return {str(s["capacityProvider"]): (_num(s.get("base")), _num(s.get("weight"))) for s in strategy}
+
+
+def task_split(desired: float, shares: Mapping[str, tuple[float, float]]) -> dict[str, float]:
+    """How ECS spreads ``desired`` tasks over a strategy: each provider's ``base`` tasks first, the rest by
+    ``weight``. https://docs.aws.amazon.com/AmazonECS/latest/developerguide/cluster-capacity-providers.html"""
+    bases = {p: min(base, desired) for p, (base, _) in shares.items()}
+    rest = max(desired - sum(bases.values()), 0.0)
+    total = sum(weight for _, weight in shares.values()) or 1.0
+    return {p: bases[p] + rest * weight / total for p, (_, weight) in shares.items()}
+
+
 def _alarm_metrics(alarm: Registration) -> int:
     """Metrics an alarm reads: one, or each ``metric`` of its metric-math queries (expressions are free)."""
     queries = alarm.props.get("metricQueries") or []
@@ -203,28 +228,38 @@ class _Estimator:
                 self.public_ips.append((subnets, f"{alb.name}: one per AZ subnet ({subnets})"))
 
     def fargate_tasks(self) -> None:
-        """desiredCount x (vCPU + GB) per hour, with the task definition's size and architecture."""
+        """desiredCount x (vCPU + GB) per hour, with the task definition's size and architecture, on the launch
+        type or split across the service's capacity providers (Fargate, Fargate Spot)."""
         for service in self.run.of_type(rt.ECS_SERVICE):
-            if service.props.get("launchType", "FARGATE") != "FARGATE":
-                self.notes.append(f"ECS service {service.name} is not on Fargate and is not priced.")
+            shares = _capacity_shares(service)
+            unknown = sorted(set(shares) - set(FARGATE_PRICE_KEYS))
+            if unknown:
+                self.notes.append(f"ECS service {service.name} runs on {', '.join(unknown)}, which is not priced.")
                 continue
             definition = _task_definition(self.run, service)
             if definition is None:
                 self.notes.append(f"No task definition found for ECS service {service.name}; its tasks are not priced.")
                 continue
-            self._fargate_service(service, definition)
+            self._fargate_service(service, definition, shares)
 
-    def _fargate_service(self, service: Registration, definition: Registration) -> None:
+    def _fargate_service(
+        self, service: Registration, definition: Registration, shares: dict[str, tuple[float, float]]
+    ) -> None:
         desired = _num(service.props.get("desiredCount"), 1.0)
         vcpu = _num(definition.props.get("cpu")) / 1024
         gb = _num(definition.props.get("memory")) / 1024
         arch = (definition.props.get("runtimePlatform") or {}).get("cpuArchitecture") or "X86_64"
-        vcpu_price = self.prices["fargate_vcpu_hour"][arch]
-        gb_price = self.prices["fargate_gb_hour"][arch]
-        basis = f"{service.name}: desiredCount {desired:g} x {definition.name} ({vcpu:g} vCPU, {gb:g} GB, {arch}), 24/7"
-        self.fixed.append(CostLine("Fargate vCPU", desired * vcpu * self.hours, "vCPU-hour", vcpu_price, basis))
-        self.fixed.append(CostLine("Fargate memory", desired * gb * self.hours, "GB-hour", gb_price, basis))
-        self.per_task_hour += vcpu * vcpu_price + gb * gb_price
+        for provider, tasks in task_split(desired, shares).items():
+            if not tasks:
+                continue
+            label, vcpu_key, gb_key = FARGATE_PRICE_KEYS[provider]
+            vcpu_price, gb_price = self.prices[vcpu_key][arch], self.prices[gb_key][arch]
+            basis = f"{service.name}: {tasks:g} of desiredCount {desired:g} on {provider} x {definition.name} "
+            basis += f"({vcpu:g} vCPU, {gb:g} GB, {arch}), 24/7"
+            self.fixed.append(CostLine(f"{label} vCPU", tasks * vcpu * self.hours, "vCPU-hour", vcpu_price, basis))
+            self.fixed.append(CostLine(f"{label} memory", tasks * gb * self.hours, "GB-hour", gb_price, basis))
+            # Replacement tasks of a deployment follow the same strategy: the overlap is priced per average task.
+            self.per_task_hour += (tasks / desired) * (vcpu * vcpu_price + gb * gb_price)
         if (service.props.get("networkConfiguration") or {}).get("assignPublicIp"):
             self.public_ips.append((desired, f"{service.name}: tasks with a public IP ({desired:g})"))
 
@@ -340,8 +375,12 @@ class _Estimator:
         """Build minutes and the blue/green overlap: usage lines, not in the total."""
         runs = _runs_per_execution(self.run)
         for project in self.run.of_type(rt.CODEBUILD_PROJECT):
-            compute = (project.props.get("environment") or {}).get("computeType", "BUILD_GENERAL1_SMALL")
-            if compute not in self.prices["codebuild_minute"]:
+            environment = project.props.get("environment") or {}
+            kind = environment.get("type", "LINUX_CONTAINER")
+            compute = environment.get("computeType", "BUILD_GENERAL1_SMALL")
+            price = (self.prices["codebuild_minute"].get(kind) or {}).get(compute)
+            if price is None:
+                self.notes.append(f"CodeBuild {compute} on {kind} ({project.name}) has no price in the table.")
                 continue
             minutes, why = self._project_minutes(runs.get(str(project.props.get("name")), []))
             self.usage.append(
@@ -349,8 +388,8 @@ class _Estimator:
                     "CodeBuild minutes",
                     self.uploads * minutes,
                     "build-minute",
-                    self.prices["codebuild_minute"][compute],
-                    f"{project.name} ({compute}): assumes {self.uploads:g} executions/month x {why}",
+                    price,
+                    f"{project.name} ({compute}, {kind}): assumes {self.uploads:g} executions/month x {why}",
                 )
             )
         if self.per_task_hour and self.deploys:

@@ -141,6 +141,8 @@ SECURITY_GROUP_RULE = rt.EC2_SECURITY_GROUP_RULE
 SECURITY_GROUP_INGRESS_RULE = rt.VPC_SECURITY_GROUP_INGRESS_RULE
 DEPLOYMENT_GROUP = rt.CODEDEPLOY_DEPLOYMENT_GROUP
 ECS_SERVICE = rt.ECS_SERVICE
+ECS_CLUSTER = rt.ECS_CLUSTER
+ECS_CLUSTER_CAPACITY_PROVIDERS = rt.ECS_CLUSTER_CAPACITY_PROVIDERS
 LISTENER_RULES = frozenset({rt.LB_LISTENER_RULE, rt.ALB_LISTENER_RULE})
 SNS_TOPIC = rt.SNS_TOPIC
 KMS_KEY = rt.KMS_KEY
@@ -580,6 +582,25 @@ def kms_eventbridge_grant_usable(resource_type: str, props: Mapping[str, Any]) -
     return messages
 
 
+def codebuild_image_matches_environment_type(resource_type: str, props: Mapping[str, Any]) -> list[str]:
+    """A CodeBuild curated image runs on the environment type of its architecture: an aarch64 image
+    (``aws/codebuild/amazonlinux-aarch64-...``) only on ``ARM_*`` types, an x86_64 one only on the others; the
+    other pairing fails when the build starts. Images outside ``aws/codebuild/`` are not judged.
+    https://docs.aws.amazon.com/codebuild/latest/userguide/build-env-ref-available.html"""
+    image, kind = _get(props, "environment", "image"), _get(props, "environment", "type")
+    if not isinstance(image, str) or not isinstance(kind, str) or not image.startswith("aws/codebuild/"):
+        return []
+    if image.startswith("aws/codebuild/windows"):
+        return []
+    arm_image, arm_type = "aarch64" in image, kind.startswith("ARM_")
+    if arm_image == arm_type:
+        return []
+    want = "an ARM_* type (ARM_CONTAINER)" if arm_image else "an x86_64 type (LINUX_CONTAINER)"
+    return [
+        f"environment image {image!r} is built for {'aarch64' if arm_image else 'x86_64'}: it needs {want}, not {kind}"
+    ]
+
+
 def blue_green_rolls_back(resource_type: str, props: Mapping[str, Any]) -> list[str]:
     """A blue/green deployment that fails, or trips an alarm, rolls back by itself: a CodeDeploy group rolls back
     on failure (and on its alarms when it has some); an ECS-native blue/green service rolls back on its alarms.
@@ -699,6 +720,12 @@ RESOURCE_RULES: tuple[ResourceRule, ...] = (
         "A blue/green deployment that fails or trips an alarm rolls back (CodeDeploy groups, ECS-native services).",
         frozenset({DEPLOYMENT_GROUP, ECS_SERVICE}),
         blue_green_rolls_back,
+    ),
+    ResourceRule(
+        "codebuild-image-matches-environment-type",
+        "A CodeBuild curated image runs on the environment type of its CPU (aarch64 on ARM_CONTAINER).",
+        frozenset({CODEBUILD_PROJECT}),
+        codebuild_image_matches_environment_type,
     ),
     ResourceRule(
         "kms-key-rotation",
@@ -1010,6 +1037,36 @@ def _watches(watcher: Resource, alarm: Resource) -> bool:
     return watcher is not alarm and (named or _refers_to(watcher, "alarmRule", alarm))
 
 
+def ecs_capacity_providers_associated(resources: Sequence[Resource]) -> list[tuple[str, str]]:
+    """A service's capacity provider strategy names only providers associated with its cluster (for Fargate,
+    ``FARGATE`` and ``FARGATE_SPOT`` through the cluster's capacity providers); otherwise ECS refuses the
+    service. Services on a cluster outside the stack are not judged.
+    https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_CapacityProviderStrategyItem.html"""
+    clusters = _of_type(resources, [ECS_CLUSTER])
+    associations = _of_type(resources, [ECS_CLUSTER_CAPACITY_PROVIDERS])
+    found = []
+    for service in _of_type(resources, [ECS_SERVICE]):
+        strategy = service.props.get("capacityProviderStrategies")
+        named = {_get(item, "capacityProvider") for item in _as_list(strategy)}
+        if strategy is UNKNOWN or not named or any(not isinstance(n, str) for n in named):
+            continue
+        for cluster in (c for c in clusters if _refers_to(service, "cluster", c)):
+            associated: set[Any] = set()
+            for association in (a for a in associations if _refers_to(a, "clusterName", cluster)):
+                providers = association.props.get("capacityProviders")
+                associated |= {UNKNOWN} if has_unknown(providers) else set(_strings(providers))
+            missing = sorted(str(n) for n in named - associated)
+            if missing and UNKNOWN not in associated:
+                found.append(
+                    (
+                        service.urn,
+                        f"{_label(service)}'s capacity provider strategy names {', '.join(missing)}, not associated "
+                        f"with its cluster {_label(cluster)}: associate them (aws.ecs.ClusterCapacityProviders)",
+                    )
+                )
+    return found
+
+
 def cloudwatch_alarm_actions(resources: Sequence[Resource]) -> list[tuple[str, str]]:
     """Every alarm does something when it fires: an alarm action, or a watcher in the stack (a CodeDeploy
     deployment group or an ECS service that rolls back on it, a composite alarm built on it). A silent alarm is
@@ -1055,6 +1112,11 @@ STACK_RULES: tuple[StackRule, ...] = (
         "codebuild-logs-retained",
         "Every CodeBuild project logs to a log group of the stack (with a retention).",
         codebuild_logs_retained,
+    ),
+    StackRule(
+        "ecs-capacity-providers-associated",
+        "An ECS service's capacity provider strategy names only providers associated with its cluster.",
+        ecs_capacity_providers_associated,
     ),
     StackRule(
         "cloudwatch-alarm-actions",

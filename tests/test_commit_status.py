@@ -751,7 +751,8 @@ def test_every_stack_reports_its_pipeline_on_the_commit(stack: str) -> None:
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_every_stacks_feedback_alarms_reach_its_topic_whose_policies_admit_them(stack: str) -> None:
-    found = committed_run(stack)
+    # (dev has no topic of its own: with one, for someone to read it)
+    found = stack_variant(stack, {"notificationTopic": "true"})
     topic = found.one(rt.SNS_TOPIC)
     prefix = topic.props["name"].removesuffix("-notifications")
     alarms = assert_alarms_notify(found, found.outputs["notificationTopicArn"], prefix)
@@ -767,6 +768,18 @@ def test_every_stacks_feedback_alarms_reach_its_topic_whose_policies_admit_them(
             and fnmatchcase(source, s.get("Condition", {}).get("ArnLike", {}).get("aws:SourceArn", ""))
             for s in key_policy["Statement"]
         ), alarm.name
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_without_a_topic_the_feedback_has_no_alarms_and_its_dead_letters_stay_queued(stack: str) -> None:
+    # An alarm that tells no one costs money and changes nothing: a stack without a topic has none for the
+    # feedback; an undelivered status still waits in the dead-letter queue (visible in the console) for 14 days.
+    found = stack_variant(stack, {"notificationTopic": "false", "notificationEmails": "[]"})
+    assert found.of_type(rt.SNS_TOPIC) == [] and found.outputs["notificationTopicArn"] is None
+    assert parts(found, rt.METRIC_ALARM) == []
+    [queue] = parts(found, rt.SQS_QUEUE)
+    config = part(found, rt.LAMBDA_EVENT_INVOKE_CONFIG).props
+    assert config["destinationConfig"] == {"onFailure": {"destination": queue.state["arn"]}}
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -787,7 +800,8 @@ def test_commit_status_false_removes_exactly_the_feedback(stack: str) -> None:
     on, off = committed_run(stack), stack_variant(stack, OFF)
     owner = component(on, "CommitStatus")
     feedback = {owner.urn} | {r.urn for r in descendants(on, owner)}
-    assert FEEDBACK_TYPES | {rt.EVENTS_RULE, rt.EVENTS_TARGET, rt.METRIC_ALARM, rt.IAM_ROLE} <= {
+    alarmed = {rt.METRIC_ALARM} if on.of_type(rt.SNS_TOPIC) else set()
+    assert FEEDBACK_TYPES | {rt.EVENTS_RULE, rt.EVENTS_TARGET, rt.IAM_ROLE} | alarmed <= {
         r.type for r in descendants(on, owner)
     }
     assert {r.urn for r in off.resources} == {r.urn for r in on.resources} - feedback
@@ -924,7 +938,7 @@ def test_the_cost_counts_the_tokens_secret_and_the_two_alarms(stack: str) -> Non
     secret = part(found, rt.SECRETS_MANAGER_SECRET)
     assert secret.name in lines["Secrets Manager secrets"].basis
     alarms = parts(found, rt.METRIC_ALARM)
-    assert len(alarms) == 2
+    assert len(alarms) == (2 if found.of_type(rt.SNS_TOPIC) else 0)  # they tell the topic, if there is one
     for alarm in alarms:
         assert f"{alarm.name} (1 metric)" in lines["CloudWatch alarm metrics"].basis
     cost_md = plan_of(stack).files["cost.md"].decode()

@@ -30,6 +30,7 @@ import pytest
 import yaml
 
 from components import contracts
+from components.build_stage import BuildEnvironment
 from components.deployment_engine import TRAFFIC_SHIFTS, DeploymentConfigName, deploy_step_minutes
 from components.ecs_deployment import EcsDeployment, EcsDeploymentArgs
 from components.ecs_service import TaskRuntime
@@ -81,7 +82,7 @@ def found() -> ProgramRun:
                 runtime=service,
                 shift=TRAFFIC_SHIFTS[CONFIG],
                 bake_minutes=BAKE_MINUTES,
-                build_image=BUILD_IMAGE,
+                environment=BuildEnvironment(BUILD_IMAGE, "LINUX_CONTAINER"),
             ),
         )
         deployer = ecs.deployer

@@ -321,12 +321,23 @@ def create_service_request(props: Mapping[str, Any]) -> dict[str, Any]:
         if props.get(key):
             configuration[key] = props[key]
     network = props["networkConfiguration"]
+    # ECS takes a launch type or a capacity provider strategy, never both.
+    placement: dict[str, Any] = (
+        {"launchType": props["launchType"]}
+        if "launchType" in props
+        else {
+            "capacityProviderStrategy": [
+                {"capacityProvider": s["capacityProvider"], "weight": int(s["weight"]), "base": int(s.get("base", 0))}
+                for s in props["capacityProviderStrategies"]
+            ]
+        }
+    )
     return {
         "cluster": props["cluster"],
         "serviceName": props["name"],
         "taskDefinition": props["taskDefinition"],
         "desiredCount": int(props["desiredCount"]),
-        "launchType": props["launchType"],
+        **placement,
         "platformVersion": props["platformVersion"],
         "deploymentController": {"type": props["deploymentController"]["type"]},
         "deploymentConfiguration": configuration,
@@ -521,7 +532,7 @@ def deployment_event(service: str, event_name: str = "SERVICE_DEPLOYMENT_FAILED"
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_ecs_deployment_failed_rule_hears_this_services_failed_deployments_only(stack: str) -> None:
-    found = engine_run(stack, ECS)
+    found = engine_run(stack, {**ECS, "notificationTopic": "true"})  # (dev has no topic of its own)
     topic = found.one(rt.SNS_TOPIC).state["arn"]
     notifying = [r for r in found.of_type(rt.EVENTS_RULE) if any(t.props["arn"] == topic for t in targets_of(found, r))]
     mine = service_arn(stack, found)
@@ -669,8 +680,8 @@ def test_plan_cost_counts_the_deploy_projects_minutes_growing_with_the_bake_time
         (longer, plan_of(stack, {**ECS, "terminationWaitMinutes": str(longer)})),
     ):
         [project] = deploy_projects(plan.run)
-        compute = project.props["environment"]["computeType"]
-        price = table.regions[stack_region(stack)]["codebuild_minute"][compute]
+        environment = project.props["environment"]
+        price = table.regions[stack_region(stack)]["codebuild_minute"][environment["type"]][environment["computeType"]]
         quantity, unit_price, monthly = deploy_minutes_row(plan)
         # Each execution runs the deploy step through the deployment and the whole bake time.
         assert quantity == uploads * (per_run + minutes)

@@ -517,7 +517,7 @@ def test_cost_follows_the_desired_count(dev: ProgramRun, run_stack: Callable[...
     region = "eu-west-1"
     one = pricing.estimate(dev, region)
     three = pricing.estimate(run_stack("dev", overrides={"desiredCount": "3"}), region)
-    vcpu_one, vcpu_three = line(one, "Fargate vCPU"), line(three, "Fargate vCPU")
+    vcpu_one, vcpu_three = line(one, "Fargate Spot vCPU"), line(three, "Fargate Spot vCPU")  # dev runs on Spot
     assert vcpu_one is not None and vcpu_three is not None
     assert vcpu_three.quantity == pytest.approx(3 * vcpu_one.quantity)
     assert three.total > one.total
@@ -525,13 +525,17 @@ def test_cost_follows_the_desired_count(dev: ProgramRun, run_stack: Callable[...
 
 def test_alarms_are_priced_per_metric_they_read(dev: ProgramRun, run_stack: Callable[..., ProgramRun]) -> None:
     """Two target groups x (a 5xx-rate alarm over two metrics + an unhealthy-hosts alarm over one) = 6, and the
-    commit-status feedback's two alarms (function errors, dead letters) over one metric each = 2."""
-    alarms = line(pricing.estimate(dev, "eu-west-1"), "CloudWatch alarm metrics")
+    commit-status feedback's two alarms (function errors, dead letters) over one metric each = 2, which exist only
+    with a topic to tell (dev has none)."""
+    alone = line(pricing.estimate(dev, "eu-west-1"), "CloudWatch alarm metrics")
+    assert alone is not None and alone.quantity == 6 and "commit-status" not in alone.basis
+    told = run_stack("dev", overrides={"notificationTopic": "true"})
+    alarms = line(pricing.estimate(told, "eu-west-1"), "CloudWatch alarm metrics")
     assert alarms is not None and alarms.quantity == 6 + 2
     assert "5xx-rate (2 metrics)" in alarms.basis
     assert "commit-status-errors (1 metric)" in alarms.basis
     assert "commit-status-dead-letters (1 metric)" in alarms.basis
-    without = run_stack("dev", overrides={"rollbackOnAlarm": "false"})
+    without = run_stack("dev", overrides={"rollbackOnAlarm": "false", "notificationTopic": "true"})
     feedback_only = line(pricing.estimate(without, "eu-west-1"), "CloudWatch alarm metrics")
     assert feedback_only is not None and feedback_only.quantity == 2
     none = run_stack("dev", overrides={"rollbackOnAlarm": "false", "commitStatus": "false"})

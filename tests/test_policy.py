@@ -998,8 +998,8 @@ def build_stack(compliant: bool) -> None:
         source=aws.codebuild.ProjectSourceArgs(type="CODEPIPELINE"),
         environment=aws.codebuild.ProjectEnvironmentArgs(
             compute_type="BUILD_GENERAL1_SMALL",
-            image="aws/codebuild/standard:7.0",
-            type="LINUX_CONTAINER",
+            image="aws/codebuild/amazonlinux-aarch64-standard:3.0",
+            type="ARM_CONTAINER" if ok else "LINUX_CONTAINER",
             environment_variables=[
                 aws.codebuild.ProjectEnvironmentEnvironmentVariableArgs(
                     name="GITLAB_TOKEN", value="/app/gitlab-token", type="PARAMETER_STORE" if ok else "PLAINTEXT"
@@ -1099,6 +1099,20 @@ def build_stack(compliant: bool) -> None:
         deployment_controller=aws.ecs.ServiceDeploymentControllerArgs(type="ECS"),
         deployment_configuration=aws.ecs.ServiceDeploymentConfigurationArgs(strategy="BLUE_GREEN"),
         alarms=aws.ecs.ServiceAlarmsArgs(alarm_names=["service-unhealthy"], enable=True, rollback=ok),
+    )
+    cluster = aws.ecs.Cluster("cluster", name="cluster")
+    aws.ecs.ClusterCapacityProviders(
+        "cluster-capacity",
+        cluster_name=cluster.name,
+        capacity_providers=["FARGATE", "FARGATE_SPOT"] if ok else ["FARGATE"],
+    )
+    aws.ecs.Service(
+        "spot",
+        name="spot",
+        cluster=cluster.arn,
+        capacity_provider_strategies=[
+            aws.ecs.ServiceCapacityProviderStrategyArgs(capacity_provider="FARGATE_SPOT", weight=1)
+        ],
     )
 
 

@@ -11,7 +11,7 @@ import json
 
 import pulumi
 
-from components.build_stage import BuildProjects
+from components.build_stage import BuildEnvironment, BuildProjects
 from components.contracts import IMAGE_PLACEHOLDER, placeholder
 from components.ecs_service import TaskRuntime
 from components.iam import RoleRef
@@ -104,6 +104,8 @@ def runtime(prefix: str = PREFIX, container: str = "web") -> TaskRuntime:
         task_role=role(f"{prefix}-task"),
         log_group_name=out(f"/ecs/{prefix}"),
         taskdef_values=pulumi.Output.from_input(taskdef_values(prefix, container)),
+        cpu_architecture="X86_64",
+        capacity_provider_strategy=(),
     )
 
 
@@ -126,7 +128,7 @@ def projects(prefix: str = PREFIX) -> BuildProjects:
         release_project_arn=out(arn("codebuild", f"project/{prefix}-release")),
         release_role=role(f"{prefix}-release"),
         repository_url=out(f"{ACCOUNT_ID}.dkr.ecr.{REGION}.amazonaws.com/{prefix}"),
-        build_image="aws/codebuild/standard:7.0",
+        environment=BuildEnvironment("aws/codebuild/standard:7.0", "LINUX_CONTAINER"),
     )
 
 
