@@ -380,7 +380,7 @@ class _Drawing:
                     f"service{i}",
                     f"ECS service {self.name('ECS service', svc.props.get('name', svc.name))}",
                     f"cluster {self.name('ECS cluster', cluster.props.get('name', cluster.name))}" if cluster else "",
-                    f"{count:g} task(s), {svc.props.get('launchType', 'FARGATE')}" if isinstance(count, float) else "",
+                    f"{count:g} task(s), {_placement(svc)}" if isinstance(count, float) else "",
                 )
             )
         return ids
@@ -469,3 +469,10 @@ def pipeline_markdown(run: ProgramRun, display: Callable[[str], str], *, title: 
             "",
         ]
     )
+
+
+def _placement(service: Registration) -> str:
+    """Where the service's tasks run: its launch type, or its capacity providers (``FARGATE_SPOT``...)."""
+    strategy = service.props.get("capacityProviderStrategies") or []
+    providers = [str(s.get("capacityProvider")) for s in strategy if isinstance(s, dict)]
+    return " + ".join(providers) if providers else str(service.props.get("launchType", "FARGATE"))

@@ -743,6 +743,66 @@ def test_a_symmetric_key_that_does_not_rotate_is_refused() -> None:
     assert messages(rt.KMS_KEY, {"enableKeyRotation": True}) == {}
 
 
+# CodeBuild's curated images and the environment types that run them: aarch64 images on ARM_CONTAINER only.
+# https://docs.aws.amazon.com/codebuild/latest/userguide/build-env-ref-available.html
+@pytest.mark.parametrize(
+    ("image", "kind", "fires"),
+    [
+        ("aws/codebuild/amazonlinux-aarch64-standard:3.0", "ARM_CONTAINER", False),
+        ("aws/codebuild/amazonlinux-aarch64-standard:3.0", "LINUX_CONTAINER", True),
+        ("aws/codebuild/standard:7.0", "ARM_CONTAINER", True),
+        ("aws/codebuild/standard:7.0", "LINUX_CONTAINER", False),
+        ("aws/codebuild/amazonlinux-x86_64-standard:5.0", "LINUX_CONTAINER", False),
+        # Images outside the curated set are the user's to match: not judged.
+        ("123456789012.dkr.ecr.eu-west-1.amazonaws.com/builder:1", "ARM_CONTAINER", False),
+    ],
+)
+def test_a_curated_build_image_must_run_on_the_environment_type_of_its_cpu(image: str, kind: str, fires: bool) -> None:
+    props = {"environment": {"image": image, "type": kind, "computeType": "BUILD_GENERAL1_SMALL"}}
+    found = messages(rt.CODEBUILD_PROJECT, props)
+    assert ("codebuild-image-matches-environment-type" in found) == fires, found
+    if fires:
+        assert kind in found["codebuild-image-matches-environment-type"][0]
+
+
+CLUSTER_ARN = "arn:aws:ecs:eu-west-1:123456789012:cluster/app"
+
+
+def spot_service(*providers: str) -> Resource:
+    strategy = [{"capacityProvider": p, "weight": 1} for p in providers]
+    return res(rt.ECS_SERVICE, "service", {"cluster": CLUSTER_ARN, "capacityProviderStrategies": strategy})
+
+
+def capacity(*providers: Any, cluster_name: Any = "app") -> Resource:
+    props = {"clusterName": cluster_name, "capacityProviders": list(providers)}
+    return res(rt.ECS_CLUSTER_CAPACITY_PROVIDERS, "capacity", props)
+
+
+# A strategy may name only providers associated with the service's cluster (PutClusterCapacityProviders).
+# https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_CapacityProviderStrategyItem.html
+def test_a_service_strategy_naming_a_provider_its_cluster_lacks_is_refused() -> None:
+    cluster = res(rt.ECS_CLUSTER, "cluster", {"name": "app"}, ids=("app", CLUSTER_ARN))
+    service = spot_service("FARGATE_SPOT")
+    lacking = rules.check_stack([cluster, service, capacity("FARGATE")])
+    assert [(v.rule, v.urn) for v in lacking] == [("ecs-capacity-providers-associated", service.urn)]
+    assert "FARGATE_SPOT" in lacking[0].message
+    assert fired([cluster, service]) == {"ecs-capacity-providers-associated"}  # nothing associated at all
+    # Another cluster's association does not count.
+    assert fired([cluster, service, capacity("FARGATE", "FARGATE_SPOT", cluster_name="other")]) == {
+        "ecs-capacity-providers-associated"
+    }
+
+
+def test_a_strategy_within_the_clusters_providers_a_launch_type_or_an_outside_cluster_is_accepted() -> None:
+    cluster = res(rt.ECS_CLUSTER, "cluster", {"name": "app"}, ids=("app", CLUSTER_ARN))
+    assert fired([cluster, spot_service("FARGATE_SPOT", "FARGATE"), capacity("FARGATE", "FARGATE_SPOT")]) == set()
+    launch_type = res(rt.ECS_SERVICE, "service", {"cluster": CLUSTER_ARN, "launchType": "FARGATE"})
+    assert fired([cluster, launch_type]) == set()
+    assert fired([spot_service("FARGATE_SPOT")]) == set()  # its cluster is not in the stack: not judged
+    # During a preview the association's providers may not be known yet: left to pulumi up.
+    assert fired([cluster, spot_service("FARGATE_SPOT"), capacity(rules.UNKNOWN)]) == set()
+
+
 def key_policy(*statements: dict[str, Any]) -> dict[str, Any]:
     return {"enableKeyRotation": True, "policy": json.dumps({"Version": "2012-10-17", "Statement": list(statements)})}
 
