@@ -12,6 +12,7 @@ analyzer's gRPC server and never returns, so it only runs when this file is the 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -30,8 +31,9 @@ from pulumi_policy import (
 from pulumi_policy import proxy as _proxy
 
 if __package__:
-    from . import rules
+    from . import exemptions, rules
 else:  # run by the Pulumi CLI from the pack's folder
+    import exemptions  # type: ignore[no-redef]
     import rules  # type: ignore[no-redef]
 
 PACK_NAME = "gitlab-fargate-security"
@@ -91,44 +93,50 @@ def stack_resource(resource: PolicyResource) -> rules.Resource:
     )
 
 
-def resource_policy(rule: rules.ResourceRule) -> ResourceValidationPolicy:
+def _level(exemption: exemptions.Exemption | None) -> EnforcementLevel:
+    """Mandatory, or advisory where the stack is exempt: still reported, never silently skipped."""
+    return EnforcementLevel.MANDATORY if exemption is None else EnforcementLevel.ADVISORY
+
+
+def _worded(message: str, exemption: exemptions.Exemption | None) -> str:
+    return message if exemption is None else f"{message} [exempt on this stack: {exemption.reason}]"
+
+
+def resource_policy(
+    rule: rules.ResourceRule, exemption: exemptions.Exemption | None = None
+) -> ResourceValidationPolicy:
     def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
         if args.resource_type not in rule.types:
             return
         for message in rule(args.resource_type, plain(args.props)):
-            report_violation(message, None)
+            report_violation(_worded(message, exemption), None)
 
     return ResourceValidationPolicy(
-        name=rule.name,
-        description=rule.description,
-        validate=validate,
-        enforcement_level=EnforcementLevel.MANDATORY,
+        name=rule.name, description=rule.description, validate=validate, enforcement_level=_level(exemption)
     )
 
 
-def stack_policy(rule: rules.StackRule) -> StackValidationPolicy:
+def stack_policy(rule: rules.StackRule, exemption: exemptions.Exemption | None = None) -> StackValidationPolicy:
     def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
         for violation in rule([stack_resource(r) for r in args.resources]):
-            report_violation(violation.message, violation.urn or None)
+            report_violation(_worded(violation.message, exemption), violation.urn or None)
 
     return StackValidationPolicy(
-        name=rule.name,
-        description=rule.description,
-        validate=validate,
-        enforcement_level=EnforcementLevel.MANDATORY,
+        name=rule.name, description=rule.description, validate=validate, enforcement_level=_level(exemption)
     )
 
 
-def policies() -> list[Policy]:
-    """One policy per rule, in the order of ``rules.py``."""
-    found: list[Policy] = [resource_policy(r) for r in rules.RESOURCE_RULES]
-    return found + [stack_policy(r) for r in rules.STACK_RULES]
+def policies(stack: str | None = None) -> list[Policy]:
+    """One policy per rule, in the order of ``rules.py``; advisory where ``stack`` is exempt from it."""
+    exempt = exemptions.for_stack(stack)
+    found: list[Policy] = [resource_policy(r, exempt.get(r.name)) for r in rules.RESOURCE_RULES]
+    return found + [stack_policy(r, exempt.get(r.name)) for r in rules.STACK_RULES]
 
 
 if __name__ == "__main__":
     PolicyPack(
         name=PACK_NAME,
-        policies=policies(),
+        policies=policies(os.environ.get("PULUMI_STACK")),
         enforcement_level=EnforcementLevel.MANDATORY,
         description=(
             "gitlab-fargate: S3, ECR, IAM, network, TLS, secrets, encryption, logging, alarm rules (docs/security.md)"
