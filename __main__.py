@@ -16,6 +16,7 @@ from components.fargate_service import FargateService, FargateServiceArgs
 from components.gitlab_project import GitLabProject, GitLabProjectArgs, gitlab_provider
 from components.network import Network, NetworkArgs
 from components.notifications import Notifications, NotificationsArgs
+from components.s3_access_logs import S3AccessLogs, S3AccessLogsArgs
 from components.service_alarms import ServiceAlarms, ServiceAlarmsArgs, alarm_names
 from components.source_bucket import SourceBucket, SourceBucketArgs
 from components.upload_identity import UploadIdentity, UploadIdentityArgs
@@ -123,6 +124,14 @@ if cfg.gitlab.commit_status:
         "commit-status",
         CommitStatusArgs(stack, cfg.stack, cfg.gitlab, deploy.pipeline, service.endpoints.url, topic),
         pulumi.ResourceOptions(providers={"aws": aws_provider, "gitlab": gitlab_api}),
+    )
+# --- Audit: S3 server access logs of every bucket above, in a bucket of their own (FSBP S3.9) ---
+# Last: its one bucket policy admits each bucket's log delivery by that bucket's ARN, so every bucket exists first.
+if cfg.access_logs.s3_access_logs:
+    S3AccessLogs(
+        "s3-access-logs",
+        S3AccessLogsArgs(stack, sources=(*service.buckets, *source.buckets, *deploy.artifacts.buckets)),
+        aws_only,
     )
 
 pulumi.export("url", service.endpoints.url)

@@ -13,8 +13,11 @@ import pulumi_aws as aws
 
 from components import buckets, iam
 from components.base import Component, StackContext
+from components.buckets import BucketRef
 
 ARTIFACT_EXPIRY_DAYS = 30
+ROLE = "artifacts"
+"""The bucket's role in its physical name and in the stack's S3 access logs."""
 BUCKET_METADATA = ["s3:GetBucketAcl", "s3:GetBucketLocation"]
 READ_OBJECTS = ["s3:GetObject", "s3:GetObjectVersion"]
 
@@ -24,6 +27,8 @@ class ArtifactStore(Component):
     bucket_arn: pulumi.Output[str]
     objects_arn: pulumi.Output[str]
     """``<bucket ARN>/*``: every artifact."""
+    buckets: tuple[BucketRef, ...]
+    """The artifact bucket (for the stack's S3 access logs)."""
 
     def __init__(
         self,
@@ -36,7 +41,7 @@ class ArtifactStore(Component):
         super().__init__(name, opts, children_formerly_of=children_formerly_of)
         account_id = aws.get_caller_identity_output(opts=self.lookup()).account_id
         physical_name = account_id.apply(
-            lambda account: buckets.physical_bucket_name(context.name_prefix, "artifacts", account, context.region)
+            lambda account: buckets.physical_bucket_name(context.name_prefix, ROLE, account, context.region)
         )
         bucket, block = buckets.private_bucket(
             self, f"{name}-artifacts", physical_name, force_destroy=context.force_destroy
@@ -54,6 +59,7 @@ class ArtifactStore(Component):
         self.bucket_name = bucket.bucket
         self.bucket_arn = bucket.arn
         self.objects_arn = pulumi.Output.concat(bucket.arn, "/*")
+        self.buckets = (BucketRef(name=bucket.bucket, arn=bucket.arn, role=ROLE),)
         self.register_outputs({"bucket_name": self.bucket_name})
 
     def grant_read_write(self, role: iam.RoleRef, purpose: str) -> aws.iam.RolePolicy:

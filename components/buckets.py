@@ -1,7 +1,8 @@
 """S3 buckets the way every bucket of this program is built: private, encrypted, TLS-only, globally unique,
 with lifecycle rules made one way.
 
-Shared by SourceBucket (source and CloudTrail log buckets), LoadBalancer (access logs) and ArtifactStore.
+Shared by SourceBucket (source), SourceTrail (CloudTrail log files), LoadBalancer (ALB access logs), ArtifactStore
+and S3AccessLogs (S3 server access logs). Each hands its buckets on as ``BucketRef``s, for the S3 access logs.
 Children are named from the ``name`` given and parented to the calling component.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
@@ -22,6 +24,17 @@ BUCKET_NAME_MAX = 63
 # made it, so its parts are useless after a day.
 ABORT_INCOMPLETE_UPLOADS_DAYS = 1
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
+
+
+@dataclass(frozen=True)
+class BucketRef:
+    """A bucket of the stack as another component needs it: the S3 access-log bucket, to log its requests."""
+
+    name: pulumi.Output[str]
+    arn: pulumi.Output[str]
+    role: str
+    """What it holds, as in its physical name (``source``, ``artifacts``...): unique in the stack, the prefix of
+    its access logs."""
 
 
 def physical_bucket_name(prefix: str, role: str, account_id: str, region: str) -> str:
@@ -41,6 +54,13 @@ def physical_bucket_name(prefix: str, role: str, account_id: str, region: str) -
     if not _BUCKET_NAME.match(name) or "--" in name:
         raise ValueError(f"{name!r} is not a valid S3 bucket name (from prefix {prefix!r}, region {region!r})")
     return name
+
+
+def stack_bucket_name(owner: Component, prefix: str, role: str) -> pulumi.Output[str]:
+    """``physical_bucket_name`` in the account and region the owner's provider deploys to."""
+    account_id = aws.get_caller_identity_output(opts=owner.lookup()).account_id
+    region = aws.get_region_output(opts=owner.lookup()).region
+    return pulumi.Output.all(account_id, region).apply(lambda v: physical_bucket_name(prefix, role, v[0], v[1]))
 
 
 def tls_only_statement(bucket_arn: pulumi.Input[str]) -> dict[str, Any]:

@@ -43,6 +43,7 @@ from components.gitlab_project import GitLabConfig
 from components.load_balancer import LoadBalancerConfig
 from components.network import NetworkConfig
 from components.notifications import NotificationsConfig
+from components.s3_access_logs import S3AccessLogsConfig
 from components.service_alarms import AlarmsConfig
 from components.source_bucket import SourceConfig
 from components.upload_identity import UploadConfig
@@ -137,6 +138,7 @@ SECTIONS: dict[str, type[ConfigModel]] = {
     "notifications": NotificationsConfig,
     "gitlab": GitLabConfig,
     "upload": UploadConfig,
+    "access_logs": S3AccessLogsConfig,
 }
 """Every section of the stack file, by the attribute of ``StackConfig`` that holds it."""
 
@@ -174,6 +176,7 @@ class StackConfig:
     notifications: NotificationsConfig
     gitlab: GitLabConfig
     upload: UploadConfig
+    access_logs: S3AccessLogsConfig
 
     @property
     def name_prefix(self) -> str:

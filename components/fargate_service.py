@@ -8,7 +8,7 @@
   blue/green, the role ECS shifts the load balancer's traffic with.
 
 Consumers get two bundles: ``endpoints`` (what the alarms and the deployment group address) and ``runtime``
-(what the pipeline deploys onto).
+(what the pipeline deploys onto); and ``buckets``, the load balancer's access-log bucket for the S3 access logs.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import pulumi
 
 from components import iam, security_groups
 from components.base import Component, StackContext
+from components.buckets import BucketRef
 from components.deployment_engine import DeploymentEngine, NativeBlueGreen
 from components.ecs_service import (
     CODEDEPLOY_OWNED_SERVICE_FIELDS,
@@ -69,6 +70,8 @@ class FargateServiceArgs:
 class FargateService(Component):
     endpoints: ServiceEndpoints
     runtime: TaskRuntime
+    buckets: tuple[BucketRef, ...]
+    """The load balancer's access-log bucket, if any (for the stack's S3 access logs)."""
 
     def __init__(self, name: str, args: FargateServiceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(name, opts)
@@ -119,6 +122,7 @@ class FargateService(Component):
         )
         self.endpoints = lb.endpoints
         self.runtime = ecs.runtime
+        self.buckets = lb.buckets
         self.register_outputs(
             {
                 "url": self.endpoints.url,

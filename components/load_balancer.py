@@ -20,6 +20,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, mod
 
 from components import buckets, iam, security_groups
 from components.base import Component, StackContext
+from components.buckets import BucketRef
 from components.config_types import ConfigModel, Flag, Matches, Port, Text, as_str_list, problems_if
 
 CODEDEPLOY_OWNED_LISTENER_FIELDS = ("defaultActions",)
@@ -51,6 +52,8 @@ REDIRECT_STATUS = "HTTP_301"
 # Access logs go under <bucket>/access/AWSLogs/<account>/...: the ALB's connection and health-check logs, if
 # ever enabled, get prefixes of their own in the same bucket.
 ACCESS_LOGS_PREFIX = "access"
+ACCESS_LOGS_ROLE = "alb-logs"
+"""The access-log bucket's role in its physical name and in the stack's S3 access logs."""
 
 # Who writes ALB access logs depends on the region (ELB guide, "Enable access logs for your Application Load
 # Balancer", step 2, https://docs.aws.amazon.com/elasticloadbalancing/latest/application/enable-access-logging.html):
@@ -332,6 +335,8 @@ class LoadBalancer(Component):
     """Production and test listeners: a target group is attached to one before a service may use it."""
     rules: list[aws.lb.ListenerRule]
     """With ``traffic_control`` ``rules``: the production and test rules (else empty)."""
+    buckets: tuple[BucketRef, ...]
+    """The access-log bucket, if any (for the stack's S3 access logs)."""
 
     def __init__(
         self,
@@ -355,8 +360,10 @@ class LoadBalancer(Component):
         )
         self._ingress(name, alb_sg, cfg)
         access_logs, alb_depends_on, logs_bucket = None, [], None
+        self.buckets = ()
         if cfg.alb_access_logs:
             bucket, policy = self._access_logs_bucket(name, ctx, account_id)
+            self.buckets = (BucketRef(name=bucket.bucket, arn=bucket.arn, role=ACCESS_LOGS_ROLE),)
             access_logs = aws.lb.LoadBalancerAccessLogsArgs(
                 bucket=bucket.bucket, prefix=ACCESS_LOGS_PREFIX, enabled=True
             )
@@ -595,7 +602,7 @@ class LoadBalancer(Component):
         """The ALB's access-log bucket: SSE-S3 (the only encryption ALB log delivery supports), TLS only,
         writable by the region's ELB log writer under this account's prefix only, logs kept the log retention."""
         physical_name = account_id.apply(
-            lambda account: buckets.physical_bucket_name(ctx.name_prefix, "alb-logs", account, ctx.region)
+            lambda account: buckets.physical_bucket_name(ctx.name_prefix, ACCESS_LOGS_ROLE, account, ctx.region)
         )
         bucket, block = buckets.private_bucket(
             self,

@@ -9,8 +9,8 @@ An upload becomes an EventBridge event in one of two ways (``trigger_mode``, see
 
 - ``eventbridge``: the bucket sends its own "Object Created" events to EventBridge (no trail, seconds).
 - ``cloudtrail``: a trail logs S3 data events for exactly the source object, and CloudTrail forwards them to
-  EventBridge as "AWS API Call via CloudTrail" events (minutes). A trail needs a bucket for its log files:
-  this component creates one, with the bucket policy CloudTrail requires, scoped to this one trail.
+  EventBridge as "AWS API Call via CloudTrail" events (minutes). The trail, its log bucket, key and log group
+  are a part of their own, ``SourceTrail`` (``source_trail.py``).
 
 The component does not create the EventBridge rule: the DeployStage does, from ``event_pattern``, next to the
 pipeline the rule starts.
@@ -29,7 +29,12 @@ from pydantic import AfterValidator, Field
 
 from components import buckets
 from components.base import Component, StackContext
+from components.buckets import BucketRef
 from components.config_types import ConfigModel, Text
+from components.source_trail import WRITE_EVENT_NAMES, SourceTrail, SourceTrailArgs
+
+SOURCE_ROLE = "source"
+"""The source bucket's role in its physical name and in the stack's S3 access logs."""
 
 TriggerMode = Literal["eventbridge", "cloudtrail"]
 TRIGGER_MODES: tuple[TriggerMode, ...] = get_args(TriggerMode)
@@ -61,12 +66,6 @@ class SourceConfig(ConfigModel):
         description="how an upload starts the pipeline: `eventbridge` (S3 EventBridge notifications) or "
         "`cloudtrail` (a trail's data events)",
     )
-
-
-# The S3 API calls that leave a new current version of the object: a single PUT (what `aws s3 cp` does for
-# small files), the last call of a multipart upload (`aws s3 cp` of a file over 8 MiB), and a server-side copy.
-# CloudTrail event names are case-sensitive.
-WRITE_EVENT_NAMES = ("PutObject", "CompleteMultipartUpload", "CopyObject")
 
 
 @dataclass(frozen=True)
@@ -117,6 +116,8 @@ class SourceBucket(Component):
     source: SourceObject
     trail_arn: pulumi.Output[str] | None
     """The trail logging the uploads (``cloudtrail`` mode only)."""
+    buckets: tuple[BucketRef, ...]
+    """The source bucket and, in ``cloudtrail`` mode, the trail's log bucket (for the stack's S3 access logs)."""
 
     def __init__(self, name: str, args: SourceBucketArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(name, opts)
@@ -130,7 +131,7 @@ class SourceBucket(Component):
         bucket, bucket_block = buckets.private_bucket(
             self,
             f"{name}-bucket",
-            self._bucket_name(ctx, "source"),
+            buckets.stack_bucket_name(self, ctx.name_prefix, SOURCE_ROLE),
             force_destroy=ctx.force_destroy,
             protect=ctx.protect,
         )
@@ -150,11 +151,19 @@ class SourceBucket(Component):
         buckets.bucket_policy(self, f"{name}-policy", bucket, bucket_block, [buckets.tls_only_statement(bucket.arn)])
 
         self.trail_arn = None
+        self.buckets = (BucketRef(name=bucket.bucket, arn=bucket.arn, role=SOURCE_ROLE),)
         if cfg.trigger_mode == "eventbridge":
             # S3 sends every event of this bucket to the default bus; the DeployStage's rule picks the upload.
             aws.s3.BucketNotification(f"{name}-notification", bucket=bucket.id, eventbridge=True, opts=self.child())
         else:
-            self.trail_arn = self._trail(name, ctx, pulumi.Output.concat(bucket.arn, "/", cfg.source_object_key))
+            trail = SourceTrail(
+                name,
+                SourceTrailArgs(ctx, pulumi.Output.concat(bucket.arn, "/", cfg.source_object_key)),
+                pulumi.ResourceOptions(parent=self),
+                children_formerly_of=self,
+            )
+            self.trail_arn = trail.trail_arn
+            self.buckets = (*self.buckets, trail.log_bucket)
 
         mode, key = cfg.trigger_mode, cfg.source_object_key
         self.source = SourceObject(
@@ -172,100 +181,3 @@ class SourceBucket(Component):
                 "trail_arn": self.trail_arn,
             }
         )
-
-    def _bucket_name(self, ctx: StackContext, role: str) -> pulumi.Output[str]:
-        account_id = aws.get_caller_identity_output(opts=self.lookup()).account_id
-        region = aws.get_region_output(opts=self.lookup()).region
-        return pulumi.Output.all(account_id, region).apply(
-            lambda v: buckets.physical_bucket_name(ctx.name_prefix, role, v[0], v[1])
-        )
-
-    def _trail(self, name: str, ctx: StackContext, source_object_arn: pulumi.Output[str]) -> pulumi.Output[str]:
-        """A trail of the write calls on exactly the source object, with its own log bucket."""
-        account_id = aws.get_caller_identity_output(opts=self.lookup()).account_id
-        region = aws.get_region_output(opts=self.lookup()).region
-        partition = aws.get_partition_output(opts=self.lookup()).partition
-        trail_name = f"{ctx.name_prefix}-source-uploads"
-        # The trail's ARN, built rather than read from the trail: the log bucket's policy must exist (and name the
-        # trail) before CloudTrail accepts the trail, so reading trail.arn would be a cycle.
-        trail_arn = pulumi.Output.concat(
-            "arn:", partition, ":cloudtrail:", region, ":", account_id, ":trail/", trail_name
-        )
-        logs, logs_block = buckets.private_bucket(
-            self,
-            f"{name}-trail-logs",
-            self._bucket_name(ctx, "trail"),
-            # The log files record who uploaded what: protected like the source bucket (a switch to eventbridge
-            # mode, which removes the trail, then needs `pulumi state unprotect` on this bucket).
-            force_destroy=ctx.force_destroy,
-            protect=ctx.protect,
-        )
-        buckets.lifecycle(
-            self,
-            f"{name}-trail-logs-lifecycle",
-            logs,
-            buckets.expire_objects("expire-logs", ctx.log_retention_days),
-            buckets.abort_incomplete_uploads(),
-        )
-        logs_policy = buckets.bucket_policy(
-            self,
-            f"{name}-trail-logs-policy",
-            logs,
-            logs_block,
-            [buckets.tls_only_statement(logs.arn), *cloudtrail_statements(logs.arn, account_id, trail_arn)],
-        )
-        trail = aws.cloudtrail.Trail(
-            f"{name}-trail",
-            name=trail_name,
-            s3_bucket_name=logs.bucket,
-            # One region (the bucket's), no global or management events: the trail exists for one object.
-            is_multi_region_trail=False,
-            include_global_service_events=False,
-            enable_log_file_validation=True,
-            # Advanced selectors match the object's ARN exactly (classic selectors match a prefix) and only the
-            # write calls, so CloudTrail bills nothing but the uploads.
-            advanced_event_selectors=[
-                aws.cloudtrail.TrailAdvancedEventSelectorArgs(
-                    name="Writes of the source object",
-                    field_selectors=[
-                        _field("eventCategory", "Data"),
-                        _field("resources.type", "AWS::S3::Object"),
-                        _field("readOnly", "false"),
-                        _field("eventName", *WRITE_EVENT_NAMES),
-                        _field("resources.ARN", source_object_arn),
-                    ],
-                )
-            ],
-            opts=self.child(depends_on=[logs_policy]),
-        )
-        return trail.arn
-
-
-def cloudtrail_statements(
-    logs_arn: pulumi.Output[str], account_id: pulumi.Input[str], trail_arn: pulumi.Output[str]
-) -> list[dict[str, Any]]:
-    """The statements CloudTrail documents for a trail's bucket, each limited to this trail by aws:SourceArn, so
-    that no other trail (of any account) can write there."""
-    from_this_trail = {"aws:SourceArn": trail_arn}
-    return [
-        {
-            "Sid": "CloudTrailAclCheck",
-            "Effect": "Allow",
-            "Principal": {"Service": "cloudtrail.amazonaws.com"},
-            "Action": "s3:GetBucketAcl",
-            "Resource": logs_arn,
-            "Condition": {"StringEquals": from_this_trail},
-        },
-        {
-            "Sid": "CloudTrailWrite",
-            "Effect": "Allow",
-            "Principal": {"Service": "cloudtrail.amazonaws.com"},
-            "Action": "s3:PutObject",
-            "Resource": pulumi.Output.concat(logs_arn, "/AWSLogs/", account_id, "/*"),
-            "Condition": {"StringEquals": {**from_this_trail, "s3:x-amz-acl": "bucket-owner-full-control"}},
-        },
-    ]
-
-
-def _field(field: str, *equals: pulumi.Input[str]) -> aws.cloudtrail.TrailAdvancedEventSelectorFieldSelectorArgs:
-    return aws.cloudtrail.TrailAdvancedEventSelectorFieldSelectorArgs(field=field, equals=list(equals))

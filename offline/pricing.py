@@ -303,11 +303,33 @@ class _Estimator:
                     f"{trail.name}: assumes {self.uploads:g} uploads/month, {per_upload} logged event(s) each",
                 )
             )
+            if trail.props.get("cloudWatchLogsGroupArn"):
+                self._trail_log_group(trail, per_upload)
+            if trail.props.get("kmsKeyId"):
+                self.notes.append(
+                    f"Trail {trail.name} encrypts its log files with its KMS key (priced under KMS keys): one "
+                    "GenerateDataKey request per log file delivered (about one per upload), within KMS's 20,000 free "
+                    "requests a month."
+                )
             if _trail_logs_management_events(trail):
                 self.notes.append(
                     f"Trail {trail.name} also logs management events: free if it is the region's only trail doing "
                     "so, otherwise $2.00 per 100,000 events."
                 )
+
+    def _trail_log_group(self, trail: Registration, per_upload: int) -> None:
+        """CloudWatch Logs ingestion of the events a trail delivers to its log group (CloudTrail.5)."""
+        kb = self.a["trail_event_kb"]
+        self.fixed.append(
+            CostLine(
+                "CloudWatch Logs ingestion (trail events)",
+                self.uploads * per_upload * kb / (1024 * 1024),
+                "GB",
+                self.prices["logs_ingest_gb"],
+                f"{trail.name}: assumes {self.uploads:g} uploads/month, {per_upload} event(s) of ~{kb:g} KB each; "
+                "their storage is negligible",
+            )
+        )
 
     def pipelines(self) -> None:
         """V1: per active pipeline; V2: per action-execution minute after the free minutes."""
@@ -426,6 +448,19 @@ class _Estimator:
             return minutes, f"{len(actions)} runs x {a['release_minutes_per_run']:g} min"
         return a["build_minutes_per_execution"], f"{a['build_minutes_per_execution']:g} min"
 
+    def _access_logs(self) -> list[str]:
+        """S3 server access logs: no charge for logging or delivery, only the logs' storage (S3 guide,
+        https://docs.aws.amazon.com/AmazonS3/latest/userguide/enable-server-access-logging.html)."""
+        logged = self.run.of_type(rt.S3_BUCKET_LOGGING) + self.run.of_type(rt.S3_BUCKET_LOGGING_V2)
+        if not logged:
+            return []
+        return [
+            f"S3 server access logs of {_plural(len(logged), 'bucket')}: logging and delivery are free; their storage "
+            "is S3 storage above, a few MB a month (one record of about 400 bytes per request: a few dozen per "
+            "pipeline execution, one per ALB access-log file when those are logged), under a cent, expiring with the "
+            "log retention"
+        ]
+
     def excluded(self) -> list[str]:
         prices = self.prices
         return [
@@ -436,6 +471,7 @@ class _Estimator:
             f"(${prices['logs_storage_gb_month']}/GB-month)",
             f"S3 storage (${prices['s3_standard_gb_month']}/GB-month; source versions and artifacts expire) and "
             "requests",
+            *self._access_logs(),
             f"ECR storage (${prices['ecr_storage_gb_month']}/GB-month; the lifecycle policy keeps a few images)",
             "ALB capacity above the minimal LCU",
             "Free: CodeDeploy to ECS, EventBridge delivery of AWS service events, VPC, subnets, security groups, IAM",

@@ -127,6 +127,8 @@ ACCOUNT_PUBLIC_ACCESS_BLOCK = rt.S3_ACCOUNT_PUBLIC_ACCESS_BLOCK
 BUCKET_ENCRYPTION = frozenset({rt.S3_BUCKET_ENCRYPTION, rt.S3_BUCKET_ENCRYPTION_V2})
 BUCKET_POLICY = rt.S3_BUCKET_POLICY
 BUCKET_VERSIONING = frozenset({rt.S3_BUCKET_VERSIONING, rt.S3_BUCKET_VERSIONING_V2})
+BUCKET_LOGGING = frozenset({rt.S3_BUCKET_LOGGING, rt.S3_BUCKET_LOGGING_V2})
+TRAIL = rt.CLOUDTRAIL_TRAIL
 PIPELINE = rt.CODEPIPELINE_PIPELINE
 ECR_REPOSITORY = rt.ECR_REPOSITORY
 ECR_LIFECYCLE_POLICY = rt.ECR_LIFECYCLE_POLICY
@@ -628,6 +630,36 @@ def blue_green_rolls_back(resource_type: str, props: Mapping[str, Any]) -> list[
     return []
 
 
+def fsbp_cloudtrail_2_encrypted(resource_type: str, props: Mapping[str, Any]) -> list[str]:
+    """CloudTrail.2: a trail encrypts its log files with a KMS key (SSE-KMS); the control passes when the
+    trail's ``KmsKeyId`` is set.
+    https://docs.aws.amazon.com/securityhub/latest/userguide/cloudtrail-controls.html#cloudtrail-2
+    The key's policy must let CloudTrail use it for the trail, or CloudTrail delivers no log file:
+    https://docs.aws.amazon.com/awscloudtrail/latest/userguide/create-kms-key-policy-for-cloudtrail.html"""
+    key = props.get("kmsKeyId")
+    if key is UNKNOWN or (isinstance(key, str) and key):
+        return []
+    return [
+        "does not encrypt its log files with a KMS key: set kmsKeyId to a customer managed key whose policy lets "
+        "CloudTrail use it for this trail (SSE-KMS)"
+    ]
+
+
+def fsbp_cloudtrail_5_cloudwatch_logs(resource_type: str, props: Mapping[str, Any]) -> list[str]:
+    """CloudTrail.5: a trail delivers its events to CloudWatch Logs; the control fails when the trail's
+    ``CloudWatchLogsLogGroupArn`` is empty.
+    https://docs.aws.amazon.com/securityhub/latest/userguide/cloudtrail-controls.html#cloudtrail-5
+    CloudTrail writes through a role it assumes, allowed to create the group's streams and put events there:
+    https://docs.aws.amazon.com/awscloudtrail/latest/userguide/send-cloudtrail-events-to-cloudwatch-logs.html"""
+    group = props.get("cloudWatchLogsGroupArn")
+    if group is UNKNOWN or (isinstance(group, str) and group):
+        return []
+    return [
+        "does not deliver its events to CloudWatch Logs: set cloudWatchLogsGroupArn (the log group's ARN with "
+        "':*') and cloudWatchLogsRoleArn (a role CloudTrail assumes, allowed to write to that group)"
+    ]
+
+
 _IAM_TYPES = frozenset(POLICY_DOCUMENTS)
 
 RESOURCE_RULES: tuple[ResourceRule, ...] = (
@@ -732,6 +764,18 @@ RESOURCE_RULES: tuple[ResourceRule, ...] = (
         "Every symmetric encryption KMS key rotates its key material.",
         frozenset({KMS_KEY}),
         kms_key_rotation,
+    ),
+    ResourceRule(
+        "fsbp-cloudtrail-2-encrypted-at-rest",
+        "CloudTrail.2: Every CloudTrail trail encrypts its log files with a KMS key (kmsKeyId).",
+        frozenset({TRAIL}),
+        fsbp_cloudtrail_2_encrypted,
+    ),
+    ResourceRule(
+        "fsbp-cloudtrail-5-cloudwatch-logs",
+        "CloudTrail.5: Every CloudTrail trail delivers its events to CloudWatch Logs (cloudWatchLogsGroupArn).",
+        frozenset({TRAIL}),
+        fsbp_cloudtrail_5_cloudwatch_logs,
     ),
 )
 
@@ -870,6 +914,48 @@ def s3_source_bucket_versioned(resources: Sequence[Resource]) -> list[tuple[str,
                     'BucketVersioning with status "Enabled"',
                 )
             )
+    return found
+
+
+def _set(value: Any) -> bool:
+    """Whether a property holds a value, or one not known yet."""
+    return value is UNKNOWN or (isinstance(value, str) and value != "")
+
+
+def _receives_access_logs(resources: Sequence[Resource], bucket: Resource) -> bool:
+    """Whether another bucket's server access logs go to ``bucket`` (a BucketLogging's or an inline
+    ``logging.targetBucket``)."""
+    if any(_refers_to(logging, "targetBucket", bucket) for logging in _of_type(resources, BUCKET_LOGGING)):
+        return True
+    return any(
+        other is not bucket and bucket.ids & set(_strings(_get(other.props, "logging", "targetBucket")))
+        for other in _of_type(resources, BUCKETS)
+    )
+
+
+def fsbp_s3_9_server_access_logging(resources: Sequence[Resource]) -> list[tuple[str, str]]:
+    """S3.9: every bucket logs the requests made to it (S3 server access logging) into an access-log bucket: a
+    ``BucketLogging`` refers to it with a ``targetBucket`` (or the bucket's inline ``logging`` does). A bucket that
+    receives access logs is not judged: the control says the target bucket need not be logged, and its findings
+    are to be suppressed (logging it into itself would log forever).
+    https://docs.aws.amazon.com/securityhub/latest/userguide/s3-controls.html#s3-9
+    How a target bucket admits the logs (bucket policy for logging.s3.amazonaws.com, SSE-S3, same account and
+    region): https://docs.aws.amazon.com/AmazonS3/latest/userguide/enable-server-access-logging.html"""
+    found = []
+    for bucket in _of_type(resources, BUCKETS):
+        targets = [_get(bucket.props, "logging", "targetBucket")]
+        targets += [
+            logging.props.get("targetBucket") for logging in _bucket_settings(resources, bucket, BUCKET_LOGGING)
+        ]
+        if any(_set(t) for t in targets) or _receives_access_logs(resources, bucket):
+            continue
+        found.append(
+            (
+                bucket.urn,
+                f"{_label(bucket)} does not log the requests made to it: add a BucketLogging with this bucket as "
+                "`bucket` and an access-log bucket as `targetBucket` (S3 server access logging)",
+            )
+        )
     return found
 
 
@@ -1117,6 +1203,11 @@ STACK_RULES: tuple[StackRule, ...] = (
         "ecs-capacity-providers-associated",
         "An ECS service's capacity provider strategy names only providers associated with its cluster.",
         ecs_capacity_providers_associated,
+    ),
+    StackRule(
+        "fsbp-s3-9-server-access-logging",
+        "S3.9: Every S3 bucket logs its requests to an access-log bucket (a bucket receiving access logs need not).",
+        fsbp_s3_9_server_access_logging,
     ),
     StackRule(
         "cloudwatch-alarm-actions",

@@ -37,6 +37,7 @@ def build_store(*, force_destroy: bool = False, grants: Callable[[ArtifactStore]
         pulumi.export("bucketName", store.bucket_name)
         pulumi.export("bucketArn", store.bucket_arn)
         pulumi.export("objectsArn", store.objects_arn)
+        pulumi.export("buckets", [{"name": b.name, "arn": b.arn, "role": b.role} for b in store.buckets])
 
     return run(build)
 
@@ -106,6 +107,16 @@ def test_the_store_names_its_bucket_and_objects(store: ProgramRun) -> None:
     assert store.outputs["bucketName"] == bucket.state["bucket"]
     assert store.outputs["bucketArn"] == bucket.state["arn"]
     assert store.outputs["objectsArn"] == f"{bucket.state['arn']}/*"
+
+
+def test_the_store_hands_on_its_bucket_for_its_access_logs(store: ProgramRun) -> None:
+    """``ArtifactStore.buckets``: the artifact bucket, under the role its name carries (the prefix of its S3
+    access logs, which ``__main__.py`` has S3AccessLogs write)."""
+    bucket = bucket_of(store)
+    assert store.outputs["buckets"] == [
+        {"name": bucket.state["bucket"], "arn": bucket.state["arn"], "role": "artifacts"}
+    ]
+    assert bucket.state["bucket"] == f"{PREFIX}-artifacts-{ACCOUNT_ID}-{REGION}"
 
 
 # --- Grants ---------------------------------------------------------------------------------------------------

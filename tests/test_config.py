@@ -811,6 +811,7 @@ def test_every_section_is_checked_even_when_another_fails() -> None:
         "notificationEmails": '["ops"]',
         "gitlabUrl": "http://x",
         "uploadIdentity": "x",
+        "s3AccessLogs": "x",
     }
     found = problems(bad)
     assert sorted(keys_of(found)) == sorted(bad)

@@ -43,8 +43,7 @@ from components.load_balancer import (
 )
 from offline.engine import ACCOUNT_ID, ProgramRun, Registration
 from policy import resource_types as rt
-from policy import rules
-from support import bundles
+from support import bundles, pack
 from support.aws import assert_valid_request, parliament_findings, policy_of
 from support.stacks import REGION, component, run, stack_config
 
@@ -90,6 +89,7 @@ def load_balancer(cfg: StackConfig, name: str = NAME) -> LoadBalancer:
         ),
     )
     export(made.endpoints)
+    pulumi.export("buckets", [{"name": b.name, "arn": b.arn, "role": b.role} for b in made.buckets])
     return made
 
 
@@ -361,7 +361,7 @@ def test_with_the_default_world_cidrs_the_internet_reaches_80_and_443_only() -> 
     sg = alb_sg(found)
     assert reachable_ports(found, sg, "198.51.100.7") == {80, 443}
     assert reachable_ports(found, sg, "192.0.2.4") == {80, 443, 9000}
-    assert rules.check_stack([rules.from_registration(r) for r in found.resources]) == []
+    assert pack.part_violations(found) == []
 
 
 def test_the_sites_name_is_an_alias_of_the_alb(https: ProgramRun) -> None:
@@ -469,7 +469,7 @@ def test_access_log_bucket_policy_grants_elb_only_putobject_under_this_accounts_
     ]
     [deny] = [s for s in statements if s["Effect"] == "Deny"]
     assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
-    assert rules.check_stack([rules.from_registration(r) for r in http.resources]) == []
+    assert pack.part_violations(http) == []
 
 
 # ELB guide, "Enable access logs for your Application Load Balancer", step 2 (attach a policy to your S3 bucket):
@@ -522,6 +522,15 @@ def test_no_access_logs_means_no_bucket() -> None:
     assert "accessLogs" not in found.one(rt.LB_LOAD_BALANCER).props
     assert made[0].endpoints.access_logs_bucket is None
     assert found.outputs.get("accessLogsBucket") is None
+    assert found.outputs["buckets"] == [], "no bucket to hand on for S3 access logs"
+
+
+def test_the_access_log_bucket_is_handed_on_for_its_own_access_logs(http: ProgramRun) -> None:
+    """``LoadBalancer.buckets``: the access-log bucket, under the role its name carries (the prefix of its S3
+    access logs, which ``__main__.py`` has S3AccessLogs write)."""
+    bucket = access_logs_bucket(http)
+    assert http.outputs["buckets"] == [{"name": bucket.props["bucket"], "arn": bucket.state["arn"], "role": "alb-logs"}]
+    assert bucket.props["bucket"].startswith(f"{bundles.PREFIX}-alb-logs-")
 
 
 def test_only_the_access_logs_are_protected_unless_force_destroy(http: ProgramRun) -> None:

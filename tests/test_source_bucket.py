@@ -20,11 +20,11 @@ import pytest
 from moto import mock_aws
 from pydantic import ValidationError
 
+from components.base import PROJECT
 from components.buckets import ABORT_INCOMPLETE_UPLOADS_DAYS
 from components.config_types import ConfigError
 from components.source_bucket import (
     TRIGGER_MODES,
-    WRITE_EVENT_NAMES,
     SourceBucket,
     SourceBucketArgs,
     SourceConfig,
@@ -32,9 +32,10 @@ from components.source_bucket import (
     check_object_key,
     event_pattern,
 )
+from components.source_trail import WRITE_EVENT_NAMES
 from offline.engine import ACCOUNT_ID, ProgramRun, Registration
 from policy import resource_types as rt
-from policy import rules
+from support import pack
 from support.aws import assert_valid_request, event_matches, parliament_findings, policy_of, statement
 from support.events import cloudtrail_event, s3_event
 from support.stacks import REGION, component, descendants, run, stack_config
@@ -59,6 +60,7 @@ def export_source(name: str, source: SourceBucket) -> None:
             "objectKey": out.key,
             "eventPattern": out.event_pattern,
             "trailArn": source.trail_arn,
+            "bucketRoles": sorted(b.role for b in source.buckets),
         },
     )
 
@@ -221,8 +223,11 @@ def test_by_default_the_buckets_are_protected_and_never_emptied(either: ProgramR
     for bucket in buckets:
         assert bucket.protect is True, bucket.name
         assert bucket.props["forceDestroy"] is False, bucket.name
-    # Exactly the buckets: their settings hold no data (and a protected component would protect every child).
-    assert {r.name for r in either.resources if r.protect} == {b.name for b in buckets}
+    # Exactly the buckets and, in cloudtrail mode, the trail's log group (the record of the uploads): their
+    # settings hold no data (and a protected component would protect every child).
+    groups = {g.name for g in either.of_type(rt.LOG_GROUP)}
+    assert {r.name for r in either.resources if r.protect} == {b.name for b in buckets} | groups
+    assert groups == ({"source-trail-events"} if either.of_type(rt.CLOUDTRAIL_TRAIL) else set())
 
 
 @pytest.mark.parametrize("force_destroy", [False, True])
@@ -330,7 +335,7 @@ def test_bucket_policies_pass_parliament(either: ProgramRun) -> None:
 
 
 def test_the_projects_policy_pack_accepts_every_resource(either: ProgramRun) -> None:
-    assert rules.check_stack([rules.from_registration(r) for r in either.resources]) == []
+    assert pack.part_violations(either) == []
 
 
 # --- The component's shape ---------------------------------------------------------------------------------
@@ -341,9 +346,36 @@ def test_children_are_named_from_the_component_and_parented_to_it(either: Progra
     children = descendants(either, source)
     assert children
     assert len(children) == len(either.resources) - 1, "everything registered belongs to the component"
+    trails = [r for r in children if not r.custom]
+    assert [t.type.split(":")[-1] for t in trails] == (["SourceTrail"] if either.of_type(rt.CLOUDTRAIL_TRAIL) else [])
     for child in children:
-        assert child.name.startswith("source-"), child.name
-        assert child.parent == source.urn, child.name
+        assert child.name.startswith("source-") or child in trails, child.name
+        assert child.parent in {source.urn, *(t.urn for t in trails)}, child.name
+
+
+def test_the_trails_children_keep_the_urns_they_had_as_the_source_buckets(cloudtrail: ProgramRun) -> None:
+    """The trail and its log bucket were the SourceBucket's own children before the SourceTrail part: each
+    declares that URN as an alias, so a deployed stack updates in place (and the protected bucket is not
+    replaced). https://www.pulumi.com/docs/iac/concepts/options/aliases/"""
+    source = component(cloudtrail, "SourceBucket")
+    trail_part = component(cloudtrail, "SourceTrail")
+    children = cloudtrail.children_of(trail_part)
+    assert {"source-trail", "source-trail-logs", "source-trail-logs-policy"} <= {c.name for c in children}
+    for child in children:
+        # The URN's type chain without the part: the SourceBucket's type, then the child's own.
+        former = child.urn.replace(f"${trail_part.type}$", "$", 1)
+        assert former.startswith(f"urn:pulumi:dev::{PROJECT}::{source.type}${child.type}::"), former
+        assert former in child.aliases, child.name
+
+
+def test_the_buckets_are_handed_on_for_their_access_logs(either: ProgramRun) -> None:
+    """``SourceBucket.buckets``: every bucket it made, each under the role its name carries (the prefix of its
+    S3 access logs)."""
+    roles = {
+        b.props["bucket"].split(f"-{ACCOUNT_ID}-")[0].removeprefix(f"{PREFIX}-") for b in either.of_type(rt.S3_BUCKET)
+    }
+    assert either.outputs["source"]["bucketRoles"] == sorted(roles)
+    assert roles == ({"source", "trail"} if either.of_type(rt.CLOUDTRAIL_TRAIL) else {"source"})
 
 
 def test_two_instances_do_not_collide() -> None:

@@ -248,6 +248,7 @@ def test_prod_protects_stateful_resources_and_the_alb_and_dev_does_not(dev: Prog
         (rt.LOG_GROUP, "service-logs"),
         (rt.LOG_GROUP, "build-logs"),
         (rt.S3_BUCKET, "service-access-logs"),
+        (rt.S3_BUCKET, "s3-access-logs-bucket"),  # who read and wrote the buckets above
     }
     assert [r.name for r in dev.resources if r.protect] == []
     assert prod.one(rt.ECR_REPOSITORY).props.get("forceDelete") is not True

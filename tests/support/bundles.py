@@ -11,6 +11,7 @@ import json
 
 import pulumi
 
+from components.buckets import BucketRef
 from components.build_stage import BuildEnvironment, BuildProjects
 from components.contracts import IMAGE_PLACEHOLDER, placeholder
 from components.ecs_service import TaskRuntime
@@ -107,6 +108,12 @@ def runtime(prefix: str = PREFIX, container: str = "web") -> TaskRuntime:
         cpu_architecture="X86_64",
         capacity_provider_strategy=(),
     )
+
+
+def bucket(role: str, prefix: str = PREFIX) -> BucketRef:
+    """A bucket of the stack named as the program names them: ``<prefix>-<role>-<account>-<region>``."""
+    name = f"{prefix}-{role}-{ACCOUNT_ID}-{REGION}"
+    return BucketRef(name=out(name), arn=out(f"arn:aws:s3:::{name}"), role=role)
 
 
 def source(prefix: str = PREFIX, key: str = SOURCE_KEY) -> SourceObject:
