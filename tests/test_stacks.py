@@ -348,6 +348,8 @@ def test_app_listens_on_the_stack_container_port_and_serves_its_health_check(nam
 # replaces conf.d/default.conf), with what nginx writes at run time: its pid file and the temp paths compiled into
 # the image (nginx -V: --http-*-temp-path=/var/cache/nginx/*_temp). The error log goes to stderr, as the image's
 # /var/log/nginx/error.log links to /dev/stderr.
+NGINX = shutil.which("nginx", path=os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"]))
+"""Debian installs nginx in /usr/sbin, which a non-login PATH may lack."""
 IMAGE_PID = "/run/nginx.pid"
 IMAGE_TEMP_PATHS = {
     "client_body_temp_path": "/var/cache/nginx/client_temp",
@@ -426,7 +428,7 @@ def start_nginx(sandbox: Sandbox, as_user: tuple[int, int] | None) -> subprocess
     uid, gid = as_user if as_user else (None, None)
     config = sandbox.at("/etc/nginx/nginx.conf")
     return subprocess.Popen(
-        ["nginx", "-e", "stderr", "-p", str(sandbox.root), "-c", str(config)],
+        [str(NGINX), "-e", "stderr", "-p", str(sandbox.root), "-c", str(config)],
         stderr=subprocess.PIPE,
         user=uid,
         group=gid,
@@ -482,7 +484,7 @@ def test_the_app_serves_as_a_non_root_user_with_only_its_scratch_paths_writable(
     Without root, nginx runs as the (unprivileged) test user; without network namespaces, on a free port of
     127.0.0.1 above 1023: the sysctl's effect is then not exercised (a non-root process may bind there anyway),
     everything else is the same."""
-    if shutil.which("nginx") is None:
+    if NGINX is None:
         pytest.fail("nginx is not installed: apt-get install nginx (README, Set-up; .ci/run installs it)")
     name, run = stack
     container = container_definition(run)
