@@ -35,6 +35,63 @@ def render_json(name: str, values: Mapping[str, Any]) -> str:
     return json.dumps(document, indent=2) + "\n"
 
 
+# --- What the container may do -----------------------------------------------------------------------------
+# The application runs as a non-root user on a read-only root filesystem (Security Hub controls ECS.20 and ECS.5,
+# https://docs.aws.amazon.com/securityhub/latest/userguide/ecs-controls.html), in both task definitions: the first
+# one (``initialImage``) and every one the pipeline registers. Both images are nginx images (the sample app is
+# built FROM the stock one), so they share nginx's user and the paths nginx writes to.
+
+CONTAINER_USER = "101:101"
+"""``uid:gid`` of the container: the ``nginx`` user and group of the nginx images (101 in the alpine and debian
+variants). Numeric, so it needs no passwd lookup; ``user`` takes ``uid:gid``
+(https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_ContainerDefinition.html)."""
+
+
+@dataclass(frozen=True)
+class Scratch:
+    """A writable tmpfs in the read-only container: the only places the application can write to."""
+
+    path: str
+    size_mib: int
+    why: str
+
+
+SCRATCH: tuple[Scratch, ...] = (
+    Scratch("/var/cache/nginx", 16, "nginx's temp paths (client_temp, proxy_temp...), compiled into the image"),
+    Scratch("/run", 1, "nginx.pid (/run/nginx.pid; /var/run links to /run)"),
+)
+"""Where nginx writes, as tmpfs mounts (in memory, counted in the task's memory, gone with the task).
+
+Not bind mounts of the task's ephemeral storage: Fargate creates those owned by root with mode 0755, writable by
+a non-root user only where the image declares a ``VOLUME`` owned by that user
+(https://docs.aws.amazon.com/AmazonECS/latest/developerguide/bind-mounts.html), which the stock ``initialImage``
+does not. A tmpfs is world-writable with the sticky bit (mode 1777, the kernel's default for tmpfs), so any
+image's non-root user can write there. Fargate supports tmpfs mounts since January 2026
+(https://aws.amazon.com/about-aws/whats-new/2026/01/amazon-ecs-tmpfs-mounts-aws-fargate-managed-instances/)."""
+
+SCRATCH_MOUNT_OPTIONS = ("noexec", "nosuid", "nodev")
+"""Nothing written at run time can be executed: with a read-only root, no writable path runs code."""
+
+UNPRIVILEGED_PORT_START = "net.ipv4.ip_unprivileged_port_start"
+"""The first port a process without ``CAP_NET_BIND_SERVICE`` may bind (1024 by default). It belongs to the
+network namespace, which on Fargate (awsvpc) is the task's own: ECS accepts every ``net.*`` sysctl in
+``systemControls``, and Fargate supports them all on platform version 1.4.0 or later
+(https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_SystemControl.html). Setting it to the container
+port lets the non-root nginx serve a port below 1024 (80 by default) without any capability."""
+
+
+def system_controls(container_port: int) -> list[dict[str, str]]:
+    """The sysctls a non-root process needs to listen on ``container_port``: none from 1024 up."""
+    if container_port >= 1024:
+        return []
+    return [{"namespace": UNPRIVILEGED_PORT_START, "value": str(container_port)}]
+
+
+def tmpfs_mounts() -> list[dict[str, object]]:
+    """``linuxParameters.tmpfs`` of the container (``size`` in MiB)."""
+    return [{"containerPath": s.path, "size": s.size_mib, "mountOptions": list(SCRATCH_MOUNT_OPTIONS)} for s in SCRATCH]
+
+
 @dataclass(frozen=True)
 class TaskDefinitionValues:
     """Everything the task definition needs; all known once the FargateService's resources exist."""
@@ -72,5 +129,8 @@ def render_taskdef(v: TaskDefinitionValues) -> str:
             "log_group": v.log_group,
             "region": v.region,
             "cpu_architecture": v.cpu_architecture,
+            "user": CONTAINER_USER,
+            "tmpfs": tmpfs_mounts(),
+            "system_controls": system_controls(v.container_port),
         },
     )

@@ -177,6 +177,30 @@ def task_split(desired: float, shares: Mapping[str, tuple[float, float]]) -> dic
     return {p: bases[p] + rest * weight / total for p, (_, weight) in shares.items()}
 
 
+# Container Insights (``containerInsights: enabled``) metrics of a Fargate cluster, in the ECS/ContainerInsights
+# namespace (CloudWatch user guide, "Amazon ECS Container Insights metrics", and the two ephemeral-storage metrics
+# Fargate tasks add: ECS developer guide, "Fargate task ephemeral storage"). Each metric is billed per dimension
+# set it is published for.
+INSIGHTS_USAGE_METRICS = (
+    "CpuUtilized", "CpuReserved", "MemoryUtilized", "MemoryReserved", "NetworkRxBytes", "NetworkTxBytes",
+    "StorageReadBytes", "StorageWriteBytes", "EphemeralStorageUtilized", "EphemeralStorageReserved",
+)  # fmt: skip
+"""Published per cluster, per service and per task definition family."""
+INSIGHTS_CLUSTER_METRICS = ("ServiceCount", "TaskCount")
+"""Per cluster only (``ContainerInstanceCount`` counts EC2 instances: none on Fargate)."""
+INSIGHTS_SERVICE_METRICS = (
+    "DeploymentCount", "DesiredTaskCount", "PendingTaskCount", "RunningTaskCount", "TaskSetCount",
+)  # fmt: skip
+"""Per service only."""
+INSIGHTS_ON = ("enabled", "enhanced")
+
+
+def insights_metrics(services: int, families: int) -> int:
+    """Container Insights metrics of one cluster with ``services`` services running ``families`` task families."""
+    usage = len(INSIGHTS_USAGE_METRICS) * (1 + services + families)
+    return usage + len(INSIGHTS_CLUSTER_METRICS) + len(INSIGHTS_SERVICE_METRICS) * services
+
+
 def _alarm_metrics(alarm: Registration) -> int:
     """Metrics an alarm reads: one, or each ``metric`` of its metric-math queries (expressions are free)."""
     queries = alarm.props.get("metricQueries") or []
@@ -262,6 +286,38 @@ class _Estimator:
             self.per_task_hour += (tasks / desired) * (vcpu * vcpu_price + gb * gb_price)
         if (service.props.get("networkConfiguration") or {}).get("assignPublicIp"):
             self.public_ips.append((desired, f"{service.name}: tasks with a public IP ({desired:g})"))
+
+    def container_insights(self) -> None:
+        """Container Insights: its metrics are billed as custom CloudWatch metrics, per cluster, service and task
+        family (``enhanced`` adds per-task and per-container metrics billed by observation: not priced here)."""
+        for cluster in self.run.of_type(rt.ECS_CLUSTER):
+            settings = {s.get("name"): s.get("value") for s in cluster.props.get("settings") or []}
+            mode = settings.get("containerInsights")
+            if mode not in INSIGHTS_ON:
+                continue
+            arn = cluster.state.get("arn")
+            services = [s for s in self.run.of_type(rt.ECS_SERVICE) if s.props.get("cluster") in (arn, cluster.id)]
+            families = {
+                str(d.props.get("family")) for d in (_task_definition(self.run, s) for s in services) if d is not None
+            }
+            metrics = insights_metrics(len(services), len(families))
+            self.fixed.append(
+                CostLine(
+                    "Container Insights metrics",
+                    metrics,
+                    "metric-month",
+                    self.prices["cloudwatch_metric_month"],
+                    f"{cluster.name} (containerInsights {mode}): {len(INSIGHTS_USAGE_METRICS)} usage metrics per "
+                    f"cluster, service ({len(services)}) and task family ({len(families)}), "
+                    f"{len(INSIGHTS_CLUSTER_METRICS)} cluster and {len(INSIGHTS_SERVICE_METRICS)} service counts; "
+                    "assumes every service runs all month (its performance log events: Logs ingestion)",
+                )
+            )
+            if mode == "enhanced":
+                self.notes.append(
+                    f"Cluster {cluster.name} has Container Insights with enhanced observability: its per-task and "
+                    "per-container observations are billed on top and not priced here."
+                )
 
     def nat_and_addresses(self) -> None:
         """NAT gateway hours (data processing depends on traffic) and every public IPv4 address found so far."""
@@ -492,6 +548,7 @@ def estimate(run: ProgramRun, region: str, table: PriceTable | None = None) -> C
     est = _Estimator(run, prices, table)
     est.load_balancers()
     est.fargate_tasks()
+    est.container_insights()
     est.nat_and_addresses()
     est.trails()
     est.pipelines()

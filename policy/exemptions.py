@@ -27,6 +27,8 @@ class Exemption:
     """The pack rule that reports the control (its name carries the control id)."""
     stacks: tuple[str, ...]
     """The stacks where the control fails by design."""
+    resources: tuple[str, ...]
+    """The resources (Pulumi names) it fails on there: a finding on any other is not exempt."""
     reason: str
     cost: str
     """What complying would cost, or what the exemption saves."""
@@ -35,7 +37,14 @@ class Exemption:
 def load(path: Path = EXEMPTIONS) -> tuple[Exemption, ...]:
     entries = yaml.safe_load(path.read_text()) or []
     return tuple(
-        Exemption(rule=e["rule"], stacks=tuple(e["stacks"]), reason=e["reason"], cost=e["cost"]) for e in entries
+        Exemption(
+            rule=e["rule"],
+            stacks=tuple(e["stacks"]),
+            resources=tuple(e["resources"]),
+            reason=e["reason"],
+            cost=e["cost"],
+        )
+        for e in entries
     )
 
 

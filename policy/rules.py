@@ -435,21 +435,90 @@ def codebuild_no_plaintext_secrets(resource_type: str, props: Mapping[str, Any])
     return messages
 
 
+def _containers(props: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """A task definition's container definitions (a JSON string in the provider's ``containerDefinitions``);
+    none while the string is not known."""
+    containers = _document(props.get("containerDefinitions"))
+    return [c for c in containers if isinstance(c, Mapping)] if isinstance(containers, list) else []
+
+
+def _container_label(container: Mapping[str, Any]) -> str:
+    return f"container {container.get('name')!r}"
+
+
 def ecs_no_secrets_in_environment(resource_type: str, props: Mapping[str, Any]) -> list[str]:
     """No credential-like name in a container's ``environment`` (visible to anyone who can describe the task)."""
-    containers = _document(props.get("containerDefinitions"))
     messages = []
-    for container in containers if isinstance(containers, list) else []:
-        if not isinstance(container, Mapping):
-            continue
+    for container in _containers(props):
         for variable in _as_list(container.get("environment")):
             name = variable.get("name") if isinstance(variable, Mapping) else None
             if isinstance(name, str) and looks_like_credential(name):
                 messages.append(
-                    f"container {container.get('name')!r} has {name!r} in its environment; pass it in "
+                    f"{_container_label(container)} has {name!r} in its environment; pass it in "
                     "`secrets` (valueFrom a Secrets Manager or Parameter Store ARN)"
                 )
     return messages
+
+
+def fsbp_ecs_5_read_only_root_filesystem(resource_type: str, props: Mapping[str, Any]) -> list[str]:
+    """ECS.5: every container of a task definition has read-only access to its root filesystem. The control
+    fails a container whose ``readonlyRootFilesystem`` is false, which is ECS's default when it is left out.
+    https://docs.aws.amazon.com/securityhub/latest/userguide/ecs-controls.html#ecs-5
+    https://docs.aws.amazon.com/config/latest/developerguide/ecs-containers-readonly-access.html
+    https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_ContainerDefinition.html"""
+    return [
+        f"{_container_label(c)} can write to its root filesystem: set readonlyRootFilesystem to true and give it "
+        "writable scratch space only where it writes (a tmpfs or a volume)"
+        for c in _containers(props)
+        if c.get("readonlyRootFilesystem") not in (True, UNKNOWN)
+    ]
+
+
+def _is_root(user: str) -> bool:
+    """Whether a container ``user`` (``user``, ``uid``, ``user:group``, ``uid:gid``...) is the root user."""
+    name = user.split(":", 1)[0].strip().lower()
+    return name in ("", "root", "0")
+
+
+def fsbp_ecs_20_non_root_user(resource_type: str, props: Mapping[str, Any]) -> list[str]:
+    """ECS.20: every container of a Linux task definition names a non-root ``user``. The control fails a
+    container without ``user`` (it then runs as the image's user, root unless the image says otherwise) or with
+    the root user (``root`` or uid ``0``). Task definitions of another operating system family are ECS.21's.
+    https://docs.aws.amazon.com/securityhub/latest/userguide/ecs-controls.html#ecs-20
+    https://docs.aws.amazon.com/config/latest/developerguide/ecs-task-definition-linux-user-non-root.html"""
+    family = _get(props, "runtimePlatform", "operatingSystemFamily")
+    if family is UNKNOWN or (isinstance(family, str) and family != "LINUX"):
+        return []
+    messages = []
+    for container in _containers(props):
+        user = container.get("user")
+        if user is UNKNOWN:
+            continue
+        if not isinstance(user, str) or not user.strip():
+            messages.append(
+                f"{_container_label(container)} names no user, so it runs as the image's user (root unless the "
+                "image says otherwise): set user to a non-root uid (uid:gid)"
+            )
+        elif _is_root(user):
+            messages.append(f"{_container_label(container)} runs as root ({user!r}): set user to a non-root uid")
+    return messages
+
+
+def fsbp_ecs_12_container_insights(resource_type: str, props: Mapping[str, Any]) -> list[str]:
+    """ECS.12: the cluster has Container Insights on (its ``containerInsights`` setting ``enabled``, or
+    ``enhanced``, Container Insights with enhanced observability). A cluster that leaves the setting out takes the
+    account's default when it is created, which the stack does not decide: the rule asks for it to be said.
+    https://docs.aws.amazon.com/securityhub/latest/userguide/ecs-controls.html#ecs-12
+    https://docs.aws.amazon.com/config/latest/developerguide/ecs-container-insights-enabled.html
+    https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_ClusterSetting.html"""
+    settings = props.get("settings")
+    if has_unknown(settings):
+        return []
+    values = [_get(s, "value") for s in _as_list(settings) if _get(s, "name") == "containerInsights"]
+    if any(v in ("enabled", "enhanced") for v in values):
+        return []
+    shown = f"containerInsights is {values[0]!r}" if values else "it does not set containerInsights"
+    return [f"has no Container Insights ({shown}): add the cluster setting containerInsights = enabled"]
 
 
 def lambda_no_secrets_in_environment(resource_type: str, props: Mapping[str, Any]) -> list[str]:
@@ -704,6 +773,24 @@ RESOURCE_RULES: tuple[ResourceRule, ...] = (
         "No credential-like variable in a task definition's container environment.",
         frozenset({TASK_DEFINITION}),
         ecs_no_secrets_in_environment,
+    ),
+    ResourceRule(
+        "fsbp-ecs-5-read-only-root-filesystem",
+        "ECS.5: every container of a task definition has a read-only root filesystem.",
+        frozenset({TASK_DEFINITION}),
+        fsbp_ecs_5_read_only_root_filesystem,
+    ),
+    ResourceRule(
+        "fsbp-ecs-20-non-root-user",
+        "ECS.20: every container of a Linux task definition runs as a non-root user.",
+        frozenset({TASK_DEFINITION}),
+        fsbp_ecs_20_non_root_user,
+    ),
+    ResourceRule(
+        "fsbp-ecs-12-container-insights",
+        "ECS.12: every ECS cluster has Container Insights on.",
+        frozenset({ECS_CLUSTER}),
+        fsbp_ecs_12_container_insights,
     ),
     ResourceRule(
         "lambda-no-secrets-in-environment",

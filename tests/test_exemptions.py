@@ -11,8 +11,9 @@ from pulumi_policy import EnforcementLevel
 
 from components.base import ROOT
 from offline.engine import ProgramRun
-from policy import __main__ as pack
+from policy import __main__ as policy_pack
 from policy import exemptions, rules
+from support import pack
 from support.stacks import STACKS
 
 RULE_NAMES = {r.name for r in rules.RESOURCE_RULES} | {r.name for r in rules.STACK_RULES}
@@ -36,27 +37,33 @@ def test_every_exemption_names_a_rule_a_committed_stack_a_reason_and_a_cost() ->
 def test_a_stack_fails_only_what_it_is_exempt_from_and_every_exemption_still_applies(
     stack: str, runs: Callable[[str], ProgramRun]
 ) -> None:
-    findings = stack_findings(runs(stack))
-    unexempted = exemptions.unexempted(findings, stack)
-    assert unexempted == [], "\n".join(str(v) for v in unexempted)
-    # An exemption whose control now passes is stale: remove it rather than keep a waiver for nothing.
-    assert set(exemptions.for_stack(stack)) <= {f.rule for f in findings}
+    run = runs(stack)
+    findings = stack_findings(run)
+    # The pack's view: an exempt rule is advisory on the stack, so only the other rules' findings stop it.
+    stopping = exemptions.unexempted(findings, stack)
+    assert stopping == [], "\n".join(str(v) for v in stopping)
+    # Tighter here: an exempt rule fires on exactly the resources its exemption names. One that now passes is
+    # stale (remove the waiver); one that fires elsewhere too is a new failure.
+    assert pack.by_design(stack, findings, run) == pack.BY_DESIGN.get(stack, frozenset())
+    assert pack.unexpected(stack, findings, run) == []
 
 
 def test_the_pack_makes_an_exempt_rule_advisory_on_its_stacks_only(monkeypatch: pytest.MonkeyPatch) -> None:
     rule = rules.STACK_RULES[0].name
-    waiver = exemptions.Exemption(rule=rule, stacks=("dev",), reason="by design", cost="$0")
+    waiver = exemptions.Exemption(rule=rule, stacks=("dev",), resources=("r",), reason="by design", cost="$0")
     monkeypatch.setattr(exemptions, "load", lambda path=exemptions.EXEMPTIONS: (waiver,))
-    levels = {stack: {p.name: p.enforcement_level for p in pack.policies(stack)} for stack in ("dev", "prod", None)}
+    levels = {
+        stack: {p.name: p.enforcement_level for p in policy_pack.policies(stack)} for stack in ("dev", "prod", None)
+    }
     assert levels["dev"][rule] == EnforcementLevel.ADVISORY
     assert {n for n, level in levels["dev"].items() if level != EnforcementLevel.MANDATORY} == {rule}
     assert set(levels["prod"].values()) == set(levels[None].values()) == {EnforcementLevel.MANDATORY}
 
 
 def test_an_exempt_finding_is_still_reported_and_names_its_exemption() -> None:
-    waiver = exemptions.Exemption(rule="r", stacks=("dev",), reason="dev has no domain", cost="$0")
-    assert pack._worded("plain HTTP", waiver) == "plain HTTP [exempt on this stack: dev has no domain]"
-    assert pack._worded("plain HTTP", None) == "plain HTTP"
+    waiver = exemptions.Exemption(rule="r", stacks=("dev",), resources=("r",), reason="dev has no domain", cost="$0")
+    assert policy_pack._worded("plain HTTP", waiver) == "plain HTTP [exempt on this stack: dev has no domain]"
+    assert policy_pack._worded("plain HTTP", None) == "plain HTTP"
 
 
 def documented_exemptions(text: str) -> set[tuple[str, str]]:

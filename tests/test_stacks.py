@@ -6,12 +6,13 @@ properties their comments promise (dev cheap and public, prod spread over AZs in
 
 from __future__ import annotations
 
-import getpass
 import json
+import os
 import re
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -24,6 +25,7 @@ import yaml
 from components.base import PROJECT, ROOT
 from offline.engine import ProgramRun, Registration
 from policy import resource_types as rt
+from support import netns
 from support.stacks import STACKS, component, descendants
 
 
@@ -341,48 +343,195 @@ def test_app_listens_on_the_stack_container_port_and_serves_its_health_check(nam
     assert check_path in ("/", "/health"), check_path
 
 
-@pytest.mark.e2e
-@pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx is not installed")
-def test_app_nginx_config_serves_the_page_and_health(tmp_path: Path) -> None:
-    """Runs the real nginx with the app's server block (on 127.0.0.1 and a free port) when nginx exists."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    (tmp_path / "html").mkdir()
-    shutil.copy(APP / "index.html", tmp_path / "html" / "index.html")
-    server = (APP / "nginx.conf").read_text()
-    server = re.sub(r"listen\s+80\b", f"listen 127.0.0.1:{port}", server).replace(
-        "/usr/share/nginx/html", f"{tmp_path}/html"
-    )
-    (tmp_path / "server.conf").write_text(server)
-    temp = " ".join(
-        f"{kind}_temp_path {tmp_path}/{kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-    )
-    (tmp_path / "nginx.conf").write_text(
-        # Workers run as the test's user: pytest's temporary directories are private to it.
-        f"user {getpass.getuser()}; daemon off; pid {tmp_path}/nginx.pid; error_log {tmp_path}/error.log;\n"
-        f"events {{}}\nhttp {{ access_log off; {temp} include {tmp_path}/server.conf; }}\n"
-    )
-    nginx = subprocess.Popen(["nginx", "-c", f"{tmp_path}/nginx.conf", "-p", str(tmp_path)], stderr=subprocess.PIPE)
-    try:
+# --- The sample application as ECS runs it: non-root, read-only, on the stack's port ----------------------------
 
-        def get(path: str) -> tuple[int, bytes]:
-            deadline = time.monotonic() + 5
-            while True:
-                try:
-                    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as response:
-                        return response.status, response.read()
-                except urllib.error.HTTPError as err:
-                    return err.code, b""
-                except OSError:
-                    if time.monotonic() > deadline or nginx.poll() is not None:
-                        raise
-                    time.sleep(0.05)
+# The image's main configuration (/etc/nginx/nginx.conf of the nginx images, which the sample keeps: it only
+# replaces conf.d/default.conf), with what nginx writes at run time: its pid file and the temp paths compiled into
+# the image (nginx -V: --http-*-temp-path=/var/cache/nginx/*_temp). The error log goes to stderr, as the image's
+# /var/log/nginx/error.log links to /dev/stderr.
+NGINX = shutil.which("nginx", path=os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"]))
+"""Debian installs nginx in /usr/sbin, which a non-login PATH may lack."""
+IMAGE_PID = "/run/nginx.pid"
+IMAGE_TEMP_PATHS = {
+    "client_body_temp_path": "/var/cache/nginx/client_temp",
+    "proxy_temp_path": "/var/cache/nginx/proxy_temp",
+    "fastcgi_temp_path": "/var/cache/nginx/fastcgi_temp",
+    "uwsgi_temp_path": "/var/cache/nginx/uwsgi_temp",
+    "scgi_temp_path": "/var/cache/nginx/scgi_temp",
+}
 
-        assert get("/health") == (200, b"ok\n")
-        status, page = get("/")
-        assert status == 200 and b"<h1>" in page
-        assert get("/missing")[0] == 404
-    finally:
+
+def container_definition(run: ProgramRun) -> dict[str, Any]:
+    """The app's container as the stack's first task definition has it (the pipeline's ``taskdef.json`` has the
+    same: tests/test_ecs_service.py, tests/test_fsbp_container.py)."""
+    containers: list[dict[str, Any]] = json.loads(run.one(rt.ECS_TASK_DEFINITION).props["containerDefinitions"])
+    [container] = containers
+    return container
+
+
+class Sandbox:
+    """The image's filesystem as the task definition leaves it to the container: ``root`` stands for ``/``,
+    owned by root and not writable by the container's user (``readonlyRootFilesystem``), except the tmpfs paths
+    of the task definition (mode 1777, a tmpfs's). Paths in the app's config are rebased under ``root``."""
+
+    def __init__(self, container: dict[str, Any], listen: str) -> None:
+        # Not pytest's tmp_path: its parent is private to the test's user, and the container's user must reach
+        # the files (as it reaches the image's).
+        self.root = Path(tempfile.mkdtemp(prefix="nginx-image-"))
+        self.root.chmod(0o755)
+        self.scratch = [m["containerPath"] for m in container["linuxParameters"]["tmpfs"]]
+        for path in [*self.scratch, "/etc/nginx/conf.d", "/usr/share/nginx/html"]:
+            self.at(path).mkdir(parents=True, exist_ok=True)
+        for path in self.scratch:
+            self.at(path).chmod(0o1777)
+        shutil.copy(APP / "index.html", self.at("/usr/share/nginx/html/index.html"))
+        server = (APP / "nginx.conf").read_text()
+        server = re.sub(r"listen\s+\d+\b", f"listen {listen}", server)
+        server = server.replace("/usr/share/nginx/html", str(self.at("/usr/share/nginx/html")))
+        self.at("/etc/nginx/conf.d/default.conf").write_text(server)
+        temp = " ".join(f"{key} {self.at(path)};" for key, path in IMAGE_TEMP_PATHS.items())
+        self.at("/etc/nginx/nginx.conf").write_text(
+            f"worker_processes 1; daemon off; error_log stderr notice; pid {self.at(IMAGE_PID)};\n"
+            "events { worker_connections 64; }\n"
+            f"http {{ types {{ text/html html; }} access_log off; {temp}\n"
+            f"  include {self.at('/etc/nginx/conf.d')}/*.conf; }}\n"
+        )
+        scratch = {self.at(path) for path in self.scratch}
+        for path in [*self.root.rglob("*"), self.root]:
+            if path not in scratch:
+                path.chmod(path.stat().st_mode & ~0o222)
+
+    def at(self, path: str) -> Path:
+        return self.root / path.lstrip("/")
+
+    def remove(self) -> None:
+        for path in [self.root, *self.root.rglob("*")]:
+            if path.is_dir():
+                path.chmod(0o755)
+        shutil.rmtree(self.root)
+
+
+def user_ids(container: dict[str, Any]) -> tuple[int, int]:
+    uid, gid = container["user"].split(":")
+    return int(uid), int(gid)
+
+
+def test_everything_the_image_writes_is_on_a_scratch_path_of_the_task_definition(
+    stack: tuple[str, ProgramRun],
+) -> None:
+    scratch = [m["containerPath"] for m in container_definition(stack[1])["linuxParameters"]["tmpfs"]]
+    for path in [IMAGE_PID, *IMAGE_TEMP_PATHS.values()]:
+        assert any(path.startswith(f"{s}/") for s in scratch), path
+
+
+def start_nginx(sandbox: Sandbox, as_user: tuple[int, int] | None) -> subprocess.Popen[bytes]:
+    """nginx with the sandbox's configuration, as ``as_user`` (``uid, gid``; ``None``: this process's user)."""
+    uid, gid = as_user if as_user else (None, None)
+    config = sandbox.at("/etc/nginx/nginx.conf")
+    return subprocess.Popen(
+        [str(NGINX), "-e", "stderr", "-p", str(sandbox.root), "-c", str(config)],
+        stderr=subprocess.PIPE,
+        user=uid,
+        group=gid,
+        extra_groups=[] if as_user else None,
+    )
+
+
+def stop(nginx: subprocess.Popen[bytes]) -> str:
+    if nginx.poll() is None:
         nginx.terminate()
-        nginx.wait(timeout=5)
+        try:
+            nginx.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            nginx.kill()
+            nginx.wait(timeout=5)
+    return nginx.stderr.read().decode() if nginx.stderr else ""
+
+
+def get(nginx: subprocess.Popen[bytes], port: int, path: str) -> tuple[int, bytes]:
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as err:
+            return err.code, b""
+        except OSError:
+            if time.monotonic() > deadline or nginx.poll() is not None:
+                raise
+            time.sleep(0.05)
+
+
+def can_write(path: Path, as_user: tuple[int, int] | None) -> bool:
+    """Whether the container's user can create ``path``."""
+    uid, gid = as_user if as_user else (None, None)
+    # A shell, not this Python: the container's user may not reach the interpreter. `set -C`: create, never
+    # truncate.
+    command = ["/bin/sh", "-c", 'set -C; : > "$1"', "sh", str(path)]
+    done = subprocess.run(
+        command, capture_output=True, timeout=10, user=uid, group=gid, extra_groups=[] if as_user else None
+    )
+    return done.returncode == 0
+
+
+@pytest.mark.e2e
+def test_the_app_serves_as_a_non_root_user_with_only_its_scratch_paths_writable(stack: tuple[str, ProgramRun]) -> None:
+    """The real nginx with the app's config, as ECS runs the container: the task definition's user, nothing
+    writable but its tmpfs paths, listening on the stack's container port (below 1024 by default) thanks to the
+    task definition's sysctl, in a network namespace of its own as a Fargate task has.
+
+    As root (CI), all of it: nginx as the task definition's uid and gid, in a private network namespace with its
+    own loopback and sysctls (``support.netns``), and first a start without the sysctl, which must fail to bind.
+    Without root, nginx runs as the (unprivileged) test user; without network namespaces, on a free port of
+    127.0.0.1 above 1023: the sysctl's effect is then not exercised (a non-root process may bind there anyway),
+    everything else is the same."""
+    if NGINX is None:
+        pytest.fail("nginx is not installed: apt-get install nginx (README, Set-up; .ci/run installs it)")
+    name, run = stack
+    container = container_definition(run)
+    port = int(container["portMappings"][0]["containerPort"])
+    assert port == int(stack_file(name).get(f"{PROJECT}:containerPort", 80))
+    assert container["readonlyRootFilesystem"] is True
+    isolated = netns.available()
+    as_user = user_ids(container) if os.geteuid() == 0 else None
+    if not isolated:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+    sandbox = Sandbox(container, listen=f"127.0.0.1:{port}")
+
+    def serve() -> None:
+        if isolated:
+            sysctls = {c["namespace"]: c["value"] for c in container["systemControls"]}
+            if port < 1024:
+                # Without the task definition's sysctl a non-root nginx cannot listen there: the setting matters.
+                refused = start_nginx(sandbox, as_user)
+                refused.wait(timeout=10)
+                assert "Permission denied" in stop(refused)
+                assert sysctls == {"net.ipv4.ip_unprivileged_port_start": str(port)}
+            for key, value in sysctls.items():
+                netns.set_sysctl(key, value)
+        nginx = start_nginx(sandbox, as_user)
+        try:
+            assert get(nginx, port, "/health") == (200, b"ok\n")
+            status, page = get(nginx, port, "/")
+            assert status == 200 and b"<h1>" in page
+            assert get(nginx, port, "/missing")[0] == 404
+            # nginx wrote its pid file in its scratch space and runs as the task definition's user.
+            pid = int(sandbox.at(IMAGE_PID).read_text())
+            uids = Path(f"/proc/{pid}/status").read_text().split("Uid:")[1].split()[:2]
+            assert [int(u) for u in uids] == [as_user[0] if as_user else os.geteuid()] * 2
+            assert sandbox.at("/var/cache/nginx/client_temp").is_dir()
+        finally:
+            log = stop(nginx)
+        assert "emerg" not in log, log
+
+    try:
+        (netns.in_private_network if isolated else lambda fn: fn())(serve)
+        # The same user can write in the scratch paths and nowhere else in the image.
+        for path in sandbox.scratch:
+            assert can_write(sandbox.at(path) / "probe", as_user), path
+        for path in ("/etc/nginx/conf.d/extra.conf", "/usr/share/nginx/html/evil.html", "/new-file", "/var/x"):
+            assert not can_write(sandbox.at(path), as_user), path
+    finally:
+        sandbox.remove()

@@ -1,10 +1,10 @@
-"""The policy pack over what a test ran: every rule, less the findings that test cannot judge.
+"""The policy pack over a whole run, and the failures a committed stack keeps on purpose.
 
-- Exemptions (``policy/exemptions.yaml``): the rules a committed stack fails on purpose, with the reason. A
-  whole-stack test of that stack leaves them out (the pack reports them as advisory there); the tests of each
-  control check that they fire there, and only where the control says.
-- ``WIRED_IN_MAIN``: rules on how ``__main__.py`` wires the parts (the S3 access logs of every bucket). A part
-  built alone fails them by construction; the whole-stack tests judge them.
+``BY_DESIGN`` lists, per committed stack, the (rule, resource name) pairs its stack file chooses to fail, read
+from ``policy/exemptions.yaml`` (where each is written once, with its reason and cost). The pack reports them as
+advisory on that stack; the tests hold them tighter: a stack fails those pairs exactly, and nothing else.
+``WIRED_IN_MAIN``: rules on how ``__main__.py`` wires the parts (the S3 access logs of every bucket); a part
+built alone fails them by construction, the whole-stack tests judge them.
 """
 
 from __future__ import annotations
@@ -12,27 +12,40 @@ from __future__ import annotations
 from offline.engine import ProgramRun
 from policy import exemptions, rules
 
-BY_DESIGN: dict[str, dict[str, str]] = {}
-"""Stack -> rule -> why it fails there, from ``policy/exemptions.yaml``."""
-for _exemption in exemptions.load():
-    for _stack in _exemption.stacks:
-        BY_DESIGN.setdefault(_stack, {})[_exemption.rule] = _exemption.reason
-
+BY_DESIGN: dict[str, frozenset[tuple[str, str]]] = {
+    stack: frozenset((e.rule, name) for e in exemptions.load() if stack in e.stacks for name in e.resources)
+    for stack in {s for e in exemptions.load() for s in e.stacks}
+}
 WIRED_IN_MAIN: dict[str, str] = {
     "fsbp-s3-9-server-access-logging": "S3AccessLogs logs the buckets __main__.py hands it, after every part",
 }
 
 
-def violations(found: ProgramRun) -> list[rules.Violation]:
-    """Every violation of every rule."""
-    return rules.check_stack([rules.from_registration(r) for r in found.resources])
+def violations(run: ProgramRun) -> list[rules.Violation]:
+    """Every rule of the pack over the run's resources."""
+    return rules.check_stack([rules.from_registration(r) for r in run.resources])
 
 
-def stack_violations(found: ProgramRun, stack: str) -> list[rules.Violation]:
-    """The violations of a run of the program on ``stack``'s file, less the rules it fails by design."""
-    return exemptions.unexempted(violations(found), stack)
+def _named(found: list[rules.Violation], run: ProgramRun) -> list[tuple[rules.Violation, tuple[str, str]]]:
+    names = {r.urn: r.name for r in run.resources}
+    return [(v, (v.rule, names.get(v.urn, v.urn))) for v in found]
 
 
-def part_violations(found: ProgramRun) -> list[rules.Violation]:
+def by_design(stack: str, found: list[rules.Violation], run: ProgramRun) -> set[tuple[str, str]]:
+    """The (rule, resource name) of each violation in ``found`` that the stack keeps on purpose."""
+    return {pair for _, pair in _named(found, run)} & BY_DESIGN.get(stack, frozenset())
+
+
+def unexpected(stack: str, found: list[rules.Violation], run: ProgramRun) -> list[rules.Violation]:
+    """The violations in ``found`` that the stack does not keep on purpose."""
+    return [v for v, pair in _named(found, run) if pair not in BY_DESIGN.get(stack, frozenset())]
+
+
+def stack_violations(run: ProgramRun, stack: str) -> list[rules.Violation]:
+    """The violations of a run of the program on ``stack``'s file, less what it fails on purpose."""
+    return unexpected(stack, violations(run), run)
+
+
+def part_violations(run: ProgramRun) -> list[rules.Violation]:
     """The violations of parts built without ``__main__.py``, less the rules on its wiring."""
-    return [v for v in violations(found) if v.rule not in WIRED_IN_MAIN]
+    return [v for v in violations(run) if v.rule not in WIRED_IN_MAIN]
