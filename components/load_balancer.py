@@ -1,6 +1,6 @@
 """LoadBalancer: the ALB side of the FargateService: its security group, two ``ip`` target groups (blue and
-green), the production and test listeners, and with a certificate an HTTP -> HTTPS redirect and the site's
-DNS name. The ALB can be protected against deletion and write access logs to a bucket of its own.
+green), the production and test listeners, and with a certificate both of them HTTPS, an HTTP -> HTTPS redirect
+and the site's DNS name. The ALB can be protected against deletion and write access logs to a bucket of its own.
 
 CodeDeploy rewrites both listeners' actions during a blue/green deployment (``CODEDEPLOY_OWNED_LISTENER_FIELDS``):
 the program creates them once and then leaves those fields alone.
@@ -147,7 +147,11 @@ class LoadBalancerConfig(ConfigModel):
         description="production listener port (HTTPS when the site has a certificate; port 80 then redirects to it)",
         json_schema_extra={"x-default": "`80`, or `443` with HTTPS"},
     )
-    test_listener_port: Port = Field(8080, description="test listener port (CodeDeploy test traffic)")
+    test_listener_port: Port = Field(
+        8080,
+        description="test listener port (test traffic; HTTPS with the production certificate and TLS policy when "
+        "the site has a certificate)",
+    )
     allowed_cidrs: Cidrs = Field(
         ("0.0.0.0/0",), description="CIDRs allowed to reach the production listener (public ranges)"
     )
@@ -169,7 +173,7 @@ class LoadBalancerConfig(ConfigModel):
     )
     ssl_policy: SslPolicy = Field(
         "ELBSecurityPolicy-TLS13-1-2-2021-06",
-        description="TLS policy of the HTTPS listener (TLS 1.3 policies only)",
+        description="TLS policy of the HTTPS listeners, production and test (TLS 1.3 policies only)",
     )
     alb_deletion_protection: Flag = Field(
         True, description="ALB deletion protection (`pulumi destroy` fails until it is turned off)"
@@ -392,7 +396,7 @@ class LoadBalancer(Component):
         self.listeners = [prod, test]
         self.endpoints = ServiceEndpoints(
             url=self._url(cfg, alb),
-            test_url=alb.dns_name.apply(lambda dns: _url(dns, cfg.test_listener_port)),
+            test_url=self._url(cfg, alb, cfg.test_listener_port),
             alb_dns_name=alb.dns_name,
             load_balancer_arn_suffix=alb.arn_suffix,
             prod_listener_arn=prod.arn,
@@ -476,11 +480,18 @@ class LoadBalancer(Component):
         )
         if https:
             self._https_extras(name, cfg, alb, prod)
+        # The test listener serves the release being deployed: with a certificate it is HTTPS too, with the same
+        # certificate and TLS policy (ELB.18: every listener encrypts; ELB.1: no HTTP listener forwards), so what
+        # is tried is what production will serve. Same Pulumi name either way: turning HTTPS on modifies it in
+        # place (ModifyListener takes the protocol, the policy and the certificate), keeping the ARN the
+        # deployment group's test traffic route and the ECS test rule refer to.
         test = aws.lb.Listener(
             f"{name}-test",
             load_balancer_arn=alb.arn,
             port=cfg.test_listener_port,
-            protocol="HTTP",
+            protocol="HTTPS" if https else "HTTP",
+            ssl_policy=cfg.ssl_policy if https else None,
+            certificate_arn=args.certificate_arn,
             default_actions=[_forward(green)],
             opts=self.child(ignore_changes=owned),
         )
@@ -591,10 +602,13 @@ class LoadBalancer(Component):
                 opts=self.child(),
             )
 
-    def _url(self, cfg: LoadBalancerConfig, alb: aws.lb.LoadBalancer) -> pulumi.Output[str]:
+    def _url(self, cfg: LoadBalancerConfig, alb: aws.lb.LoadBalancer, port: int | None = None) -> pulumi.Output[str]:
+        """The URL of a listener (the production one by default): ``https://<domainName>:<port>/`` with HTTPS (the
+        certificate names the domain, not the ALB), else the ALB's own DNS name over HTTP."""
+        port = cfg.production_port if port is None else port
         if cfg.https:
-            return pulumi.Output.from_input(_url(str(cfg.domain_name), cfg.production_port, "https"))
-        return alb.dns_name.apply(lambda dns: _url(dns, cfg.production_port))
+            return pulumi.Output.from_input(_url(str(cfg.domain_name), port, "https"))
+        return alb.dns_name.apply(lambda dns: _url(dns, port))
 
     def _access_logs_bucket(
         self, name: str, ctx: StackContext, account_id: pulumi.Output[str]

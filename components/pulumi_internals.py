@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 import pulumi
+from google.protobuf import struct_pb2
 from pulumi.runtime import config as _runtime_config
 from pulumi.runtime import mocks as _mocks
 from pulumi.runtime import rpc as _rpc
@@ -55,6 +56,16 @@ def test(function: Any) -> Any:
 def deserialize_properties(struct: Any) -> Any:
     """A registration request's properties as Python values, secrets kept wrapped."""
     return _rpc.deserialize_properties(struct)
+
+
+def replacement_trigger(request: Any) -> Any:
+    """A registration request's ``replacement_trigger`` option (a ``google.protobuf.Value``) as a Python value,
+    secrets kept wrapped; ``None`` when the resource sets none."""
+    if not request.HasField("replacement_trigger"):
+        return None
+    wrapper = struct_pb2.Struct()
+    wrapper.fields["trigger"].CopyFrom(request.replacement_trigger)
+    return _rpc.deserialize_properties(wrapper)["trigger"]
 
 
 def reset_root_resource() -> None:

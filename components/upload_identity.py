@@ -3,9 +3,10 @@
 Whatever the mode, the identity may do exactly one thing: ``s3:PutObject`` on the one object the pipeline
 watches (``arn:aws:s3:::<bucket>/<key>``). One statement, one action, one resource.
 
-- ``access-key`` (the default; works with a GitLab that AWS cannot reach): an IAM user with that permission
-  and an access key. The key's secret is a Pulumi secret; ``GitLabProject`` stores both halves in masked,
-  protected CI/CD variables.
+- ``access-key`` (the default; works with a GitLab that AWS cannot reach): an IAM user, in a group of its own
+  that holds that permission (FSBP IAM.2: users take permissions from groups, never policies of their own), and
+  an access key replaced every ``accessKeyRotationDays`` (FSBP IAM.3). The key's secret is a Pulumi secret;
+  ``GitLabProject`` stores both halves in masked, protected CI/CD variables, and follows each new key.
 - ``oidc`` (for a GitLab whose OIDC discovery documents AWS can fetch): an IAM OIDC provider for the GitLab
   URL (created, or an existing one reused: ``oidc_provider_arn``) and a role that only this project's default
   branch can assume, with the job's ID token. No long-lived key exists at all.
@@ -21,11 +22,12 @@ from typing import Annotated, Literal, get_args
 
 import pulumi
 import pulumi_aws as aws
+import pulumiverse_time
 from pydantic import Field, model_validator
 
 from components import iam
 from components.base import Component
-from components.config_types import ConfigModel, Matches, Text, problems_if
+from components.config_types import ConfigModel, Integer, Matches, Range, Text, problems_if
 from components.source_bucket import SourceObject
 
 UploadIdentityMode = Literal["access-key", "oidc"]
@@ -35,6 +37,15 @@ OidcProviderArn = Annotated[
     Text,
     Matches(_OIDC_PROVIDER_ARN, "an IAM OIDC provider ARN", "arn:aws:iam::<account>:oidc-provider/<host>"),
 ]
+
+
+# FSBP IAM.3 fails an active access key older than 90 days (AWS Config rule access-keys-rotated, maxAccessKeyAge
+# 90): https://docs.aws.amazon.com/securityhub/latest/userguide/iam-controls.html#iam-3. The key is replaced at
+# the first refreshed `pulumi up` after the schedule expires, not at the instant it does: the default leaves ten
+# days for that update (CI deploys on every push to the default branch; docs/gitlab.md, Rotating credentials).
+# At least a week: every replacement can fail an upload job that started with the old key.
+MAX_ACCESS_KEY_AGE_DAYS = 90
+AccessKeyRotationDays = Annotated[Integer, Range(7, MAX_ACCESS_KEY_AGE_DAYS)]
 
 
 class UploadConfig(ConfigModel):
@@ -51,6 +62,12 @@ class UploadConfig(ConfigModel):
         "account); unset creates one",
     )
 
+    access_key_rotation_days: AccessKeyRotationDays = Field(
+        80,
+        description="with `access-key`: days after which a refreshed `pulumi up` replaces the access key (and the "
+        "GitLab variables with it); at most 90, FSBP IAM.3's limit, less the longest gap between deployments",
+    )
+
     @property
     def oidc_issuer(self) -> str | None:
         """The host (and path) the reused provider is for."""
@@ -58,13 +75,18 @@ class UploadConfig(ConfigModel):
         return match["issuer"] if match else None
 
     @model_validator(mode="after")
-    def _provider_only_with_oidc(self) -> UploadConfig:
+    def _options_of_the_mode(self) -> UploadConfig:
         problems_if(
             (
                 self.oidc_provider_arn is not None and self.upload_identity != "oidc",
                 "oidcProviderArn",
                 "applies only with uploadIdentity 'oidc'",
-            )
+            ),
+            (
+                "access_key_rotation_days" in self.model_fields_set and self.upload_identity != "access-key",
+                "accessKeyRotationDays",
+                "applies only with uploadIdentity 'access-key' (oidc has no long-lived key to rotate)",
+            ),
         )
         return self
 
@@ -169,10 +191,12 @@ class UploadIdentity(Component):
         policy = put_object_policy(args.source.bucket_arn, args.source.key)
         if args.config.upload_identity == "access-key":
             user = aws.iam.User(f"{name}-user", name=physical_name, opts=self.child())
-            aws.iam.UserPolicy(f"{name}-put-object", user=user.name, policy=policy, opts=self.child())
-            # Rotation: `pulumi up --replace <this key's URN>` creates a new key, updates the GitLab variables,
-            # then deletes the old key (docs/gitlab.md).
-            key = aws.iam.AccessKey(f"{name}-key", user=user.name, opts=self.child())
+            # FSBP IAM.2: the permission is the group's, and the user is its only member (GroupMembership is
+            # exclusive: a user added to the group by hand is removed at the next update).
+            group = aws.iam.Group(f"{name}-group", name=physical_name, opts=self.child())
+            aws.iam.GroupPolicy(f"{name}-put-object", group=group.name, policy=policy, opts=self.child())
+            aws.iam.GroupMembership(f"{name}-member", group=group.name, users=[user.name], opts=self.child())
+            key = self._rotated_key(name, user, args.config.access_key_rotation_days)
             self.credentials = UploadCredentials(
                 mode="access-key",
                 principal_arn=user.arn,
@@ -200,6 +224,26 @@ class UploadIdentity(Component):
                 oidc_provider_arn=pulumi.Output.from_input(provider_arn),
             )
         self.register_outputs({"mode": self.credentials.mode, "principal_arn": self.credentials.principal_arn})
+
+    def _rotated_key(self, name: str, user: aws.iam.User, rotation_days: int) -> aws.iam.AccessKey:
+        """The user's access key, replaced every ``rotation_days`` (FSBP IAM.3).
+
+        The ``Rotating`` holds a timestamp and the instant ``rotation_days`` later. A refresh after that instant
+        finds it expired (its provider drops it from the state), so the update creates it again with a new
+        timestamp; the key's replacement trigger is that timestamp, so the key is replaced in the same update:
+        the new key first (IAM allows two per user), then everything that reads it (the GitLab variables), the
+        old key deleted last. A changed ``rotation_days`` only moves the rotation instant: the timestamp, and the
+        key, stay. Without a refresh nothing is read, and nothing rotates: CI runs ``pulumi up --refresh``.
+        https://www.pulumi.com/docs/iac/concepts/resources/options/replacementtrigger/
+        """
+        rotation = pulumiverse_time.Rotating(f"{name}-key-rotation", rotation_days=rotation_days, opts=self.child())
+        # dependsOn too: the policy pack cannot see resource options, but sees what a key depends on
+        # (policy/rules.py, fsbp-iam-3-access-key-rotated).
+        return aws.iam.AccessKey(
+            f"{name}-key",
+            user=user.name,
+            opts=self.child(depends_on=[rotation], replacement_trigger=rotation.rfc3339),
+        )
 
     def _oidc_provider(self, name: str, args: UploadIdentityArgs) -> pulumi.Input[str]:
         if args.config.oidc_provider_arn is not None:

@@ -16,6 +16,7 @@ import runpy
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +96,10 @@ class Registration:
     """Reference (``urn::id``) of the provider that manages it; empty for components."""
     aliases: list[str] = field(default_factory=list)
     """URNs the resource had before (its ``aliases``): state under them is taken over, not replaced."""
+    replacement_trigger: Any = None
+    """Its ``replacement_trigger`` option (secrets kept wrapped): a new value replaces the resource."""
+    delete_before_replace: bool = False
+    """Replaced by deleting it first (``delete_before_replace``), instead of creating the replacement first."""
 
     @property
     def props(self) -> dict[str, Any]:
@@ -153,6 +158,31 @@ def _certificate(name: str, region: str, state: dict[str, Any], inputs: dict[str
     return {"domainValidationOptions": [option]}
 
 
+OFFLINE_NOW = datetime(2025, 1, 1, tzinfo=UTC)
+"""The instant a time-based resource is created at offline (a ``Rotating``'s base timestamp): fixed, so that a
+plan is the same from one run to the next."""
+
+
+def _rfc3339(instant: datetime) -> str:
+    return instant.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _rotating(name: str, region: str, state: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
+    """What pulumiverse-time's ``Rotating`` computes at creation: its base timestamp (also its id) and, for a
+    ``rotationDays`` schedule, the rotation timestamp and its parts."""
+    days = unwrap(inputs.get("rotationDays"))
+    if not isinstance(days, int | float) or set(inputs) & {"rotationHours", "rotationMinutes", "rotationMonths"}:
+        raise NotImplementedError("the offline engine answers a Rotating on rotationDays only")
+    rotation = OFFLINE_NOW + timedelta(days=days)
+    parts = ("year", "month", "day", "hour", "minute", "second")
+    return {
+        "rfc3339": _rfc3339(OFFLINE_NOW),
+        "rotationRfc3339": _rfc3339(rotation),
+        "unix": int(rotation.timestamp()),
+        **{part: getattr(rotation, part) for part in parts},
+    }
+
+
 _Answer = Callable[[str, str, dict[str, Any], dict[str, Any]], dict[str, Any]]
 _ANSWERS: dict[str, _Answer] = {
     # What AWS (or the provider) computes for a resource, in the shape it would: name, region, state, inputs.
@@ -194,11 +224,19 @@ _ANSWERS: dict[str, _Answer] = {
         "invokeArn": f"arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/"
         f"arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{name}/invocations",
     },
+    rt.TIME_ROTATING: _rotating,
     # A fixed stand-in key pair: the plan must be deterministic, and no real key is needed offline.
     rt.TLS_PRIVATE_KEY: lambda name, region, state, _: {
         "publicKeyOpenssh": OFFLINE_PUBLIC_KEY,
         "privateKeyOpenssh": pulumi_secret(OFFLINE_PRIVATE_KEY),
     },
+}
+
+
+# Resources whose id is not ``<name>-id``: an access key's is its key id; a Rotating's is its base timestamp.
+_RESOURCE_IDS: dict[str, Callable[[dict[str, Any]], str]] = {
+    rt.IAM_ACCESS_KEY: lambda state: "AKIAEXAMPLE000000000",
+    rt.TIME_ROTATING: lambda state: str(state["rfc3339"]),
 }
 
 
@@ -236,7 +274,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
         answer = _ANSWERS.get(typ)
         if answer is not None:
             state.update(answer(str(name), self.region, state, inputs))
-        resource_id = "AKIAEXAMPLE000000000" if typ == rt.IAM_ACCESS_KEY else f"{name}-id"
+        make_id = _RESOURCE_IDS.get(typ)
+        resource_id = make_id(state) if make_id is not None else f"{name}-id"
         return resource_id, state
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
@@ -338,6 +377,8 @@ class RecordingMonitor(pulumi_internals.MockMonitor):
                     state=dict(registration.state or {}),
                     provider=request.provider,
                     aliases=self._alias_urns(request),
+                    replacement_trigger=pulumi_internals.replacement_trigger(request),
+                    delete_before_replace=request.deleteBeforeReplace,
                 )
             )
         return response

@@ -357,6 +357,8 @@ def render_resource(r: Registration, group: Group, by_urn: Mapping[str, Registra
         facts.append("protect")
     if r.retain_on_delete:
         facts.append("retainOnDelete")
+    if r.replacement_trigger is not None:
+        facts.append(f"replaced when this changes (replacementTrigger): {s.value(r.replacement_trigger, r.name)}")
     if not r.custom:
         children = sum(1 for x in by_urn.values() if x.parent == r.urn)
         facts.append(f"{children} direct children")

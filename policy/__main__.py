@@ -90,6 +90,7 @@ def stack_resource(resource: PolicyResource) -> rules.Resource:
         property_dependencies={
             prop: frozenset(d.urn for d in deps) for prop, deps in (resource.property_dependencies or {}).items()
         },
+        dependencies=frozenset(d.urn for d in resource.dependencies or []),
     )
 
 

@@ -42,6 +42,9 @@ IAM_ROLE = "aws:iam/role:Role"
 IAM_ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
 IAM_USER = "aws:iam/user:User"
 IAM_USER_POLICY = "aws:iam/userPolicy:UserPolicy"
+IAM_GROUP = "aws:iam/group:Group"
+IAM_GROUP_MEMBERSHIP = "aws:iam/groupMembership:GroupMembership"
+IAM_USER_GROUP_MEMBERSHIP = "aws:iam/userGroupMembership:UserGroupMembership"
 KMS_ALIAS = "aws:kms/alias:Alias"
 KMS_KEY = "aws:kms/key:Key"
 LB_LISTENER = "aws:lb/listener:Listener"
@@ -94,6 +97,9 @@ GITLAB_PROJECT_ACCESS_TOKEN = "gitlab:index/projectAccessToken:ProjectAccessToke
 GITLAB_REPOSITORY_FILE = "gitlab:index/repositoryFile:RepositoryFile"
 TLS_PRIVATE_KEY = "tls:index/privateKey:PrivateKey"
 
+# --- Time (pulumiverse-time) -------------------------------------------------------------------------
+TIME_ROTATING = "time:index/rotating:Rotating"
+
 # --- Policies and attachments the policy pack reads (policy/rules.py) ----------------------------------
 IAM_GROUP_POLICY = "aws:iam/groupPolicy:GroupPolicy"
 IAM_POLICY_ATTACHMENT = "aws:iam/policyAttachment:PolicyAttachment"
@@ -103,6 +109,7 @@ IAM_GROUP_POLICY_ATTACHMENT = "aws:iam/groupPolicyAttachment:GroupPolicyAttachme
 IAM_ROLE_POLICY_ATTACHMENTS_EXCLUSIVE = "aws:iam/rolePolicyAttachmentsExclusive:RolePolicyAttachmentsExclusive"
 IAM_USER_POLICY_ATTACHMENTS_EXCLUSIVE = "aws:iam/userPolicyAttachmentsExclusive:UserPolicyAttachmentsExclusive"
 IAM_GROUP_POLICY_ATTACHMENTS_EXCLUSIVE = "aws:iam/groupPolicyAttachmentsExclusive:GroupPolicyAttachmentsExclusive"
+IAM_USER_POLICIES_EXCLUSIVE = "aws:iam/userPoliciesExclusive:UserPoliciesExclusive"
 ECR_REPOSITORY_POLICY = "aws:ecr/repositoryPolicy:RepositoryPolicy"
 LOG_RESOURCE_POLICY = "aws:cloudwatch/logResourcePolicy:LogResourcePolicy"
 EVENT_BUS_POLICY = "aws:cloudwatch/eventBusPolicy:EventBusPolicy"

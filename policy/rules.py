@@ -76,6 +76,8 @@ class Resource:
     property_dependencies: Mapping[str, frozenset[str]] = field(default_factory=dict)
     """URNs each property depends on. During a preview, a reference to a resource not created yet is
     unknown as a value but known as a dependency, so references are matched through these too."""
+    dependencies: frozenset[str] = frozenset()
+    """URNs of every resource this one depends on: its properties' dependencies and its ``dependsOn``."""
 
 
 @dataclass(frozen=True)
@@ -152,6 +154,8 @@ METRIC_ALARM = rt.METRIC_ALARM
 COMPOSITE_ALARM = rt.COMPOSITE_ALARM
 ALARMS = frozenset({METRIC_ALARM, COMPOSITE_ALARM})
 GITLAB_VARIABLES = frozenset({rt.GITLAB_PROJECT_VARIABLE, rt.GITLAB_GROUP_VARIABLE, rt.GITLAB_INSTANCE_VARIABLE})
+ACCESS_KEY = rt.IAM_ACCESS_KEY
+TIME_ROTATING = rt.TIME_ROTATING
 
 # Resources holding an IAM policy document, and the properties that hold it. KMS key policies are left out on
 # purpose: in a key policy ``Resource: "*"`` means "this key", and AWS's default key policy grants ``kms:*`` to
@@ -729,6 +733,42 @@ def fsbp_cloudtrail_5_cloudwatch_logs(resource_type: str, props: Mapping[str, An
     ]
 
 
+# --- FSBP IAM.2: permissions through groups, not on users ----------------------------------------------------
+
+# Resources that give an IAM user a policy of its own: (the property naming the user or users, the property
+# listing what they give, ``None`` when the resource is itself one policy). An exclusive attachment or inline
+# policy list that is empty gives nothing, nor does a PolicyAttachment to no user.
+USER_POLICY_GRANTS: dict[str, tuple[str, str | None]] = {
+    rt.IAM_USER_POLICY: ("user", None),
+    rt.IAM_USER_POLICY_ATTACHMENT: ("user", None),
+    rt.IAM_USER_POLICY_ATTACHMENTS_EXCLUSIVE: ("userName", "policyArns"),
+    rt.IAM_USER_POLICIES_EXCLUSIVE: ("userName", "policyNames"),
+    rt.IAM_POLICY_ATTACHMENT: ("users", "users"),
+}
+
+
+def fsbp_iam_2_no_user_policies(resource_type: str, props: Mapping[str, Any]) -> list[str]:
+    """IAM.2: IAM users have no policies attached, inline or managed; they take their permissions from groups
+    (or assume roles).
+
+    FSBP control: https://docs.aws.amazon.com/securityhub/latest/userguide/iam-controls.html#iam-2 (AWS Config
+    rule ``iam-user-no-policies-check``: NON_COMPLIANT if a policy is attached to a user,
+    https://docs.aws.amazon.com/config/latest/developerguide/iam-user-no-policies-check.html). Group policies:
+    https://docs.aws.amazon.com/IAM/latest/UserGuide/id_groups_manage_attach-policy.html
+    """
+    if resource_type not in USER_POLICY_GRANTS:
+        return []
+    user_prop, given_prop = USER_POLICY_GRANTS[resource_type]
+    given = None if given_prop is None else props.get(given_prop)
+    if given is UNKNOWN or (given_prop is not None and not _as_list(given)):
+        return []
+    users = ", ".join(repr(u) for u in _strings(props.get(user_prop)))
+    return [
+        f"gives IAM user {users or '(not known yet)'} a policy of its own: put the user in a group and give the "
+        "group the policy (GroupPolicy or GroupPolicyAttachment), or use a role"
+    ]
+
+
 _IAM_TYPES = frozenset(POLICY_DOCUMENTS)
 
 RESOURCE_RULES: tuple[ResourceRule, ...] = (
@@ -863,6 +903,12 @@ RESOURCE_RULES: tuple[ResourceRule, ...] = (
         "CloudTrail.5: Every CloudTrail trail delivers its events to CloudWatch Logs (cloudWatchLogsGroupArn).",
         frozenset({TRAIL}),
         fsbp_cloudtrail_5_cloudwatch_logs,
+    ),
+    ResourceRule(
+        "fsbp-iam-2-no-user-policies",
+        "IAM.2: No IAM user has a policy of its own (inline or attached); users take permissions from groups.",
+        frozenset(USER_POLICY_GRANTS),
+        fsbp_iam_2_no_user_policies,
     ),
 )
 
@@ -1264,6 +1310,173 @@ def cloudwatch_alarm_actions(resources: Sequence[Resource]) -> list[tuple[str, s
     return found
 
 
+# --- FSBP ELB.1 and ELB.18: HTTPS listeners ------------------------------------------------------------------
+
+
+def _load_balancer_of(listener: Resource, balancers: Sequence[Resource]) -> Resource | None:
+    return next((lb for lb in balancers if _refers_to(listener, "loadBalancerArn", lb)), None)
+
+
+def _redirects_to_https(actions: Any) -> bool | None:
+    """Whether a listener's default actions only redirect to HTTPS (``None``: not known yet)."""
+    if has_unknown(actions):
+        return None
+    found = [a for a in _as_list(actions) if isinstance(a, Mapping)]
+    return bool(found) and all(
+        a.get("type") == "redirect" and str(_get(a, "redirect", "protocol") or "").upper() == "HTTPS" for a in found
+    )
+
+
+def fsbp_elb_1_http_redirects_to_https(resources: Sequence[Resource]) -> list[tuple[str, str]]:
+    """ELB.1: every HTTP listener of an application load balancer redirects to HTTPS. Judged per load balancer,
+    as the control is: one HTTP listener that forwards (or answers) instead fails the whole ALB, whether or not it
+    also has an HTTPS listener. The default actions are judged (listener rules are not).
+
+    FSBP control: https://docs.aws.amazon.com/securityhub/latest/userguide/elb-controls.html#elb-1 (AWS Config
+    rule ``alb-http-to-https-redirection-check``,
+    https://docs.aws.amazon.com/config/latest/developerguide/alb-http-to-https-redirection-check.html). Redirect
+    actions: https://docs.aws.amazon.com/elasticloadbalancing/latest/application/rule-action-types.html
+    """
+    listeners = _of_type(resources, LISTENERS)
+    found = []
+    for lb in _of_type(resources, LOAD_BALANCERS):
+        if (lb.props.get("loadBalancerType") or "application") != "application":
+            continue
+        serving = []
+        for listener in (r for r in listeners if _refers_to(r, "loadBalancerArn", lb)):
+            # An ALB listener without a protocol is HTTP (the API's default).
+            protocol = listener.props.get("protocol") or "HTTP"
+            if protocol is UNKNOWN or str(protocol).upper() != "HTTP":
+                continue
+            if _redirects_to_https(listener.props.get("defaultActions")) is False:
+                serving.append(_label(listener))
+        if serving:
+            found.append(
+                (
+                    lb.urn,
+                    f"{_label(lb)} serves plain HTTP on {', '.join(serving)}: an HTTP listener's default action must "
+                    "redirect to HTTPS (serve the site on an HTTPS listener with a certificate)",
+                )
+            )
+    return found
+
+
+_SECURE_PROTOCOL = {"application": "HTTPS", "network": "TLS"}
+# The kind of load balancer a listener protocol belongs to (for a listener whose load balancer is not in the stack).
+_KIND_OF_PROTOCOL = {"HTTP": "application", "HTTPS": "application"}
+_KIND_OF_PROTOCOL |= {p: "network" for p in ("TCP", "TLS", "UDP", "TCP_UDP")}
+
+
+def fsbp_elb_18_listener_secure_protocol(resources: Sequence[Resource]) -> list[tuple[str, str]]:
+    """ELB.18: every listener of an application load balancer is HTTPS, every listener of a network load balancer
+    TLS. Judged per listener, as the control is, on its protocol alone: an HTTP listener that only redirects to
+    HTTPS (what ELB.1 asks for) still fails it. A listener of a load balancer outside the stack is judged by
+    its protocol when it names one; gateway load balancers are not concerned.
+
+    FSBP control: https://docs.aws.amazon.com/securityhub/latest/userguide/elb-controls.html#elb-18 (AWS Config
+    rule ``elbv2-listener-encryption-in-transit``: NON_COMPLIANT if a listener is not configured with HTTPS or
+    TLS termination, https://docs.aws.amazon.com/config/latest/developerguide/elbv2-listener-encryption-in-transit.html).
+    Listener protocols: https://docs.aws.amazon.com/elasticloadbalancing/latest/APIReference/API_CreateListener.html
+    """
+    balancers = _of_type(resources, LOAD_BALANCERS)
+    found = []
+    for listener in _of_type(resources, LISTENERS):
+        protocol = listener.props.get("protocol")
+        lb = _load_balancer_of(listener, balancers)
+        kind = (lb.props.get("loadBalancerType") or "application") if lb is not None else None
+        if protocol is UNKNOWN or kind is UNKNOWN or kind == "gateway":
+            continue
+        if kind is None:
+            kind = _KIND_OF_PROTOCOL.get(str(protocol).upper()) if protocol else None
+        secure = _SECURE_PROTOCOL.get(str(kind))
+        shown = str(protocol or ("HTTP" if kind == "application" else "")).upper()
+        if secure is None or shown == secure:
+            continue
+        note = (
+            " (it only redirects to HTTPS, as ELB.1 asks, but ELB.18 judges the protocol, redirect or not)"
+            if _redirects_to_https(listener.props.get("defaultActions"))
+            else ""
+        )
+        found.append(
+            (
+                listener.urn,
+                f"{_label(listener)} listens on {shown or 'no protocol'} on {'an' if kind == 'application' else 'a'} "
+                f"{kind} load balancer: use {secure} with a certificate{note}",
+            )
+        )
+    return found
+
+
+# --- FSBP IAM.3: access keys rotated --------------------------------------------------------------------------
+
+MAX_ACCESS_KEY_AGE_DAYS = 90
+"""IAM.3's bound: the AWS Config rule ``access-keys-rotated`` fails an active key older than this
+(``maxAccessKeyAge``, 90 in the FSBP standard)."""
+
+# time:index/rotating:Rotating's rotation arguments, in the order its provider applies them (a later one set
+# overrides an earlier one), with a conservative length in days: a month counts 31 days, a year 366.
+_ROTATION_DAYS: tuple[tuple[str, float], ...] = (
+    ("rotationDays", 1),
+    ("rotationHours", 1 / 24),
+    ("rotationMinutes", 1 / 1440),
+    ("rotationMonths", 31),
+    ("rotationRfc3339", 0),
+    ("rotationYears", 366),
+)
+
+
+def _rotation_period_days(props: Mapping[str, Any]) -> float | Unknown | None:
+    """Days between two rotations of a ``Rotating`` (``None``: no schedule, e.g. a fixed ``rotationRfc3339``)."""
+    period: float | Unknown | None = None
+    for key, days in _ROTATION_DAYS:
+        value = props.get(key)
+        if value is UNKNOWN:
+            period = UNKNOWN
+        elif key == "rotationRfc3339" and value:
+            period = None  # one fixed instant, not a period
+        elif isinstance(value, int | float) and not isinstance(value, bool) and value:
+            period = float(value) * days
+    return period
+
+
+def fsbp_iam_3_access_key_rotated(resources: Sequence[Resource]) -> list[tuple[str, str]]:
+    """IAM.3: every active IAM access key of the stack is replaced at least every 90 days.
+
+    What the pack can see: a key that depends on a ``time`` ``Rotating`` (pulumiverse-time) of the stack whose
+    period is at most 90 days. What it cannot: that the dependency replaces the key. The program replaces it
+    with the ``replacementTrigger`` resource option (the Rotating's timestamp), and resource options reach a
+    policy pack only as protect, ignoreChanges, deleteBeforeReplace, aliases, customTimeouts and
+    additionalSecretOutputs (the analyzer's ``AnalyzerResourceOptions``): so the program also declares the
+    Rotating in the key's ``dependsOn``, and its own tests check the trigger. A key that depends on a Rotating
+    without being replaced by it passes this rule and is never rotated. Nor can the pack see when ``pulumi up``
+    runs: a Rotating expires on schedule, but the key is replaced at the first refreshed update after that.
+
+    FSBP control: https://docs.aws.amazon.com/securityhub/latest/userguide/iam-controls.html#iam-3 (AWS Config
+    rule ``access-keys-rotated``, https://docs.aws.amazon.com/config/latest/developerguide/access-keys-rotated.html).
+    Rotating access keys: https://docs.aws.amazon.com/IAM/latest/UserGuide/id-credentials-access-keys-update.html
+    """
+    rotations = _of_type(resources, [TIME_ROTATING])
+    found = []
+    for key in _of_type(resources, [ACCESS_KEY]):
+        if key.props.get("status") in ("Inactive", UNKNOWN):
+            continue
+        periods = [_rotation_period_days(r.props) for r in rotations if r.urn in key.dependencies]
+        if any(p is UNKNOWN or (isinstance(p, float) and p <= MAX_ACCESS_KEY_AGE_DAYS) for p in periods):
+            continue
+        if not periods:
+            why = "depends on no time Rotating: nothing replaces it on a schedule"
+        else:
+            why = "depends only on a time Rotating whose period is longer than 90 days, or not a period"
+        found.append(
+            (
+                key.urn,
+                f"{_label(key)} {why}. Replace it at least every {MAX_ACCESS_KEY_AGE_DAYS} days: a Rotating with "
+                "rotationDays <= 90 in its dependsOn, and its timestamp as the key's replacementTrigger",
+            )
+        )
+    return found
+
+
 STACK_RULES: tuple[StackRule, ...] = (
     StackRule(
         "s3-public-access-blocked", "Every S3 bucket blocks public access (all four flags).", s3_public_access_blocked
@@ -1301,6 +1514,21 @@ STACK_RULES: tuple[StackRule, ...] = (
         "Every CloudWatch alarm has an alarm action, or a deployment group, ECS service or composite alarm watches it.",
         cloudwatch_alarm_actions,
     ),
+    StackRule(
+        "fsbp-elb-1-http-redirects-to-https",
+        "ELB.1: Every HTTP listener of an application load balancer redirects to HTTPS.",
+        fsbp_elb_1_http_redirects_to_https,
+    ),
+    StackRule(
+        "fsbp-elb-18-listener-secure-protocol",
+        "ELB.18: Every application load balancer listener is HTTPS, every network load balancer listener TLS.",
+        fsbp_elb_18_listener_secure_protocol,
+    ),
+    StackRule(
+        "fsbp-iam-3-access-key-rotated",
+        "IAM.3: Every active IAM access key depends on a time Rotating of at most 90 days that replaces it.",
+        fsbp_iam_3_access_key_rotated,
+    ),
 )
 
 
@@ -1326,6 +1554,7 @@ class _Registration(Protocol):
     urn: str
     id: str
     state: dict[str, Any]
+    dependencies: list[str]
 
     @property
     def props(self) -> dict[str, Any]: ...
@@ -1345,4 +1574,5 @@ def from_registration(registration: _Registration) -> Resource:
         props=registration.props,
         urn=registration.urn,
         ids=frozenset(i for i in ids if i),
+        dependencies=frozenset(registration.dependencies),
     )

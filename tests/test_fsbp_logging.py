@@ -34,7 +34,7 @@ from offline.stack_files import load_stack_files
 from policy import resource_types as rt
 from policy import rules
 from policy.rules import UNKNOWN, Resource
-from support import bundles
+from support import bundles, pack
 from support.aws import assert_valid_request, by_sid, parliament_findings, policy_of
 from support.stacks import REGION, run, stack_config, stack_run
 
@@ -268,7 +268,7 @@ def test_every_bucket_of_prod_but_the_log_bucket_logs_into_it(mode: str) -> None
     assert set(loggings) == names - {target}
     roles = {"source", "artifacts", "alb-logs"} | ({"trail"} if mode == "cloudtrail" else set())
     assert {name.split(f"-{ACCOUNT_ID}-")[0].removeprefix("sample-app-prod-") for name in loggings} == roles
-    assert violations(found) == []
+    assert pack.stack_violations(found, "prod") == []
 
 
 def test_dev_fails_s3_9_by_design_on_exactly_its_unlogged_buckets(dev: ProgramRun) -> None:
@@ -293,7 +293,7 @@ def test_alb_and_s3_access_logs_are_independent_keys(alb_logs: str, s3_logs: str
     assert bool(alb) == (alb_logs == "true")
     assert bool(s3_logs_bucket) == (s3_logs == "true")
     assert (alb <= set(loggings)) if s3_logs == "true" else not loggings
-    unexplained = {v.rule for v in violations(found)}
+    unexplained = {v.rule for v in pack.stack_violations(found, "prod")}
     assert unexplained == (set() if s3_logs == "true" else {S3_9})
 
 

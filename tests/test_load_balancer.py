@@ -43,6 +43,7 @@ from components.load_balancer import (
 )
 from offline.engine import ACCOUNT_ID, ProgramRun, Registration
 from policy import resource_types as rt
+from policy import rules
 from support import bundles, pack
 from support.aws import assert_valid_request, parliament_findings, policy_of
 from support.stacks import REGION, component, run, stack_config
@@ -345,10 +346,18 @@ def test_port_80_redirects_permanently_to_https_and_is_not_codedeploys(https: Pr
     assert listener(https, "prod").urn in redirect.dependencies, "port 80 is freed first"
 
 
-def test_test_listener_stays_http_and_closed_to_the_internet(https: ProgramRun) -> None:
-    test = listener(https, "test").props
-    assert (test["protocol"], test["port"]) == ("HTTP", 9000)
-    assert "certificateArn" not in test
+def test_test_listener_is_https_like_production_and_closed_to_the_internet(https: ProgramRun) -> None:
+    # ELB.18: an ALB listener uses HTTPS; ELB.1: no HTTP listener forwards instead of redirecting.
+    # https://docs.aws.amazon.com/securityhub/latest/userguide/elb-controls.html#elb-18
+    test, prod = listener(https, "test"), listener(https, "prod")
+    assert (test.props["protocol"], test.props["port"]) == ("HTTPS", 9000)
+    assert test.props["certificateArn"] == prod.props["certificateArn"], "the site's certificate, once issued"
+    assert test.props["sslPolicy"] == prod.props["sslPolicy"] == "ELBSecurityPolicy-TLS13-1-2-2021-06"
+    assert https.one(rt.ACM_CERTIFICATE_VALIDATION).urn in test.dependencies
+    green = https.one(rt.LB_TARGET_GROUP, f"{NAME}-green").state["arn"]
+    assert test.props["defaultActions"] == [{"type": "forward", "targetGroupArn": green}]
+    assert test.ignore_changes == ["defaultActions"], "still CodeDeploy's test route"
+    assert rules.check_resource(rt.LB_LISTENER, test.props) == [], "https-listener-tls13 judges it like production"
     sg = alb_sg(https)
     assert reachable_ports(https, sg, "203.0.113.9") == {80, 443}
     assert reachable_ports(https, sg, "2001:db8::1") == {80, 443}
@@ -377,7 +386,8 @@ def test_the_sites_name_is_an_alias_of_the_alb(https: ProgramRun) -> None:
 def test_https_urls(https: ProgramRun) -> None:
     dns = https.one(rt.LB_LOAD_BALANCER).state["dnsName"]
     assert https.outputs["url"] == f"https://{DOMAIN}/"
-    assert https.outputs["testUrl"] == f"http://{dns}:9000/"
+    # The certificate names the site, not the ALB: the test listener is tried on the site's name.
+    assert https.outputs["testUrl"] == f"https://{DOMAIN}:9000/"
     assert https.outputs["albDnsName"] == dns
 
 
@@ -394,6 +404,7 @@ def test_the_configured_ssl_policy_is_used() -> None:
     policy = "ELBSecurityPolicy-TLS13-1-3-2021-06"
     found = lb_run(listenerPort=None, domainName=DOMAIN, hostedZoneId=ZONE, sslPolicy=policy)
     assert listener(found, "prod").props["sslPolicy"] == policy
+    assert listener(found, "test").props["sslPolicy"] == policy
 
 
 def test_an_existing_certificate_creates_no_acm_or_dns_resources() -> None:
@@ -401,7 +412,9 @@ def test_an_existing_certificate_creates_no_acm_or_dns_resources() -> None:
     acm_or_dns = {module(rt.ACM_CERTIFICATE), module(rt.ROUTE53_RECORD)}
     assert [r.type for r in found.resources if module(r.type) in acm_or_dns] == []
     assert listener(found, "prod").props["certificateArn"] == EXISTING_CERTIFICATE
+    assert listener(found, "test").props["certificateArn"] == EXISTING_CERTIFICATE
     assert found.outputs["url"] == f"https://{DOMAIN}/", "the operator points the name at albDnsName"
+    assert found.outputs["testUrl"] == f"https://{DOMAIN}:9000/"
     assert found.outputs["albDnsName"] == found.one(rt.LB_LOAD_BALANCER).state["dnsName"]
 
 
@@ -588,8 +601,9 @@ def test_listeners_are_valid_elbv2_requests(https: ProgramRun) -> None:
     assert len(listeners) == 3
     for reg in listeners:
         assert_valid_request("elbv2", "CreateListener", create_listener(reg))
-    prod = create_listener(listener(https, "prod"))
-    assert prod["Protocol"] == "HTTPS" and prod["SslPolicy"] and prod["Certificates"]
+    for role in ("prod", "test"):
+        request = create_listener(listener(https, role))
+        assert request["Protocol"] == "HTTPS" and request["SslPolicy"] and request["Certificates"]
 
 
 def test_target_groups_are_valid_elbv2_requests(http: ProgramRun) -> None:

@@ -43,7 +43,16 @@ NO_TOPIC = frozenset(
 )
 """A stack without notificationEmails no longer pays for a topic and key nobody reads, nor for the rules that
 fed it (issue 13): the previous release made them on every stack."""
-RETIRED: dict[str, frozenset[tuple[str, str]]] = {"dev": NO_TOPIC, "dev-cloudtrail-oidc": NO_TOPIC}
+USER_POLICY = frozenset({("aws:iam/userPolicy:UserPolicy", "upload-identity-put-object")})
+"""FSBP IAM.2 (issue 14): the upload user's inline policy became its group's (a GroupPolicy of the same name,
+with the user in the group). The update creates the group, its policy and the membership before it deletes the
+user's policy, so the job never loses its permission."""
+RETIRED: dict[str, frozenset[tuple[str, str]]] = {
+    "dev": NO_TOPIC | USER_POLICY,
+    "dev-cloudtrail-oidc": NO_TOPIC,
+    "prod": USER_POLICY,
+    "prod-no-alarms-no-approval": USER_POLICY,
+}
 
 
 def previous_urns(variant: str) -> list[str]:
@@ -75,8 +84,10 @@ def test_a_retired_resource_is_gone_for_its_reason(variant: tuple[str, ProgramRu
     retired = RETIRED.get(name, frozenset())
     assert retired <= {type_and_name(urn) for urn in previous_urns(name)}, "retire only what the release had"
     assert not retired & {(r.type, r.name) for r in found.resources}, "a retired resource is still registered"
-    if retired == NO_TOPIC:
+    if retired >= NO_TOPIC:
         assert found.of_type("aws:sns/topic:Topic") == []
+    if retired >= USER_POLICY:
+        assert found.one("aws:iam/groupPolicy:GroupPolicy", "upload-identity-put-object")
 
 
 def test_an_alias_stands_for_the_same_resource(variant: tuple[str, ProgramRun]) -> None:

@@ -485,7 +485,7 @@ def test_the_prod_diagram_shows_the_https_route_and_the_redirect(prod: ProgramRu
     https, redirect, test = (
         by_label["production listener HTTPS:443"],
         by_label["redirect listener HTTP:80"],
-        by_label["test listener HTTP:8080"],
+        by_label["test listener HTTPS:8080"],
     )
     assert f'{redirect} -->|"redirects (301)"| {https}' in diagram
     rerouted = set(re.findall(r'(\w+) -\.->\|"reroutes traffic"\| (\w+)', diagram))
@@ -619,3 +619,13 @@ def test_the_plan_needs_no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket.socket, "connect", refuse)
     plan = build_plan("dev")
     assert plan.resource_count == len(plan.run.resources) > 0
+
+
+def test_the_plan_shows_what_replaces_the_upload_key(dev: ProgramRun) -> None:
+    """A reviewer sees that the access key is replaced with its rotation (replacementTrigger), not when."""
+    plan = text(render_plan(dev, stack_files("dev")).files, "plan.md")
+    key_section = plan.split("### `upload-identity-key` · ", 1)[1].split("###", 1)[0]
+    assert "replaced when this changes (replacementTrigger): (known after apply: upload-identity-key-rotation." in (
+        key_section
+    )
+    assert "2025-01-01" not in plan, "the engine's stand-in timestamp is not shown as if real"

@@ -16,6 +16,7 @@ import grpc
 import pulumi
 import pulumi_aws as aws
 import pulumi_gitlab as gitlab
+import pulumiverse_time
 import pytest
 from google.protobuf import empty_pb2, struct_pb2
 from parliament import iam_definition
@@ -416,15 +417,24 @@ PROD_LISTENER_ARN = f"{LB_ARN}/prod"
 TEST_LISTENER_ARN = f"{LB_ARN}/test"
 
 
+TLS = {"protocol": "HTTPS", "sslPolicy": "ELBSecurityPolicy-TLS13-1-2-2021-06"}
+"""What an HTTPS listener of the ALB stacks below has (the certificate ARN set by ``https_listener``)."""
+
+
+def https_listener(name: str, port: float, arn: str) -> Resource:
+    props = {"loadBalancerArn": LB_ARN, "port": port, **TLS, "certificateArn": f"{arn}/certificate"}
+    return res(rt.LB_LISTENER, name, props, ids=(arn,))
+
+
 def alb_stack(*rules_: Resource) -> list[Resource]:
-    """An ALB with its security group ``sg-alb``, a production listener on 443 and a CodeDeploy test listener
-    on 8443, a task security group ``sg-tasks``, and the given ingress rules."""
+    """An ALB with its security group ``sg-alb``, an HTTPS production listener on 443 and a CodeDeploy HTTPS test
+    listener on 8443, a task security group ``sg-tasks``, and the given ingress rules."""
     return [
         res(rt.EC2_SECURITY_GROUP, "alb-sg", {"name": "alb"}, ids=("sg-alb",)),
         res(rt.EC2_SECURITY_GROUP, "tasks-sg", {"name": "tasks"}, ids=("sg-tasks",)),
         res(rt.LB_LOAD_BALANCER, "alb", {"securityGroups": ["sg-alb"], "dropInvalidHeaderFields": True}, ids=(LB_ARN,)),
-        res(rt.LB_LISTENER, "prod", {"loadBalancerArn": LB_ARN, "port": 443.0}, ids=(PROD_LISTENER_ARN,)),
-        res(rt.LB_LISTENER, "test", {"loadBalancerArn": LB_ARN, "port": 8443.0}, ids=(TEST_LISTENER_ARN,)),
+        https_listener("prod", 443.0, PROD_LISTENER_ARN),
+        https_listener("test", 8443.0, TEST_LISTENER_ARN),
         res(
             rt.CODEDEPLOY_DEPLOYMENT_GROUP,
             "dg",
@@ -1133,6 +1143,29 @@ def build_stack(compliant: bool) -> None:
         certificate_arn=CERTIFICATE if ok else None,
         default_actions=[aws.lb.ListenerDefaultActionArgs(type="fixed-response")],
     )
+    if not ok:  # an HTTP listener that serves (ELB.1) is plain HTTP (ELB.18)
+        aws.lb.Listener(
+            "alb-test",
+            load_balancer_arn=alb.arn,
+            port=8080,
+            protocol="HTTP",
+            default_actions=[aws.lb.ListenerDefaultActionArgs(type="forward", target_group_arn="arn:tg")],
+        )
+    uploader = aws.iam.User("uploader", name="uploader")
+    upload_policy = json.dumps({"Version": "2012-10-17", "Statement": [allow(["s3:PutObject"], ["arn:aws:s3:::b/k"])]})
+    if ok:
+        uploaders = aws.iam.Group("uploaders", name="uploaders")
+        aws.iam.GroupPolicy("uploaders-policy", group=uploaders.name, policy=upload_policy)
+        aws.iam.GroupMembership("uploaders-member", group=uploaders.name, users=[uploader.name])
+        rotation = pulumiverse_time.Rotating("uploader-key-rotation", rotation_days=80)
+        aws.iam.AccessKey(
+            "uploader-key",
+            user=uploader.name,
+            opts=pulumi.ResourceOptions(depends_on=[rotation], replacement_trigger=rotation.rfc3339),
+        )
+    else:
+        aws.iam.UserPolicy("uploader-policy", user=uploader.name, policy=upload_policy)
+        aws.iam.AccessKey("uploader-key", user=uploader.name)
     events_grant: dict[str, Any] = {
         "Effect": "Allow",
         "Principal": {"Service": "events.amazonaws.com"},
@@ -1461,8 +1494,8 @@ def test_the_test_listener_of_an_ecs_native_service_is_not_a_production_port() -
     stack = [
         res(rt.EC2_SECURITY_GROUP, "alb-sg", {"name": "alb"}, ids=("sg-alb",)),
         res(rt.LB_LOAD_BALANCER, "alb", {"securityGroups": ["sg-alb"], "dropInvalidHeaderFields": True}, ids=(LB_ARN,)),
-        res(rt.LB_LISTENER, "prod", {"loadBalancerArn": LB_ARN, "port": 443.0}, ids=(PROD_LISTENER_ARN,)),
-        res(rt.LB_LISTENER, "test", {"loadBalancerArn": LB_ARN, "port": 8443.0}, ids=(TEST_LISTENER_ARN,)),
+        https_listener("prod", 443.0, PROD_LISTENER_ARN),
+        https_listener("test", 8443.0, TEST_LISTENER_ARN),
         res(rt.LB_LISTENER_RULE, "test-rule", {"listenerArn": TEST_LISTENER_ARN}, ids=(rule_arn,)),
         res(rt.ECS_SERVICE, "svc", {"loadBalancers": [{"advancedConfiguration": {"testListenerRule": rule_arn}}]}),
     ]

@@ -74,11 +74,12 @@ def test_url_is_the_first_output(stack: tuple[str, ProgramRun]) -> None:
     name, run = stack
     assert run.export_order[0] == "url", run.export_order
     domain = stack_file(name).get(f"{PROJECT}:domainName")
-    if domain:  # HTTPS on the site's own name
+    if domain:  # HTTPS on the site's own name, the test listener's too (the certificate names the site)
         assert run.outputs["url"] == f"https://{domain}/"
+        assert run.outputs["testUrl"].startswith(f"https://{domain}:")
     else:
         assert run.outputs["url"].startswith("http://") and run.outputs["url"].endswith(".elb.amazonaws.com/")
-    assert run.outputs["albDnsName"] in run.outputs["testUrl"]
+        assert run.outputs["testUrl"].startswith(f"http://{run.outputs['albDnsName']}:")
     assert "url" not in run.secret_outputs
 
 

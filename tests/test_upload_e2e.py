@@ -141,8 +141,8 @@ def test_access_key_job_uploads_the_app_to_the_watched_key(dev: ProgramRun, tmp_
     bucket, key = dev.outputs["sourceBucket"], dev.outputs["sourceObjectKey"]
     assert variables["UPLOAD_BUCKET"] == bucket
     assert f"{variables['UPLOAD_FOLDER']}/{variables['UPLOAD_FILE_ALL']}" == key
-    policy = dev.one(rt.IAM_USER_POLICY).props["policy"]
-    user = dev.one(rt.IAM_USER).props["name"]
+    policy = dev.one(rt.IAM_GROUP_POLICY).props["policy"]
+    user, group = dev.one(rt.IAM_USER).props["name"], dev.one(rt.IAM_GROUP).props["name"]
     repo, commit = app_repo(tmp_path / "app", ci_yml, default_branch(ci_yml))
 
     # IAM is enforced after three calls, which make an administrator; everything else is authorised.
@@ -157,7 +157,9 @@ def test_access_key_job_uploads_the_app_to_the_watched_key(dev: ProgramRun, tmp_
         versioned_bucket(s3, bucket)
         admin_iam = client("iam", endpoint, **admin)
         admin_iam.create_user(UserName=user)
-        admin_iam.put_user_policy(UserName=user, PolicyName="put-object", PolicyDocument=policy)
+        admin_iam.create_group(GroupName=group)
+        admin_iam.put_group_policy(GroupName=group, PolicyName="put-object", PolicyDocument=policy)
+        admin_iam.add_user_to_group(GroupName=group, UserName=user)
         upload_key = admin_iam.create_access_key(UserName=user)["AccessKey"]
 
         credentials = {"AWS_ACCESS_KEY": upload_key["AccessKeyId"], "AWS_SECRET_KEY": upload_key["SecretAccessKey"]}
@@ -264,10 +266,12 @@ def test_every_stack_of_one_project_uploads_to_its_own_pipeline(
         credentials = {}
         for stack, run in runs.items():
             versioned_bucket(s3, run.outputs["sourceBucket"])
-            user = run.one(rt.IAM_USER).props["name"]
+            user, group = run.one(rt.IAM_USER).props["name"], run.one(rt.IAM_GROUP).props["name"]
             admin_iam.create_user(UserName=user)
-            policy = run.one(rt.IAM_USER_POLICY).props["policy"]
-            admin_iam.put_user_policy(UserName=user, PolicyName="put-object", PolicyDocument=policy)
+            admin_iam.create_group(GroupName=group)
+            policy = run.one(rt.IAM_GROUP_POLICY).props["policy"]
+            admin_iam.put_group_policy(GroupName=group, PolicyName="put-object", PolicyDocument=policy)
+            admin_iam.add_user_to_group(GroupName=group, UserName=user)
             key = admin_iam.create_access_key(UserName=user)["AccessKey"]
             credentials[stack] = {"AWS_ACCESS_KEY": key["AccessKeyId"], "AWS_SECRET_KEY": key["SecretAccessKey"]}
 

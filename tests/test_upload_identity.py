@@ -102,16 +102,22 @@ def assert_only_put_of_the_watched_object(doc: dict[str, Any], object_arn: str) 
 # --- access-key ------------------------------------------------------------------------------------------
 
 
-def test_access_key_mode_is_a_user_with_one_permission_and_a_key(access_key: ProgramRun) -> None:
+def test_access_key_mode_is_a_user_in_a_group_with_one_permission_and_a_key(access_key: ProgramRun) -> None:
     user = access_key.one(rt.IAM_USER)
     assert user.props["name"] == "shop-dev-gitlab-upload"
-    policy = access_key.one(rt.IAM_USER_POLICY)
-    assert policy.props["user"] == user.props["name"]
+    # FSBP IAM.2: the user has no policy of its own; a group it is the only member of holds the permission.
+    # https://docs.aws.amazon.com/securityhub/latest/userguide/iam-controls.html#iam-2
+    group = access_key.one(rt.IAM_GROUP)
+    assert group.props["name"] == "shop-dev-gitlab-upload"
+    membership = access_key.one(rt.IAM_GROUP_MEMBERSHIP)
+    assert (membership.props["group"], membership.props["users"]) == (group.props["name"], [user.props["name"]])
+    policy = access_key.one(rt.IAM_GROUP_POLICY)
+    assert policy.props["group"] == group.props["name"]
     assert_only_put_of_the_watched_object(policy_of(policy), watched_object(access_key))
     assert access_key.one(rt.IAM_ACCESS_KEY).props["user"] == user.props["name"]
-    # Nothing else: no group, no managed policy, no console login, no OIDC.
+    # Nothing else: no policy on the user, no managed policy, no console login, no OIDC; the key's schedule.
     assert sorted(r.type for r in access_key.resources if r.custom) == sorted(
-        [rt.IAM_USER, rt.IAM_USER_POLICY, rt.IAM_ACCESS_KEY]
+        [rt.IAM_USER, rt.IAM_GROUP, rt.IAM_GROUP_POLICY, rt.IAM_GROUP_MEMBERSHIP, rt.IAM_ACCESS_KEY, rt.TIME_ROTATING]
     )
     out = access_key.outputs
     assert out["upload.mode"] == "access-key"
@@ -128,9 +134,33 @@ def test_access_key_mode_keeps_both_halves_of_the_key_secret(access_key: Program
     assert "upload.principalArn" not in access_key.secret_outputs
 
 
+def test_the_access_key_is_replaced_when_its_rotation_comes(access_key: ProgramRun) -> None:
+    """FSBP IAM.3 (keys rotated within 90 days): a time Rotating every 80 days by default, whose timestamp is the
+    key's replacement trigger: a refreshed update that finds it expired creates it anew, and replaces the key.
+    https://docs.aws.amazon.com/securityhub/latest/userguide/iam-controls.html#iam-3
+    https://www.pulumi.com/docs/iac/concepts/resources/options/replacementtrigger/"""
+    rotation, key = access_key.one(rt.TIME_ROTATING), access_key.one(rt.IAM_ACCESS_KEY)
+    assert rotation.name == "upload-key-rotation"
+    assert rotation.props == {"rotationDays": 80}
+    assert key.replacement_trigger == rotation.state["rfc3339"] == "2025-01-01T00:00:00Z"
+    assert rotation.state["rotationRfc3339"] == "2025-03-22T00:00:00Z", "80 days later"
+    # The new key is created before the old one is deleted (IAM allows two per user), so whatever reads the key
+    # (the GitLab variables) switches to the new one within the same update.
+    # https://docs.aws.amazon.com/IAM/latest/UserGuide/id-credentials-access-keys-update.html
+    assert key.delete_before_replace is False
+    # Declared as a dependency too, which the policy pack sees (it sees no resource option).
+    assert rotation.urn in key.dependencies
+
+
+def test_the_rotation_schedule_follows_the_config() -> None:
+    found = run(lambda: build_identity("upload", {"accessKeyRotationDays": "30"}))
+    assert found.one(rt.TIME_ROTATING).props == {"rotationDays": 30}
+    assert found.one(rt.TIME_ROTATING).state["rotationRfc3339"] == "2025-01-31T00:00:00Z"
+
+
 def test_access_key_user_may_put_the_watched_object_and_nothing_else(access_key: ProgramRun) -> None:
-    """The program's policy, attached to a user in moto with IAM enforcement on, and that user's key used."""
-    document = access_key.one(rt.IAM_USER_POLICY).props["policy"]
+    """The program's policy, on a group in moto with IAM enforcement on, the user in the group, its key used."""
+    document = access_key.one(rt.IAM_GROUP_POLICY).props["policy"]
     bucket = watched_object(access_key).removeprefix("arn:aws:s3:::").removesuffix(f"/{KEY}")
 
     # Three unauthenticated calls create an administrator; every later call is checked against IAM.
@@ -154,7 +184,9 @@ def test_access_key_user_may_put_the_watched_object_and_nothing_else(access_key:
         admin.client("s3").create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
         admin_iam = admin.client("iam")
         admin_iam.create_user(UserName="uploader")
-        admin_iam.put_user_policy(UserName="uploader", PolicyName="put-object", PolicyDocument=document)
+        admin_iam.create_group(GroupName="uploaders")
+        admin_iam.put_group_policy(GroupName="uploaders", PolicyName="put-object", PolicyDocument=document)
+        admin_iam.add_user_to_group(GroupName="uploaders", UserName="uploader")
         key = admin_iam.create_access_key(UserName="uploader")["AccessKey"]
         s3 = boto3.client(
             "s3",
@@ -308,7 +340,7 @@ def either(request: pytest.FixtureRequest) -> ProgramRun:
 
 
 def test_permission_policies_pass_parliament(either: ProgramRun) -> None:
-    policies = either.of_type(rt.IAM_USER_POLICY) + either.of_type(rt.IAM_ROLE_POLICY)
+    policies = either.of_type(rt.IAM_GROUP_POLICY) + either.of_type(rt.IAM_ROLE_POLICY)
     assert len(policies) == 1
     assert parliament_findings(policies[0].props["policy"]) == []
 
@@ -376,6 +408,14 @@ def problems(values: Mapping[str, str]) -> list[str]:
         (
             {"uploadIdentity": "oidc", "oidcProviderArn": f"arn:aws:iam::{ACCOUNT_ID}:role/not-a-provider"},
             f"{PROJECT}:oidcProviderArn: .*is not an IAM OIDC provider ARN",
+        ),
+        # IAM.3 fails a key older than 90 days; under a week, nearly every update would replace the key.
+        ({"accessKeyRotationDays": "91"}, f"{PROJECT}:accessKeyRotationDays: 91 is out of range; allowed: 7 to 90"),
+        ({"accessKeyRotationDays": "6"}, f"{PROJECT}:accessKeyRotationDays: 6 is out of range; allowed: 7 to 90"),
+        ({"accessKeyRotationDays": "quarterly"}, f"{PROJECT}:accessKeyRotationDays: .*expected an integer"),
+        (
+            {"uploadIdentity": "oidc", "accessKeyRotationDays": "30"},
+            f"{PROJECT}:accessKeyRotationDays: applies only with uploadIdentity 'access-key'",
         ),
     ],
 )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from offline.engine import ProgramRun
 from policy import exemptions, rules
+from support import fsbp
 
 BY_DESIGN: dict[str, frozenset[tuple[str, str]]] = {
     stack: frozenset((e.rule, name) for e in exemptions.load() if stack in e.stacks for name in e.resources)
@@ -37,8 +38,15 @@ def by_design(stack: str, found: list[rules.Violation], run: ProgramRun) -> set[
 
 
 def unexpected(stack: str, found: list[rules.Violation], run: ProgramRun) -> list[rules.Violation]:
-    """The violations in ``found`` that the stack does not keep on purpose."""
-    return [v for v, pair in _named(found, run) if pair not in BY_DESIGN.get(stack, frozenset())]
+    """The violations in ``found`` that the stack does not keep on purpose: neither exempt on it, nor what its
+    load balancers fail by the shape the run gave them (plain HTTP, a port-80 redirect: ``support/fsbp.py``,
+    which follows a variant that turns HTTPS on or off)."""
+    shaped = set(fsbp.by_design(run))
+    return [
+        v
+        for v, pair in _named(found, run)
+        if pair not in BY_DESIGN.get(stack, frozenset()) and (v.rule, v.urn) not in shaped
+    ]
 
 
 def stack_violations(run: ProgramRun, stack: str) -> list[rules.Violation]:
@@ -47,5 +55,7 @@ def stack_violations(run: ProgramRun, stack: str) -> list[rules.Violation]:
 
 
 def part_violations(run: ProgramRun) -> list[rules.Violation]:
-    """The violations of parts built without ``__main__.py``, less the rules on its wiring."""
-    return [v for v in violations(run) if v.rule not in WIRED_IN_MAIN]
+    """The violations of parts built without ``__main__.py``, less the rules on its wiring and what their load
+    balancers fail by their shape (``support/fsbp.py``)."""
+    shaped = set(fsbp.by_design(run))
+    return [v for v in violations(run) if v.rule not in WIRED_IN_MAIN and (v.rule, v.urn) not in shaped]

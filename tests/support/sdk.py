@@ -8,7 +8,7 @@ import keyword
 import re
 from pathlib import Path
 
-PACKAGES = {"aws": "pulumi_aws", "gitlab": "pulumi_gitlab", "tls": "pulumi_tls"}
+PACKAGES = {"aws": "pulumi_aws", "gitlab": "pulumi_gitlab", "tls": "pulumi_tls", "time": "pulumiverse_time"}
 
 
 def snake(name: str) -> str:
