@@ -43,7 +43,6 @@ from offline.engine import ACCOUNT_ID, OFFLINE_PROJECT_TOKEN, ProgramRun, Regist
 from offline.plan import Plan, Sanitizer, build_plan
 from offline.stack_files import load_stack_files
 from policy import resource_types as rt
-from policy import rules
 from support import bundles
 from support.aws import (
     assert_valid_request,
@@ -53,6 +52,7 @@ from support.aws import (
     policy_of,
 )
 from support.fake_aws import FakeAws, assert_valid_response
+from support.policy import unexpected_violations
 from support.stacks import REGION, REQUIRED, STACKS, committed_run, component, descendants, run, stack_config, stack_run
 from support.tools import schema_errors
 
@@ -823,7 +823,7 @@ def test_the_policy_pack_passes_with_and_without_the_feedback_on_both_engines(
 ) -> None:
     found = stack_variant(stack, {"deploymentEngine": engine, "commitStatus": commit_status})
     assert bool(found.of_type(rt.LAMBDA_FUNCTION)) == (commit_status == "true")
-    violations = rules.check_stack([rules.from_registration(r) for r in found.resources])
+    violations = unexpected_violations(found, stack)
     assert violations == [], "\n".join(str(v) for v in violations)
 
 

@@ -30,7 +30,6 @@ from offline.plan import Plan, build_plan
 from offline.pricing import load_prices
 from offline.stack_files import load_stack_files
 from policy import resource_types as rt
-from policy import rules
 from support.aws import (
     assert_valid_request,
     assert_valid_rule_and_target,
@@ -39,6 +38,7 @@ from support.aws import (
     parliament_findings,
     policy_of,
 )
+from support.policy import unexpected_violations
 from support.stacks import STACKS, committed_run, descendants, stack_run
 from support.stacks import component as component_of
 from support.tools import tool
@@ -222,7 +222,7 @@ def test_the_program_runs_and_the_policy_pack_finds_nothing(stack: str, variant:
     found = engine_run(stack, VARIANTS[variant])
     controller = service_of(found).props["deploymentController"]["type"]
     assert controller == ("CODE_DEPLOY" if variant == "codedeploy" else "ECS")
-    violations = rules.check_stack([rules.from_registration(r) for r in found.resources])
+    violations = unexpected_violations(found, stack)
     assert violations == [], "\n".join(str(v) for v in violations)
 
 
