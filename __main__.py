@@ -34,7 +34,7 @@ aws_provider = aws.Provider(
 aws_only = pulumi.ResourceOptions(providers={"aws": aws_provider})
 
 # --- Runtime: the network, the certificate (with HTTPS), the service behind its load balancer ---
-network = Network("network", NetworkArgs(config=cfg.network, name_prefix=stack.name_prefix), aws_only)
+network = Network("network", NetworkArgs(cfg.network, stack, public_ports=cfg.load_balancer.listener_ports), aws_only)
 service = FargateService(
     "service",
     FargateServiceArgs(

@@ -42,6 +42,7 @@ from components.ecs_service import ContainerConfig
 from components.gitlab_project import GitLabConfig
 from components.load_balancer import LoadBalancerConfig
 from components.network import NetworkConfig
+from components.network_acl import ADMIN_PORTS
 from components.notifications import NotificationsConfig
 from components.s3_access_logs import S3AccessLogsConfig
 from components.service_alarms import AlarmsConfig
@@ -253,7 +254,23 @@ def _region_and_stack_problems(region: str | None, stack: str) -> list[str]:
 
 def _between_sections(sections: Mapping[str, ConfigModel]) -> list[str]:
     """Rules that need two sections: checked when both are valid."""
-    return [*_gitlab_and_upload(sections), *_build_and_container(sections)]
+    return [*_gitlab_and_upload(sections), *_build_and_container(sections), *_network_and_load_balancer(sections)]
+
+
+def _network_and_load_balancer(sections: Mapping[str, ConfigModel]) -> list[str]:
+    network, balancer = sections.get("network"), sections.get("load_balancer")
+    if not isinstance(network, NetworkConfig) or not isinstance(balancer, LoadBalancerConfig):
+        return []
+    if not network.creates_vpc:
+        return []
+    # The created VPC's network ACL lets no one on the internet reach SSH or RDP (FSBP EC2.21): a listener there
+    # would be unreachable. https://docs.aws.amazon.com/securityhub/latest/userguide/ec2-controls.html#ec2-21
+    return [
+        f"{_qualified(key)}: {port} is the {ADMIN_PORTS[port]} port, which the created VPC's network ACL keeps "
+        "closed to the internet (FSBP EC2.21); use another port"
+        for key, port in (("listenerPort", balancer.production_port), ("testListenerPort", balancer.test_listener_port))
+        if port in ADMIN_PORTS
+    ]
 
 
 def _build_and_container(sections: Mapping[str, ConfigModel]) -> list[str]:

@@ -31,18 +31,29 @@ class RoleRef:
         return RoleRef(name=role.name, arn=role.arn)
 
 
-def service_trust_policy(service: str, *, source_account: pulumi.Input[str] | None = None) -> pulumi.Output[str]:
+def service_trust_policy(
+    service: str,
+    *,
+    source_account: pulumi.Input[str] | None = None,
+    source_arn: pulumi.Input[str] | None = None,
+) -> pulumi.Output[str]:
     """Trust policy letting an AWS service principal (``ecs-tasks.amazonaws.com``...) assume a role.
 
-    With ``source_account`` the service may act only on behalf of this account (confused-deputy guard).
+    With ``source_account`` the service may act only on behalf of this account, and with ``source_arn`` (an ARN
+    pattern, ``ArnLike``) only for the resources it matches (confused-deputy guards).
     """
     statement: dict[str, Any] = {
         "Effect": "Allow",
         "Principal": {"Service": service},
         "Action": "sts:AssumeRole",
     }
+    condition: dict[str, Any] = {}
     if source_account is not None:
-        statement["Condition"] = {"StringEquals": {"aws:SourceAccount": source_account}}
+        condition["StringEquals"] = {"aws:SourceAccount": source_account}
+    if source_arn is not None:
+        condition["ArnLike"] = {"aws:SourceArn": source_arn}
+    if condition:
+        statement["Condition"] = condition
     return pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": [statement]})
 
 

@@ -195,6 +195,12 @@ class LoadBalancerConfig(ConfigModel):
     def production_port(self) -> int:
         return self.listener_port or (HTTPS_PORT if self.https else HTTP_PORT)
 
+    @property
+    def listener_ports(self) -> tuple[int, ...]:
+        """Every port the ALB listens on for clients: production, test, and with HTTPS port 80 (redirects)."""
+        ports = {self.production_port, self.test_listener_port} | ({HTTP_PORT} if self.https else set())
+        return tuple(sorted(ports))
+
     @model_validator(mode="after")
     def _fits_together(self, info: ValidationInfo) -> LoadBalancerConfig:
         region = (info.context or {}).get("region")

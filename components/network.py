@@ -4,22 +4,30 @@ Either passes through an existing VPC and its subnets (ids from config), or crea
 subnet per AZ (ALB, and tasks when ``taskSubnets`` is ``public``) and, for private tasks, one private
 subnet per AZ routed through NAT. Subnet CIDRs are computed here from the VPC CIDR, so the number of
 subnets is known when the program runs and no resource is created inside ``apply``.
+
+A created VPC also gets what the AWS Foundational Security Best Practices ask of a VPC: its default security
+group adopted with no rules (EC2.2), its default network ACL adopted with only the entries the product needs
+(EC2.21, ``components/network_acl.py``), and flow logs of rejected traffic (EC2.6, ``flowLogs``). An existing
+VPC is left as its owner configured it.
 """
 
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import pulumi
 import pulumi_aws as aws
 from pydantic import BeforeValidator, Field, model_validator
 
-from components.base import PROJECT, Component
+from components import iam, logs, network_acl
+from components.base import PROJECT, Component, StackContext
 from components.config_types import (
     ConfigError,
     ConfigModel,
+    Flag,
     Integer,
     Matches,
     Range,
@@ -57,6 +65,10 @@ class NetworkConfig(ConfigModel):
         "single",
         description="created VPC with private tasks: `single` NAT gateway or `per-az` (survives an AZ outage)",
     )
+    flow_logs: Flag = Field(
+        True,
+        description="created VPC: flow logs of rejected traffic to a log group kept `logRetentionDays` (FSBP EC2.6)",
+    )
 
     @property
     def creates_vpc(self) -> bool:
@@ -83,6 +95,7 @@ class NetworkConfig(ConfigModel):
                         ("vpc_cidr", "vpcCidr"),
                         ("availability_zones", "availabilityZones"),
                         ("nat_gateways", "natGateways"),
+                        ("flow_logs", "flowLogs"),
                     )
                 ],
             )
@@ -115,8 +128,11 @@ def _cidr_problem(cidr: str) -> str | None:
 @dataclass(frozen=True)
 class NetworkArgs:
     config: NetworkConfig
-    name_prefix: str
-    """Physical name prefix (``<appName>-<stack>``), used in Name tags."""
+    context: StackContext
+    """Names (``Name`` tags, the flow logs' log group and role) and the flow logs' retention."""
+    public_ports: tuple[int, ...]
+    """TCP ports clients on the internet reach (the load balancer's listeners): a created VPC's network ACL lets
+    them in."""
 
 
 @dataclass(frozen=True)
@@ -165,6 +181,42 @@ def standard_zones(parent: pulumi.Resource, count: int) -> list[str]:
     return names[:count]
 
 
+FLOW_LOGS_SERVICE = "vpc-flow-logs.amazonaws.com"
+FLOW_LOG_TRAFFIC = "REJECT"
+
+
+def publish_flow_logs(log_group_arn: pulumi.Input[str]) -> dict[str, Any]:
+    """What VPC Flow Logs does with its role: create its streams in the stack's log group (the group exists, so no
+    ``logs:CreateLogGroup``), describe them, and put the records. The log-group ARN as IAM sees it for
+    ``DescribeLogStreams``, and with ``:*`` for the streams.
+    https://docs.aws.amazon.com/vpc/latest/userguide/flow-logs-iam-role.html"""
+    return iam.allow(
+        ["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
+        [log_group_arn, pulumi.Output.concat(log_group_arn, ":*")],
+        sid="WriteFlowLogs",
+    )
+
+
+_AclBlock = TypeVar("_AclBlock", aws.ec2.DefaultNetworkAclIngressArgs, aws.ec2.DefaultNetworkAclEgressArgs)
+
+
+def _acl_blocks(block: type[_AclBlock], entries: Sequence[network_acl.AclEntry]) -> list[_AclBlock]:
+    """ACL entries, numbered in order, as the provider's ingress or egress blocks."""
+    return [
+        block(
+            action="allow",
+            rule_no=number,
+            protocol=entry.protocol,
+            cidr_block=entry.cidr_block,
+            from_port=entry.from_port,
+            to_port=entry.to_port,
+            icmp_type=entry.icmp_type,
+            icmp_code=entry.icmp_code,
+        )
+        for number, entry in network_acl.numbered(entries)
+    ]
+
+
 class Network(Component):
     subnets: Subnets
 
@@ -190,7 +242,7 @@ class Network(Component):
         )
 
     def _create_vpc(self, name: str, args: NetworkArgs) -> Subnets:
-        cfg, prefix = args.config, args.name_prefix
+        cfg, prefix = args.config, args.context.name_prefix
         zones = standard_zones(self, cfg.availability_zones)
         # Split the VPC into 8 equal blocks (up to 4 AZs x public/private): public subnets take the first
         # az_count, private ones the next. Eight, not more, so that the smallest allowed VPC (/24) still
@@ -204,6 +256,20 @@ class Network(Component):
             tags={"Name": prefix},
             opts=self.child(),
         )
+        # FSBP EC2.2: the default security group keeps no rules (AWS gives it inbound from itself and everything
+        # out); nothing of the stack uses it. Adopting it removes its rules; these empty lists keep it so.
+        # https://docs.aws.amazon.com/securityhub/latest/userguide/ec2-controls.html#ec2-2
+        # https://www.pulumi.com/registry/packages/aws/api-docs/ec2/defaultsecuritygroup/
+        aws.ec2.DefaultSecurityGroup(
+            f"{name}-default-sg",
+            vpc_id=vpc.id,
+            ingress=[],
+            egress=[],
+            tags={"Name": f"{prefix}-default"},
+            opts=self.child(),
+        )
+        if cfg.flow_logs:
+            self._flow_logs(name, args.context, vpc)
         igw = aws.ec2.InternetGateway(f"{name}-igw", vpc_id=vpc.id, tags={"Name": prefix}, opts=self.child())
         public_route = aws.ec2.RouteTableRouteArgs(cidr_block="0.0.0.0/0", gateway_id=igw.id)
         public_rt = self._route_table(f"{name}-public", vpc, public_route, f"{prefix}-public")
@@ -213,6 +279,7 @@ class Network(Component):
         ]
         public_ids = pulumi.Output.all(*[s.id for s in public])
         if cfg.task_subnets == "public":
+            self._network_acl(name, args, vpc, public)
             return Subnets(vpc.id, public_ids, public_ids, assign_public_ip=True)
         nats = self._nat_gateways(name, prefix, public, igw, 1 if cfg.nat_gateways == "single" else len(public))
         private = []
@@ -221,7 +288,71 @@ class Network(Component):
             table = self._route_table(f"{name}-private-{i}", vpc, route, f"{prefix}-private-{i}")
             block = blocks[cfg.availability_zones + i]
             private.append(self._subnet(f"{name}-private-{i}", vpc, block, zones[i], table, f"{prefix}-private-{i}"))
+        self._network_acl(name, args, vpc, public + private)
         return Subnets(vpc.id, public_ids, pulumi.Output.all(*[s.id for s in private]), assign_public_ip=False)
+
+    def _network_acl(self, name: str, args: NetworkArgs, vpc: aws.ec2.Vpc, subnets: list[aws.ec2.Subnet]) -> None:
+        """FSBP EC2.21: the default network ACL, which every subnet uses, with only what the product needs
+        (``components/network_acl.py``) instead of AWS's allow-everything. Adopting it first removes AWS's entries:
+        on a stack deployed before this change, traffic stops for the seconds the first ``pulumi up`` takes to
+        write these.
+        https://docs.aws.amazon.com/securityhub/latest/userguide/ec2-controls.html#ec2-21
+        https://www.pulumi.com/registry/packages/aws/api-docs/ec2/defaultnetworkacl/"""
+        aws.ec2.DefaultNetworkAcl(
+            f"{name}-default-acl",
+            default_network_acl_id=vpc.default_network_acl_id,
+            # Subnets associated with no other ACL use this one; listing them all keeps previews free of diffs.
+            subnet_ids=[s.id for s in subnets],
+            ingress=_acl_blocks(
+                aws.ec2.DefaultNetworkAclIngressArgs,
+                network_acl.inbound(args.config.vpc_cidr, args.public_ports),
+            ),
+            egress=_acl_blocks(aws.ec2.DefaultNetworkAclEgressArgs, network_acl.outbound()),
+            tags={"Name": f"{args.context.name_prefix}-default"},
+            opts=self.child(),
+        )
+
+    def _flow_logs(self, name: str, ctx: StackContext, vpc: aws.ec2.Vpc) -> None:
+        """FSBP EC2.6: the VPC's rejected traffic (what the control asks for, and a fraction of ALL's volume) to a
+        log group of the stack, kept ``logRetentionDays``, through a role only VPC Flow Logs may assume, for this
+        account's flow logs, and that may only write to that group.
+        https://docs.aws.amazon.com/securityhub/latest/userguide/ec2-controls.html#ec2-6
+        https://docs.aws.amazon.com/vpc/latest/userguide/flow-logs-iam-role.html"""
+        log_group = logs.log_group(
+            self, f"{name}-flow-logs", physical_name=f"/vpc/{ctx.name_prefix}/flow-logs", context=ctx
+        )
+        account_id = aws.get_caller_identity_output(opts=self.lookup()).account_id
+        partition = aws.get_partition_output(opts=self.lookup()).partition
+        role = aws.iam.Role(
+            f"{name}-flow-logs-role",
+            name=f"{ctx.name_prefix}-flow-logs",
+            assume_role_policy=iam.service_trust_policy(
+                FLOW_LOGS_SERVICE,
+                source_account=account_id,
+                # The flow log's id is not known before it exists (and it needs the role): this account's flow logs
+                # in the stack's region.
+                source_arn=pulumi.Output.concat(
+                    "arn:", partition, f":ec2:{ctx.region}:", account_id, ":vpc-flow-log/*"
+                ),
+            ),
+            opts=self.child(),
+        )
+        policy = aws.iam.RolePolicy(
+            f"{name}-flow-logs-policy",
+            role=role.id,
+            policy=iam.policy_document(publish_flow_logs(log_group.arn)),
+            opts=self.child(),
+        )
+        aws.ec2.FlowLog(
+            f"{name}-flow-log",
+            vpc_id=vpc.id,
+            traffic_type=FLOW_LOG_TRAFFIC,
+            log_destination_type="cloud-watch-logs",
+            log_destination=log_group.arn,
+            iam_role_arn=role.arn,
+            tags={"Name": ctx.name_prefix},
+            opts=self.child(depends_on=[policy]),
+        )
 
     def _route_table(
         self, name: str, vpc: aws.ec2.Vpc, route: aws.ec2.RouteTableRouteArgs, tag: str

@@ -183,6 +183,17 @@ def _rotating(name: str, region: str, state: dict[str, Any], inputs: dict[str, A
     }
 
 
+def _vpc(name: str, region: str, state: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
+    # Every VPC comes with a default network ACL, security group and route table, which AWS names.
+    digest = hashlib.sha256(name.encode()).hexdigest()[:17]
+    return {
+        "defaultNetworkAclId": f"acl-{digest}",
+        "defaultSecurityGroupId": f"sg-{digest}",
+        "defaultRouteTableId": f"rtb-{digest}",
+        "mainRouteTableId": f"rtb-{digest}",
+    }
+
+
 _Answer = Callable[[str, str, dict[str, Any], dict[str, Any]], dict[str, Any]]
 _ANSWERS: dict[str, _Answer] = {
     # What AWS (or the provider) computes for a resource, in the shape it would: name, region, state, inputs.
@@ -197,6 +208,7 @@ _ANSWERS: dict[str, _Answer] = {
         "registryId": ACCOUNT_ID,
     },
     rt.ACM_CERTIFICATE: _certificate,
+    rt.EC2_VPC: _vpc,
     rt.ROUTE53_RECORD: lambda name, region, state, _: {"fqdn": name.rstrip(".")},
     rt.S3_BUCKET: lambda name, region, state, _: {
         "bucketDomainName": f"{name}.s3.amazonaws.com",

@@ -449,6 +449,34 @@ class _Estimator:
             if found:
                 self.fixed.append(CostLine(item, len(found), unit, self.prices[key], ", ".join(r.name for r in found)))
 
+    def flow_logs(self) -> None:
+        """VPC flow logs to CloudWatch Logs: vended-log delivery of an assumed volume, and its storage for the log
+        group's retention (every record written, kept that many days)."""
+        groups = {g.state.get("arn"): g for g in self.run.of_type(rt.LOG_GROUP)}
+        gb = self.a["flow_log_gb_per_month"]
+        for flow_log in self.run.of_type(rt.EC2_FLOW_LOG):
+            if flow_log.props.get("logDestinationType", "cloud-watch-logs") != "cloud-watch-logs":
+                self.notes.append(f"Flow log {flow_log.name} delivers outside CloudWatch Logs; it is not priced.")
+                continue
+            basis = f"{flow_log.name} ({flow_log.props.get('trafficType')}): assumes {gb:g} GB of records a month"
+            self.fixed.append(CostLine("VPC flow logs delivery", gb, "GB", self.prices["vended_logs_cwl_gb"], basis))
+            group = groups.get(flow_log.props.get("logDestination"))
+            days = _num(group.props.get("retentionInDays")) if group else 0.0
+            if not days:
+                self.notes.append(
+                    f"Flow log {flow_log.name}: no retention found for its log group; storage not priced."
+                )
+                continue
+            self.fixed.append(
+                CostLine(
+                    "VPC flow logs storage",
+                    gb * days / 30,
+                    "GB-month",
+                    self.prices["logs_storage_gb_month"],
+                    f"{basis}, kept {days:g} days (at most: CloudWatch bills the compressed size)",
+                )
+            )
+
     def per_deployment(self) -> None:
         """Build minutes and the blue/green overlap: usage lines, not in the total."""
         runs = _runs_per_execution(self.run)
@@ -524,7 +552,7 @@ class _Estimator:
             if self.run.of_type(rt.EC2_NAT_GATEWAY)
             else "Data transfer out to the internet",
             f"CloudWatch Logs ingestion (${prices['logs_ingest_gb']}/GB) and storage "
-            f"(${prices['logs_storage_gb_month']}/GB-month)",
+            f"(${prices['logs_storage_gb_month']}/GB-month) of the task, build and function logs",
             f"S3 storage (${prices['s3_standard_gb_month']}/GB-month; source versions and artifacts expire) and "
             "requests",
             *self._access_logs(),
@@ -553,6 +581,7 @@ def estimate(run: ProgramRun, region: str, table: PriceTable | None = None) -> C
     est.trails()
     est.pipelines()
     est.small_charges()
+    est.flow_logs()
     est.per_deployment()
     return CostEstimate(
         region=region, priced=True, fixed=est.fixed, usage=est.usage, excluded=est.excluded(), notes=est.notes

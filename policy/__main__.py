@@ -86,7 +86,7 @@ def stack_resource(resource: PolicyResource) -> rules.Resource:
         props=props,
         urn=resource.urn,
         # Outputs carry what other resources use to refer to this one; unknown ones are left out.
-        ids=frozenset(props[k] for k in ("id", "arn", "name", "bucket") if isinstance(props.get(k), str)),
+        ids=frozenset(props[k] for k in rules.REFERENCE_KEYS if isinstance(props.get(k), str)),
         property_dependencies={
             prop: frozenset(d.urn for d in deps) for prop, deps in (resource.property_dependencies or {}).items()
         },

@@ -63,6 +63,11 @@ def has_unknown(value: Any) -> bool:
     return False
 
 
+REFERENCE_KEYS = ("id", "arn", "name", "bucket", "defaultNetworkAclId", "defaultSecurityGroupId")
+"""Output properties other resources use to refer to a resource: its id, ARN, physical name, and for a VPC the ids
+of its default network ACL and security group (which ``DefaultNetworkAcl``/``DefaultSecurityGroup`` adopt)."""
+
+
 @dataclass(frozen=True)
 class Resource:
     """One resource of the stack, as the stack rules see it."""
@@ -153,6 +158,12 @@ KMS_KEY = rt.KMS_KEY
 METRIC_ALARM = rt.METRIC_ALARM
 COMPOSITE_ALARM = rt.COMPOSITE_ALARM
 ALARMS = frozenset({METRIC_ALARM, COMPOSITE_ALARM})
+VPC = rt.EC2_VPC
+DEFAULT_SECURITY_GROUP = rt.EC2_DEFAULT_SECURITY_GROUP
+DEFAULT_NETWORK_ACL = rt.EC2_DEFAULT_NETWORK_ACL
+NETWORK_ACL = rt.EC2_NETWORK_ACL
+NETWORK_ACL_RULE = rt.EC2_NETWORK_ACL_RULE
+FLOW_LOG = rt.EC2_FLOW_LOG
 GITLAB_VARIABLES = frozenset({rt.GITLAB_PROJECT_VARIABLE, rt.GITLAB_GROUP_VARIABLE, rt.GITLAB_INSTANCE_VARIABLE})
 ACCESS_KEY = rt.IAM_ACCESS_KEY
 TIME_ROTATING = rt.TIME_ROTATING
@@ -1206,6 +1217,123 @@ def security_group_world_ingress(resources: Sequence[Resource]) -> list[tuple[st
     return found
 
 
+def fsbp_ec2_2_default_security_group_closed(resources: Sequence[Resource]) -> list[tuple[str, str]]:
+    """EC2.2: a VPC's default security group allows no inbound or outbound traffic. Every VPC the stack creates
+    comes with one that AWS opens (inbound from itself, everything out), so the stack must adopt it with a
+    ``DefaultSecurityGroup`` that has no rules; and no ``DefaultSecurityGroup`` of the stack may have any.
+    https://docs.aws.amazon.com/securityhub/latest/userguide/ec2-controls.html#ec2-2
+    https://docs.aws.amazon.com/vpc/latest/userguide/default-security-group.html"""
+    defaults = _of_type(resources, [DEFAULT_SECURITY_GROUP])
+    found = []
+    for group in defaults:
+        blocks = [group.props.get("ingress"), group.props.get("egress")]
+        if has_unknown(blocks):
+            continue
+        inbound, outbound = (len(_as_list(b)) for b in blocks)
+        if inbound or outbound:
+            found.append(
+                (
+                    group.urn,
+                    f"{_label(group)} has {inbound} inbound and {outbound} outbound rules: a default security group "
+                    "must have none (FSBP EC2.2); give what needs access a security group of its own",
+                )
+            )
+    for vpc in _of_type(resources, [VPC]):
+        if not any(_refers_to(group, "vpcId", vpc) for group in defaults):
+            found.append(
+                (
+                    vpc.urn,
+                    f"{_label(vpc)}'s default security group keeps AWS's rules (inbound from itself, all outbound): "
+                    "adopt it with an aws.ec2.DefaultSecurityGroup without rules (FSBP EC2.2)",
+                )
+            )
+    return found
+
+
+ADMIN_PORTS = {22: "SSH", 3389: "RDP"}
+"""The remote administration ports FSBP EC2.21 keeps closed to the internet."""
+
+
+def _admin_ports_open_to_world(entry: Mapping[str, Any], action_key: str) -> list[int]:
+    """The administration ports a network ACL entry allows from anywhere, over TCP, UDP or every protocol."""
+    if entry.get(action_key) != "allow":
+        return []
+    if not any(_is_world(entry.get(k)) for k in ("cidrBlock", "ipv6CidrBlock")):
+        return []
+    ports = _ports(entry, "protocol")
+    if ports is None or ports[0] not in ("tcp", "udp", "all"):
+        return []
+    return [p for p in ADMIN_PORTS if p in ports[1]]
+
+
+def _nacl_ingress(resources: Sequence[Resource]) -> Iterator[tuple[Resource, Mapping[str, Any], str]]:
+    """(resource, entry, key of its action) for every inbound entry of a network ACL of the stack."""
+    for r in _of_type(resources, [DEFAULT_NETWORK_ACL, NETWORK_ACL]):
+        for entry in _as_list(r.props.get("ingress")):
+            if isinstance(entry, Mapping):
+                yield r, entry, "action"
+    for r in _of_type(resources, [NETWORK_ACL_RULE]):
+        if r.props.get("egress") in (None, False):
+            yield r, r.props, "ruleAction"
+
+
+def fsbp_ec2_21_nacl_no_admin_ports_from_world(resources: Sequence[Resource]) -> list[tuple[str, str]]:
+    """EC2.21: no network ACL entry allows ingress from ``0.0.0.0/0`` or ``::/0`` to port 22 or 3389 (TCP or UDP,
+    or every protocol). Judged entry by entry, as the control does: a deny numbered before an allow does not
+    excuse the allow. A VPC the stack creates has a default network ACL that AWS opens to everything, so the stack
+    must adopt it (``DefaultNetworkAcl``) and its entries are then judged.
+    https://docs.aws.amazon.com/securityhub/latest/userguide/ec2-controls.html#ec2-21
+    https://docs.aws.amazon.com/config/latest/developerguide/nacl-no-unrestricted-ssh-rdp.html
+    https://docs.aws.amazon.com/controltower/latest/controlreference/ec2-rules.html#ct-ec2-pr-5-description"""
+    found = []
+    for acl, entry, action_key in _nacl_ingress(resources):
+        opened = _admin_ports_open_to_world(entry, action_key)
+        if opened:
+            number = entry.get("ruleNo", entry.get("ruleNumber"))
+            shown = int(number) if isinstance(number, int | float) else number
+            ports = " and ".join(f"{ADMIN_PORTS[p]} ({p})" for p in opened)
+            found.append(
+                (
+                    acl.urn,
+                    f"{_label(acl)}'s inbound entry {shown} allows {ports} from the internet (FSBP EC2.21): narrow "
+                    "its source or its ports",
+                )
+            )
+    defaults = _of_type(resources, [DEFAULT_NETWORK_ACL])
+    for vpc in _of_type(resources, [VPC]):
+        if not any(_refers_to(acl, "defaultNetworkAclId", vpc) for acl in defaults):
+            found.append(
+                (
+                    vpc.urn,
+                    f"{_label(vpc)}'s default network ACL keeps AWS's entries, which allow everything from anywhere, "
+                    "SSH and RDP included: adopt it with an aws.ec2.DefaultNetworkAcl (FSBP EC2.21)",
+                )
+            )
+    return found
+
+
+FLOW_LOG_TRAFFIC_TYPES = ("REJECT", "ALL")
+"""Flow logs that record rejected traffic, what FSBP EC2.6 asks for."""
+
+
+def fsbp_ec2_6_vpc_flow_logs(resources: Sequence[Resource]) -> list[tuple[str, str]]:
+    """EC2.6: every VPC the stack creates has a flow log recording (at least) rejected traffic.
+    https://docs.aws.amazon.com/securityhub/latest/userguide/ec2-controls.html#ec2-6
+    https://docs.aws.amazon.com/vpc/latest/userguide/flow-logs.html"""
+    flow_logs = [
+        f for f in _of_type(resources, [FLOW_LOG]) if f.props.get("trafficType") in (*FLOW_LOG_TRAFFIC_TYPES, UNKNOWN)
+    ]
+    return [
+        (
+            vpc.urn,
+            f"{_label(vpc)} has no flow log of rejected traffic (FSBP EC2.6): add an aws.ec2.FlowLog with trafficType "
+            "REJECT or ALL (in this program, flowLogs: true)",
+        )
+        for vpc in _of_type(resources, [VPC])
+        if not any(_refers_to(f, "vpcId", vpc) for f in flow_logs)
+    ]
+
+
 def codebuild_logs_retained(resources: Sequence[Resource]) -> list[tuple[str, str]]:
     """Every CodeBuild project logs to a log group of the stack (which has a retention), not one it creates.
 
@@ -1495,6 +1623,22 @@ STACK_RULES: tuple[StackRule, ...] = (
         security_group_world_ingress,
     ),
     StackRule(
+        "fsbp-ec2-2-default-security-group-closed",
+        "EC2.2: A VPC's default security group has no inbound or outbound rules (a created VPC's is adopted).",
+        fsbp_ec2_2_default_security_group_closed,
+    ),
+    StackRule(
+        "fsbp-ec2-21-nacl-no-admin-ports-from-world",
+        "EC2.21: No network ACL allows ingress from 0.0.0.0/0 or ::/0 to port 22 or 3389 (a created VPC's default "
+        "ACL is adopted).",
+        fsbp_ec2_21_nacl_no_admin_ports_from_world,
+    ),
+    StackRule(
+        "fsbp-ec2-6-vpc-flow-logs",
+        "EC2.6: Every created VPC has a flow log recording rejected traffic.",
+        fsbp_ec2_6_vpc_flow_logs,
+    ),
+    StackRule(
         "codebuild-logs-retained",
         "Every CodeBuild project logs to a log group of the stack (with a retention).",
         codebuild_logs_retained,
@@ -1567,7 +1711,7 @@ def from_registration(registration: _Registration) -> Resource:
     reported are what other resources' properties hold.
     """
     state = registration.state
-    ids = {registration.id} | {state[k] for k in ("arn", "name", "bucket", "id") if isinstance(state.get(k), str)}
+    ids = {registration.id} | {state[k] for k in REFERENCE_KEYS if isinstance(state.get(k), str)}
     return Resource(
         type=registration.type,
         name=registration.name,

@@ -348,8 +348,9 @@ def test_the_policy_pack_accepts_every_resource(roles: ProgramRun) -> None:
 def test_every_role_of_every_stack_trusts_one_principal_under_a_condition(
     stack: str, runs: Callable[[str], ProgramRun]
 ) -> None:
-    """Every role is a ``service_role`` (one service, for this account only) or the upload role (GitLab ID tokens
-    of one project and branch): no role trusts an account root, ``*``, or anyone without a condition."""
+    """Every role is trusted by one service for this account only (the flow logs' also for this account's flow
+    logs only) or is the upload role (GitLab ID tokens of one project and branch): no role trusts an account
+    root, ``*``, or anyone without a condition."""
     found = runs(stack)
     for role in found.of_type(rt.IAM_ROLE):
         trust = policy_of(role, "assumeRolePolicy")
@@ -357,7 +358,14 @@ def test_every_role_of_every_stack_trusts_one_principal_under_a_condition(
         principal = statement["Principal"]
         assert set(principal) <= {"Service", "Federated"}, role.name
         if "Service" in principal:
-            assert statement["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT_ID}}, role.name
+            condition = dict(statement["Condition"])
+            assert condition.pop("StringEquals") == {"aws:SourceAccount": ACCOUNT_ID}, role.name
+            # VPC Flow Logs' documented trust adds the flow logs' ARN pattern:
+            # https://docs.aws.amazon.com/vpc/latest/userguide/flow-logs-iam-role.html
+            if principal["Service"] == "vpc-flow-logs.amazonaws.com":
+                [source_arn] = condition.pop("ArnLike").values()
+                assert re.fullmatch(rf"arn:aws:ec2:[a-z0-9-]+:{ACCOUNT_ID}:vpc-flow-log/\*", source_arn), source_arn
+            assert condition == {}, role.name
         else:
             assert statement["Action"] == "sts:AssumeRoleWithWebIdentity", role.name
             assert set(statement["Condition"]) == {"StringEquals"}, role.name

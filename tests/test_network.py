@@ -11,7 +11,8 @@ from itertools import combinations
 import pulumi
 import pytest
 
-from components.base import PROJECT, component_type
+from components.base import PROJECT, StackContext, component_type
+from components.config import StackConfig
 from components.config_types import ConfigError
 from components.network import Network, NetworkArgs, NetworkZonesError
 from offline.engine import ProgramRun, Registration, run_program
@@ -25,16 +26,22 @@ GET_AZS = "aws:index/getAvailabilityZones:getAvailabilityZones"
 
 def run_network(region: str = REGION, **values: str) -> ProgramRun:
     """The component from stack-file values, in ``region``; exports its Subnets bundle."""
-    config = stack_config(values, region=region).network
+    config = stack_config(values, region=region)
 
     def build() -> None:
-        subnets = Network("net", NetworkArgs(config=config, name_prefix="shop-dev")).subnets
+        subnets = Network("net", network_args(config)).subnets
         pulumi.export("vpcId", subnets.vpc_id)
         pulumi.export("publicSubnetIds", subnets.public_subnet_ids)
         pulumi.export("taskSubnetIds", subnets.task_subnet_ids)
         pulumi.export("assignPublicIp", subnets.assign_public_ip)
 
     return run(build, region=region)
+
+
+def network_args(config: StackConfig) -> NetworkArgs:
+    """The component's args from a stack's config, named ``shop-dev``, as ``__main__.py`` builds them."""
+    context = StackContext(name_prefix="shop-dev", region=config.region, log_retention_days=7)
+    return NetworkArgs(config.network, context, public_ports=config.load_balancer.listener_ports)
 
 
 def subnets(found: ProgramRun, kind: str) -> list[Registration]:
@@ -174,12 +181,12 @@ def test_a_region_with_too_few_azs_stops_before_anything_is_created() -> None:
     """The lookup is synchronous and comes first: no VPC or subnet is left half made in a region that cannot hold
     the network."""
     registered: list[Registration] = []
-    config = stack_config({"availabilityZones": "4"}).network
+    args = network_args(stack_config({"availabilityZones": "4"}))
     files = StackFiles(PROJECT, "dev", {"aws:region": REGION}, [])
     with pytest.raises(NetworkZonesError):
         run_program(
             files,
-            program=lambda: Network("net", NetworkArgs(config=config, name_prefix="shop-dev")),
+            program=lambda: Network("net", args),
             registered=registered,
         )
     assert [r.type for r in registered] == [component_type(Network)]
@@ -189,6 +196,20 @@ def test_vpc_resolves_dns_for_service_endpoints(public: ProgramRun) -> None:
     # Interface endpoints and private DNS need both: https://docs.aws.amazon.com/vpc/latest/userguide/vpc-dns.html
     vpc = public.one(rt.EC2_VPC).props
     assert vpc["enableDnsHostnames"] is True and vpc["enableDnsSupport"] is True
+
+
+def test_the_created_vpc_adopts_its_defaults_on_every_subnet_and_logs_rejected_traffic(private: ProgramRun) -> None:
+    """FSBP EC2.2, EC2.21, EC2.6 (tests/test_fsbp_network.py has the details): the VPC's default security group
+    and network ACL are adopted, the ACL on every subnet, public and private; the flow log's group is kept the
+    context's retention."""
+    vpc = private.one(rt.EC2_VPC)
+    assert private.one(rt.EC2_DEFAULT_SECURITY_GROUP).props["vpcId"] == vpc.id
+    acl = private.one(rt.EC2_DEFAULT_NETWORK_ACL).props
+    assert acl["defaultNetworkAclId"] == vpc.state["defaultNetworkAclId"]
+    assert sorted(acl["subnetIds"]) == sorted(s.id for s in private.of_type(rt.EC2_SUBNET))
+    assert len(acl["subnetIds"]) == 6
+    assert private.one(rt.EC2_FLOW_LOG).props["vpcId"] == vpc.id
+    assert private.one(rt.LOG_GROUP).props == {"name": "/vpc/shop-dev/flow-logs", "retentionInDays": 7}
 
 
 def test_created_resources_are_children_named_after_the_component(private: ProgramRun) -> None:

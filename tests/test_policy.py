@@ -1227,6 +1227,7 @@ def build_stack(compliant: bool) -> None:
         deployment_configuration=aws.ecs.ServiceDeploymentConfigurationArgs(strategy="BLUE_GREEN"),
         alarms=aws.ecs.ServiceAlarmsArgs(alarm_names=["service-unhealthy"], enable=True, rollback=ok),
     )
+    _build_network(ok)
     cluster = aws.ecs.Cluster(
         "cluster",
         name="cluster",
@@ -1244,6 +1245,59 @@ def build_stack(compliant: bool) -> None:
         capacity_provider_strategies=[
             aws.ecs.ServiceCapacityProviderStrategyArgs(capacity_provider="FARGATE_SPOT", weight=1)
         ],
+    )
+
+
+def _build_network(ok: bool) -> None:
+    """A created VPC with its default security group, network ACLs and flow log: closed, or as AWS leaves them."""
+    vpc = aws.ec2.Vpc("vpc", cidr_block="10.0.0.0/16")
+    self_ingress = aws.ec2.DefaultSecurityGroupIngressArgs(protocol="-1", from_port=0, to_port=0, self=True)
+    aws.ec2.DefaultSecurityGroup("vpc-default-sg", vpc_id=vpc.id, ingress=[] if ok else [self_ingress], egress=[])
+    # AWS's default entry allows everything from anywhere; the compliant ACL lets HTTPS in.
+    aws.ec2.DefaultNetworkAcl(
+        "vpc-default-acl",
+        default_network_acl_id=vpc.default_network_acl_id,
+        ingress=[
+            aws.ec2.DefaultNetworkAclIngressArgs(
+                action="allow",
+                rule_no=100,
+                cidr_block="0.0.0.0/0",
+                protocol="6" if ok else "-1",
+                from_port=443 if ok else 0,
+                to_port=443 if ok else 0,
+            )
+        ],
+    )
+    acl = aws.ec2.NetworkAcl(
+        "vpc-acl",
+        vpc_id=vpc.id,
+        ingress=[
+            aws.ec2.NetworkAclIngressArgs(
+                action="allow",
+                rule_no=100,
+                protocol="tcp",
+                from_port=3000,
+                to_port=3300 if ok else 3400,
+                ipv6_cidr_block="::/0",
+            )
+        ],
+    )
+    aws.ec2.NetworkAclRule(
+        "vpc-acl-ssh",
+        network_acl_id=acl.id,
+        rule_number=110,
+        rule_action="allow",
+        protocol="6",
+        from_port=22,
+        to_port=22,
+        cidr_block="203.0.113.0/24" if ok else "0.0.0.0/0",
+    )
+    aws.ec2.FlowLog(
+        "vpc-flow-log",
+        vpc_id=vpc.id,
+        traffic_type="REJECT" if ok else "ACCEPT",
+        log_destination="arn:aws:logs:eu-west-1:123456789012:log-group:/vpc/flow-logs",
+        iam_role_arn="arn:aws:iam::123456789012:role/flow-logs",
     )
 
 

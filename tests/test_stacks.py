@@ -250,6 +250,7 @@ def test_prod_protects_stateful_resources_and_the_alb_and_dev_does_not(dev: Prog
         (rt.ECR_REPOSITORY, "build-repository"),  # the images CodeDeploy rolls back to
         (rt.LOG_GROUP, "service-logs"),
         (rt.LOG_GROUP, "build-logs"),
+        (rt.LOG_GROUP, "network-flow-logs"),  # the VPC's rejected traffic: an audit trail
         (rt.S3_BUCKET, "service-access-logs"),
         (rt.S3_BUCKET, "s3-access-logs-bucket"),  # who read and wrote the buckets above
     }
