@@ -11,6 +11,10 @@ next deployment.
 The repository lives here, so this component grants pulls from it (``grant_pull``) to whoever runs its images;
 the artifact bucket belongs to the DeployStage, which grants the build and release roles access to it. Both
 grants are made where the components are wired (``__main__.py``).
+
+Tags: a commit's tag names one image for good (the repository's tags are immutable), except the tags the
+pipeline moves on purpose (``MUTABLE_TAGS``: ``latest`` and the release tags), which are the repository's
+exclusions. A re-run for a commit whose image exists deploys that image instead of building another.
 """
 
 from __future__ import annotations
@@ -43,6 +47,11 @@ ROLLBACK_TAG = "rollback"
 DEPLOYING_TAG = "deploying"
 """The image of the deployment in progress (or of the last one that failed)."""
 RELEASE_TAGS = (LIVE_TAG, ROLLBACK_TAG, DEPLOYING_TAG)
+LATEST_TAG = "latest"
+"""The newest image the build pushed: the layer cache of the next build."""
+MUTABLE_TAGS = (LATEST_TAG, *RELEASE_TAGS)
+"""The only tags that move from image to image: the repository's exclusions from tag immutability. Every other
+tag (a commit's, or a pipeline execution's) names one image for good."""
 # What the Deploy stage passes the release project as RELEASE_STEP: before the deployment, and after it succeeded.
 RELEASE_STEP_DEPLOYING = "deploying"
 RELEASE_STEP_LIVE = "live"
@@ -162,6 +171,9 @@ def render_buildspec(*, repository_url: str, taskdef_json: str, appspec_yaml: st
     architecture = json.loads(taskdef_json)["runtimePlatform"]["cpuArchitecture"]
     values = {
         "repository_url": repository_url,
+        # <account>.dkr.ecr.<region>.amazonaws.com/<name>: what `aws ecr` calls the repository.
+        "repository_name": repository_url.split("/", 1)[1],
+        "latest_tag": LATEST_TAG,
         "platform": PLATFORMS[architecture],
         "taskdef_base64": base64.b64encode(taskdef_json.encode()).decode(),
         "appspec_base64": base64.b64encode(appspec_yaml.encode()).decode(),
@@ -196,6 +208,13 @@ def render_release_buildspec() -> str:
     return render_text("release-buildspec.yml", {k: json.dumps(v) for k, v in values.items()})
 
 
+def tag_mutability_exclusion_filters() -> list[dict[str, str]]:
+    """The repository's exclusions from tag immutability: exactly the tags the pipeline moves (``MUTABLE_TAGS``),
+    each as a WILDCARD filter without a wildcard, so that it matches that one tag only.
+    https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_ImageTagMutabilityExclusionFilter.html"""
+    return [{"filter": tag, "filterType": "WILDCARD"} for tag in MUTABLE_TAGS]
+
+
 def lifecycle_policy(keep_images: int) -> str:
     """Never expires an image a service runs or may roll back to; keeps the last ``keep_images`` others.
 
@@ -205,7 +224,7 @@ def lifecycle_policy(keep_images: int) -> str:
     three rules select the images carrying ``live``, ``rollback`` or ``deploying`` and can never expire them
     (a tag names one image, and each rule keeps one), and the last rule's count of tagged images cannot touch
     them either: production's image survives any number of builds that were never deployed (prod builds on
-    every push but deploys after approval). ``latest`` is always also the newest commit's tag.
+    every push but deploys after approval). ``latest`` is always also the tag of the newest image built.
     """
     protect = [
         {
@@ -292,6 +311,8 @@ class BuildStage(Component):
             statements=[
                 iam.write_logs(log_group.arn, sid="WriteBuildLogs"),
                 iam.allow(ECR_PUSH, [repository.arn], sid="PushToTheRepository"),
+                # Whether the commit's image exists already (a re-run): its tag cannot be pushed again.
+                iam.allow(["ecr:DescribeImages"], [repository.arn], sid="FindTheCommitsImage"),
                 ECR_LOGIN,
             ],
             policy_name="build",
@@ -362,8 +383,13 @@ class BuildStage(Component):
         repository = aws.ecr.Repository(
             f"{name}-repository",
             name=ctx.name_prefix,
-            # `latest` moves with every build and the release tags with every deployment, so tags are mutable.
-            image_tag_mutability="MUTABLE",
+            # A tag names one image for good (FSBP ECR.2), except the tags the pipeline moves: `latest` with every
+            # build, the release tags with every deployment.
+            image_tag_mutability="IMMUTABLE_WITH_EXCLUSION",
+            image_tag_mutability_exclusion_filters=[
+                aws.ecr.RepositoryImageTagMutabilityExclusionFilterArgs(filter=f["filter"], filter_type=f["filterType"])
+                for f in tag_mutability_exclusion_filters()
+            ],
             image_scanning_configuration=aws.ecr.RepositoryImageScanningConfigurationArgs(scan_on_push=True),
             encryption_configurations=[aws.ecr.RepositoryEncryptionConfigurationArgs(encryption_type="AES256")],
             # Outside dev, ECR refuses to delete a repository that still holds images (the ones a running service

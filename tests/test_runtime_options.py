@@ -398,7 +398,7 @@ def test_the_buildspec_builds_the_image_for_the_tasks_platform(combo: Combo) -> 
     spec = buildspec_of(combo_run(combo))
     assert spec["env"]["variables"]["IMAGE_PLATFORM"] == DOCKER_PLATFORM[combo.arch]
     commands = [c for phase in spec["phases"].values() for c in phase.get("commands", [])]
-    builds = [c for c in commands if c.lstrip().startswith("docker build")]
+    builds = [c for c in commands if re.search(r"(?m)^\s*docker build", c)]
     assert builds, commands
     assert all(re.search(r'--platform\s+"?\$\{?IMAGE_PLATFORM\}?"?(\s|$)', c) for c in builds), builds
 
