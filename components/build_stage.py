@@ -15,6 +15,9 @@ grants are made where the components are wired (``__main__.py``).
 Tags: a commit's tag names one image for good (the repository's tags are immutable), except the tags the
 pipeline moves on purpose (``MUTABLE_TAGS``: ``latest`` and the release tags), which are the repository's
 exclusions. A re-run for a commit whose image exists deploys that image instead of building another.
+
+With ``buildEncryptionKey`` the projects encrypt what they write into the pipeline's artifact store with a
+customer-managed KMS key of this stage (``BuildProjects.artifact_key_arn``), which the artifact store uses too.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from pydantic import Field
 
 from components import contracts, iam, logs
 from components.base import Component, StackContext
-from components.config_types import ConfigModel, Integer, Range, Text
+from components.config_types import ConfigModel, Flag, Integer, Range, Text
 from components.ecs_service import CapacityShare
 from components.templates import FILES, TaskDefinitionValues, render_taskdef, render_text
 
@@ -108,6 +111,11 @@ class BuildConfig(ConfigModel):
     )
     build_compute_type: BuildComputeType = Field("BUILD_GENERAL1_SMALL", description="CodeBuild compute type")
     build_timeout_minutes: Annotated[Integer, Range(5, 480)] = Field(20, description="CodeBuild timeout in minutes")
+    build_encryption_key: Flag = Field(
+        True,
+        description="a customer-managed KMS key (rotated yearly, $1/month) encrypts the pipeline's artifacts, "
+        "which the CodeBuild projects write and read; `false`: the AWS-managed `aws/s3` key",
+    )
 
     def environment(self, architecture: str) -> BuildEnvironment:
         """The projects' environment for tasks of ``architecture``: ``buildImage`` or the curated default."""
@@ -131,6 +139,10 @@ class BuildProjects:
     repository_url: pulumi.Output[str]
     environment: BuildEnvironment
     """The CodeBuild environment of the projects (a deploy step that only calls the AWS CLI can use it too)."""
+    artifact_key_arn: pulumi.Output[str] | None = None
+    """The customer-managed KMS key the projects encrypt their output artifacts with (``None``: AWS-managed
+    ``aws/s3``). The pipeline's artifact store must use the same key, and every project or role that reads or
+    writes artifacts needs its use (``ArtifactStore`` grants both)."""
 
 
 @dataclass(frozen=True)
@@ -213,6 +225,28 @@ def tag_mutability_exclusion_filters() -> list[dict[str, str]]:
     each as a WILDCARD filter without a wildcard, so that it matches that one tag only.
     https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_ImageTagMutabilityExclusionFilter.html"""
     return [{"filter": tag, "filterType": "WILDCARD"} for tag in MUTABLE_TAGS]
+
+
+def artifact_key_policy(account_id: str, partition: str) -> dict[str, object]:
+    """The artifact key's policy: the account administers and uses it through IAM, nothing else.
+
+    The roles that read or write artifacts get the use of the key from IAM policies scoped to this key (the
+    artifact store's grants, ``components/artifact_store.py``); without this statement no IAM policy could
+    grant anything on the key (https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-default.html).
+    """
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "AccountAdministersTheKey",
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:{partition}:iam::{account_id}:root"},
+                # In a key policy "*" is this key.
+                "Action": "kms:*",
+                "Resource": "*",
+            }
+        ],
+    }
 
 
 def lifecycle_policy(keep_images: int) -> str:
@@ -317,6 +351,7 @@ class BuildStage(Component):
             ],
             policy_name="build",
         )
+        key_arn = self._artifact_key(name, ctx, account_id) if cfg.build_encryption_key else None
         environment = cfg.environment(args.cpu_architecture)
         values = pulumi.Output.from_input(args.taskdef_values)
         self.taskdef_json = values.apply(render_taskdef)
@@ -334,6 +369,9 @@ class BuildStage(Component):
             build_timeout=cfg.build_timeout_minutes,
             source=aws.codebuild.ProjectSourceArgs(type="CODEPIPELINE", buildspec=self.buildspec),
             artifacts=aws.codebuild.ProjectArtifactsArgs(type="CODEPIPELINE"),
+            # CodeBuild encrypts its output artifacts with the project's key, whatever key the pipeline's artifact
+            # store names (unset: the AWS-managed aws/s3 key).
+            encryption_key=key_arn,
             environment=aws.codebuild.ProjectEnvironmentArgs(
                 type=environment.type,
                 image=environment.image,
@@ -346,7 +384,7 @@ class BuildStage(Component):
             # The role must be able to write logs and push before the first build can run.
             opts=self.child(depends_on=role.ready),
         )
-        release_project, release_role = self._release_project(name, ctx, environment, repository, account_id)
+        release_project, release_role = self._release_project(name, ctx, environment, repository, account_id, key_arn)
 
         self.repository_arn = repository.arn
         self.projects = BuildProjects(
@@ -358,6 +396,7 @@ class BuildStage(Component):
             release_role=release_role,
             repository_url=repository.repository_url,
             environment=environment,
+            artifact_key_arn=key_arn,
         )
         self.register_outputs(
             {
@@ -405,6 +444,28 @@ class BuildStage(Component):
         )
         return repository
 
+    def _artifact_key(self, name: str, ctx: StackContext, account_id: pulumi.Output[str]) -> pulumi.Output[str]:
+        """The customer-managed key the projects encrypt the pipeline's artifacts with (AwsSolutions-CB4): rotated
+        yearly, administered by the account through IAM. Not protected: artifacts live a month and every
+        execution writes new ones, so losing the key loses nothing a re-run cannot make again."""
+        partition = aws.get_partition_output(opts=self.lookup()).partition
+        key = aws.kms.Key(
+            f"{name}-artifact-key",
+            description=f"Encrypts the {ctx.name_prefix} pipeline's artifacts (CodeBuild output, CodePipeline store)",
+            enable_key_rotation=True,
+            policy=pulumi.Output.json_dumps(
+                pulumi.Output.all(account_id, partition).apply(lambda v: artifact_key_policy(v[0], v[1]))
+            ),
+            opts=self.child(),
+        )
+        aws.kms.Alias(
+            f"{name}-artifact-key-alias",
+            name=f"alias/{ctx.name_prefix}-artifacts",
+            target_key_id=key.arn,
+            opts=self.child(),
+        )
+        return key.arn
+
     def _release_project(
         self,
         name: str,
@@ -412,6 +473,7 @@ class BuildStage(Component):
         environment: BuildEnvironment,
         repository: aws.ecr.Repository,
         account_id: pulumi.Output[str],
+        key_arn: pulumi.Output[str] | None,
     ) -> tuple[aws.codebuild.Project, iam.RoleRef]:
         """The project that moves the release tags (``files/release.sh``): no Docker, no privileged mode, and a
         role that may read and re-tag images of this one repository."""
@@ -440,6 +502,7 @@ class BuildStage(Component):
             build_timeout=RELEASE_TIMEOUT_MINUTES,
             source=aws.codebuild.ProjectSourceArgs(type="CODEPIPELINE", buildspec=render_release_buildspec()),
             artifacts=aws.codebuild.ProjectArtifactsArgs(type="CODEPIPELINE"),
+            encryption_key=key_arn,
             environment=aws.codebuild.ProjectEnvironmentArgs(
                 type=environment.type,
                 image=environment.image,
