@@ -377,7 +377,8 @@ class BuildStage(Component):
                 image=environment.image,
                 compute_type=cfg.build_compute_type,
                 image_pull_credentials_type="CODEBUILD",
-                # Docker builds need the Docker daemon, which runs only in privileged mode.
+                # Docker builds need the Docker daemon, which runs only in privileged mode: FSBP CodeBuild.5 fails
+                # on this one project by design (the release and deploy projects only call AWS APIs).
                 privileged_mode=True,
             ),
             logs_config=_logs_to(log_group),
