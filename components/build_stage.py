@@ -11,6 +11,13 @@ next deployment.
 The repository lives here, so this component grants pulls from it (``grant_pull``) to whoever runs its images;
 the artifact bucket belongs to the DeployStage, which grants the build and release roles access to it. Both
 grants are made where the components are wired (``__main__.py``).
+
+Tags: a commit's tag names one image for good (the repository's tags are immutable), except the tags the
+pipeline moves on purpose (``MUTABLE_TAGS``: ``latest`` and the release tags), which are the repository's
+exclusions. A re-run for a commit whose image exists deploys that image instead of building another.
+
+With ``buildEncryptionKey`` the projects encrypt what they write into the pipeline's artifact store with a
+customer-managed KMS key of this stage (``BuildProjects.artifact_key_arn``), which the artifact store uses too.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ from pydantic import Field
 
 from components import contracts, iam, logs
 from components.base import Component, StackContext
-from components.config_types import ConfigModel, Integer, Range, Text
+from components.config_types import ConfigModel, Flag, Integer, Range, Text
 from components.ecs_service import CapacityShare
 from components.templates import FILES, TaskDefinitionValues, render_taskdef, render_text
 
@@ -43,6 +50,11 @@ ROLLBACK_TAG = "rollback"
 DEPLOYING_TAG = "deploying"
 """The image of the deployment in progress (or of the last one that failed)."""
 RELEASE_TAGS = (LIVE_TAG, ROLLBACK_TAG, DEPLOYING_TAG)
+LATEST_TAG = "latest"
+"""The newest image the build pushed: the layer cache of the next build."""
+MUTABLE_TAGS = (LATEST_TAG, *RELEASE_TAGS)
+"""The only tags that move from image to image: the repository's exclusions from tag immutability. Every other
+tag (a commit's, or a pipeline execution's) names one image for good."""
 # What the Deploy stage passes the release project as RELEASE_STEP: before the deployment, and after it succeeded.
 RELEASE_STEP_DEPLOYING = "deploying"
 RELEASE_STEP_LIVE = "live"
@@ -99,6 +111,11 @@ class BuildConfig(ConfigModel):
     )
     build_compute_type: BuildComputeType = Field("BUILD_GENERAL1_SMALL", description="CodeBuild compute type")
     build_timeout_minutes: Annotated[Integer, Range(5, 480)] = Field(20, description="CodeBuild timeout in minutes")
+    build_encryption_key: Flag = Field(
+        True,
+        description="a customer-managed KMS key (rotated yearly, $1/month) encrypts the pipeline's artifacts, "
+        "which the CodeBuild projects write and read; `false`: the AWS-managed `aws/s3` key",
+    )
 
     def environment(self, architecture: str) -> BuildEnvironment:
         """The projects' environment for tasks of ``architecture``: ``buildImage`` or the curated default."""
@@ -122,6 +139,10 @@ class BuildProjects:
     repository_url: pulumi.Output[str]
     environment: BuildEnvironment
     """The CodeBuild environment of the projects (a deploy step that only calls the AWS CLI can use it too)."""
+    artifact_key_arn: pulumi.Output[str] | None = None
+    """The customer-managed KMS key the projects encrypt their output artifacts with (``None``: AWS-managed
+    ``aws/s3``). The pipeline's artifact store must use the same key, and every project or role that reads or
+    writes artifacts needs its use (``ArtifactStore`` grants both)."""
 
 
 @dataclass(frozen=True)
@@ -162,6 +183,9 @@ def render_buildspec(*, repository_url: str, taskdef_json: str, appspec_yaml: st
     architecture = json.loads(taskdef_json)["runtimePlatform"]["cpuArchitecture"]
     values = {
         "repository_url": repository_url,
+        # <account>.dkr.ecr.<region>.amazonaws.com/<name>: what `aws ecr` calls the repository.
+        "repository_name": repository_url.split("/", 1)[1],
+        "latest_tag": LATEST_TAG,
         "platform": PLATFORMS[architecture],
         "taskdef_base64": base64.b64encode(taskdef_json.encode()).decode(),
         "appspec_base64": base64.b64encode(appspec_yaml.encode()).decode(),
@@ -196,6 +220,35 @@ def render_release_buildspec() -> str:
     return render_text("release-buildspec.yml", {k: json.dumps(v) for k, v in values.items()})
 
 
+def tag_mutability_exclusion_filters() -> list[dict[str, str]]:
+    """The repository's exclusions from tag immutability: exactly the tags the pipeline moves (``MUTABLE_TAGS``),
+    each as a WILDCARD filter without a wildcard, so that it matches that one tag only.
+    https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_ImageTagMutabilityExclusionFilter.html"""
+    return [{"filter": tag, "filterType": "WILDCARD"} for tag in MUTABLE_TAGS]
+
+
+def artifact_key_policy(account_id: str, partition: str) -> dict[str, object]:
+    """The artifact key's policy: the account administers and uses it through IAM, nothing else.
+
+    The roles that read or write artifacts get the use of the key from IAM policies scoped to this key (the
+    artifact store's grants, ``components/artifact_store.py``); without this statement no IAM policy could
+    grant anything on the key (https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-default.html).
+    """
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "AccountAdministersTheKey",
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:{partition}:iam::{account_id}:root"},
+                # In a key policy "*" is this key.
+                "Action": "kms:*",
+                "Resource": "*",
+            }
+        ],
+    }
+
+
 def lifecycle_policy(keep_images: int) -> str:
     """Never expires an image a service runs or may roll back to; keeps the last ``keep_images`` others.
 
@@ -205,7 +258,7 @@ def lifecycle_policy(keep_images: int) -> str:
     three rules select the images carrying ``live``, ``rollback`` or ``deploying`` and can never expire them
     (a tag names one image, and each rule keeps one), and the last rule's count of tagged images cannot touch
     them either: production's image survives any number of builds that were never deployed (prod builds on
-    every push but deploys after approval). ``latest`` is always also the newest commit's tag.
+    every push but deploys after approval). ``latest`` is always also the tag of the newest image built.
     """
     protect = [
         {
@@ -292,10 +345,13 @@ class BuildStage(Component):
             statements=[
                 iam.write_logs(log_group.arn, sid="WriteBuildLogs"),
                 iam.allow(ECR_PUSH, [repository.arn], sid="PushToTheRepository"),
+                # Whether the commit's image exists already (a re-run): its tag cannot be pushed again.
+                iam.allow(["ecr:DescribeImages"], [repository.arn], sid="FindTheCommitsImage"),
                 ECR_LOGIN,
             ],
             policy_name="build",
         )
+        key_arn = self._artifact_key(name, ctx, account_id) if cfg.build_encryption_key else None
         environment = cfg.environment(args.cpu_architecture)
         values = pulumi.Output.from_input(args.taskdef_values)
         self.taskdef_json = values.apply(render_taskdef)
@@ -313,19 +369,23 @@ class BuildStage(Component):
             build_timeout=cfg.build_timeout_minutes,
             source=aws.codebuild.ProjectSourceArgs(type="CODEPIPELINE", buildspec=self.buildspec),
             artifacts=aws.codebuild.ProjectArtifactsArgs(type="CODEPIPELINE"),
+            # CodeBuild encrypts its output artifacts with the project's key, whatever key the pipeline's artifact
+            # store names (unset: the AWS-managed aws/s3 key).
+            encryption_key=key_arn,
             environment=aws.codebuild.ProjectEnvironmentArgs(
                 type=environment.type,
                 image=environment.image,
                 compute_type=cfg.build_compute_type,
                 image_pull_credentials_type="CODEBUILD",
-                # Docker builds need the Docker daemon, which runs only in privileged mode.
+                # Docker builds need the Docker daemon, which runs only in privileged mode: FSBP CodeBuild.5 fails
+                # on this one project by design (the release and deploy projects only call AWS APIs).
                 privileged_mode=True,
             ),
             logs_config=_logs_to(log_group),
             # The role must be able to write logs and push before the first build can run.
             opts=self.child(depends_on=role.ready),
         )
-        release_project, release_role = self._release_project(name, ctx, environment, repository, account_id)
+        release_project, release_role = self._release_project(name, ctx, environment, repository, account_id, key_arn)
 
         self.repository_arn = repository.arn
         self.projects = BuildProjects(
@@ -337,6 +397,7 @@ class BuildStage(Component):
             release_role=release_role,
             repository_url=repository.repository_url,
             environment=environment,
+            artifact_key_arn=key_arn,
         )
         self.register_outputs(
             {
@@ -362,8 +423,13 @@ class BuildStage(Component):
         repository = aws.ecr.Repository(
             f"{name}-repository",
             name=ctx.name_prefix,
-            # `latest` moves with every build and the release tags with every deployment, so tags are mutable.
-            image_tag_mutability="MUTABLE",
+            # A tag names one image for good (FSBP ECR.2), except the tags the pipeline moves: `latest` with every
+            # build, the release tags with every deployment.
+            image_tag_mutability="IMMUTABLE_WITH_EXCLUSION",
+            image_tag_mutability_exclusion_filters=[
+                aws.ecr.RepositoryImageTagMutabilityExclusionFilterArgs(filter=f["filter"], filter_type=f["filterType"])
+                for f in tag_mutability_exclusion_filters()
+            ],
             image_scanning_configuration=aws.ecr.RepositoryImageScanningConfigurationArgs(scan_on_push=True),
             encryption_configurations=[aws.ecr.RepositoryEncryptionConfigurationArgs(encryption_type="AES256")],
             # Outside dev, ECR refuses to delete a repository that still holds images (the ones a running service
@@ -379,6 +445,28 @@ class BuildStage(Component):
         )
         return repository
 
+    def _artifact_key(self, name: str, ctx: StackContext, account_id: pulumi.Output[str]) -> pulumi.Output[str]:
+        """The customer-managed key the projects encrypt the pipeline's artifacts with (AwsSolutions-CB4): rotated
+        yearly, administered by the account through IAM. Not protected: artifacts live a month and every
+        execution writes new ones, so losing the key loses nothing a re-run cannot make again."""
+        partition = aws.get_partition_output(opts=self.lookup()).partition
+        key = aws.kms.Key(
+            f"{name}-artifact-key",
+            description=f"Encrypts the {ctx.name_prefix} pipeline's artifacts (CodeBuild output, CodePipeline store)",
+            enable_key_rotation=True,
+            policy=pulumi.Output.json_dumps(
+                pulumi.Output.all(account_id, partition).apply(lambda v: artifact_key_policy(v[0], v[1]))
+            ),
+            opts=self.child(),
+        )
+        aws.kms.Alias(
+            f"{name}-artifact-key-alias",
+            name=f"alias/{ctx.name_prefix}-artifacts",
+            target_key_id=key.arn,
+            opts=self.child(),
+        )
+        return key.arn
+
     def _release_project(
         self,
         name: str,
@@ -386,6 +474,7 @@ class BuildStage(Component):
         environment: BuildEnvironment,
         repository: aws.ecr.Repository,
         account_id: pulumi.Output[str],
+        key_arn: pulumi.Output[str] | None,
     ) -> tuple[aws.codebuild.Project, iam.RoleRef]:
         """The project that moves the release tags (``files/release.sh``): no Docker, no privileged mode, and a
         role that may read and re-tag images of this one repository."""
@@ -414,6 +503,7 @@ class BuildStage(Component):
             build_timeout=RELEASE_TIMEOUT_MINUTES,
             source=aws.codebuild.ProjectSourceArgs(type="CODEPIPELINE", buildspec=render_release_buildspec()),
             artifacts=aws.codebuild.ProjectArtifactsArgs(type="CODEPIPELINE"),
+            encryption_key=key_arn,
             environment=aws.codebuild.ProjectEnvironmentArgs(
                 type=environment.type,
                 image=environment.image,

@@ -15,7 +15,8 @@ COMMIT_FILE = "git-commit-hash.txt"
 TASKDEF_FILE = "taskdef.json"
 APPSPEC_FILE = "appspec.yaml"
 IMAGE_DETAIL_FILE = "imageDetail.json"
-"""``{"ImageURI": "<repository>:<tag>"}``: CodePipeline's name for it, not ours to choose."""
+"""``{"ImageURI": "<repository>@sha256:<digest>"}`` (the build names the image by digest; a ``<repository>:<tag>``
+URI works too): CodePipeline's name for it, not ours to choose."""
 BUILD_OUTPUT_FILES = (IMAGE_DETAIL_FILE, TASKDEF_FILE, APPSPEC_FILE)
 """What the build hands the Deploy stage, in its one output artifact."""
 BUILD_OUTPUT_DIR = "pipeline-output"

@@ -22,7 +22,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components import contracts, iam
-from components.artifact_store import BUCKET_METADATA, READ_OBJECTS, ArtifactStore
+from components.artifact_store import BUCKET_METADATA, KEY_READ_WRITE, READ_OBJECTS, ArtifactStore
 from components.base import Component, StackContext
 from components.build_stage import RELEASE_STEP_DEPLOYING, RELEASE_STEP_LIVE, BuildProjects
 from components.notifications import NotificationTopic
@@ -105,8 +105,11 @@ class DeliveryPipeline(Component):
             role_arn=role.role.arn,
             pipeline_type="V2",
             execution_mode=EXECUTION_MODE,
+            # With the BuildStage's key, CodePipeline writes the source artifact under the key the projects use.
             artifact_stores=[
-                aws.codepipeline.PipelineArtifactStoreArgs(location=args.artifacts.bucket_name, type="S3")
+                aws.codepipeline.PipelineArtifactStoreArgs(
+                    location=args.artifacts.bucket_name, type="S3", encryption_key=args.artifacts.encryption_key
+                )
             ],
             stages=self._stages(args),
             opts=self.child(depends_on=role.ready),
@@ -181,6 +184,8 @@ class DeliveryPipeline(Component):
             iam.allow(
                 [*READ_OBJECTS, "s3:PutObject", "s3:PutObjectAcl"], [args.artifacts.objects_arn], sid="ArtifactObjects"
             ),
+            # It writes the source artifact and reads the build's (the CodeDeploy action's templates).
+            *args.artifacts.key_statements(KEY_READ_WRITE, sid="ArtifactKey"),
             iam.allow(
                 ["codebuild:BatchGetBuilds", "codebuild:StartBuild"],
                 [projects.project_arn, projects.release_project_arn],

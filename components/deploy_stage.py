@@ -148,7 +148,9 @@ class DeployStage(Component):
         super().__init__(name, opts)
         ctx, cfg = args.context, args.config
         here = pulumi.ResourceOptions(parent=self)
-        self.artifacts = ArtifactStore(name, ctx, here, children_formerly_of=self)
+        self.artifacts = ArtifactStore(
+            name, ctx, here, key_arn=args.projects.artifact_key_arn, children_formerly_of=self
+        )
         deployer = self._deployer(name, args)
         delivery = DeliveryPipeline(
             name,
@@ -200,6 +202,7 @@ class DeployStage(Component):
                     shift=cfg.traffic_shift,
                     bake_minutes=cfg.termination_wait_minutes,
                     environment=args.projects.environment,
+                    encryption_key_arn=args.projects.artifact_key_arn,
                 ),
                 here,
             )

@@ -49,6 +49,8 @@ class EcsDeploymentArgs:
     bake_minutes: int
     environment: BuildEnvironment
     """The CodeBuild environment (the build's: its image has the AWS CLI and Python)."""
+    encryption_key_arn: pulumi.Output[str] | None = None
+    """The pipeline artifacts' customer-managed key, the project's ``encryptionKey`` (``None``: aws/s3)."""
 
 
 def render_deploy_buildspec() -> str:
@@ -150,6 +152,7 @@ class EcsDeployment(Component):
             build_timeout=deploy_step_minutes(args.shift, args.bake_minutes),
             source=aws.codebuild.ProjectSourceArgs(type="CODEPIPELINE", buildspec=render_deploy_buildspec()),
             artifacts=aws.codebuild.ProjectArtifactsArgs(type="CODEPIPELINE"),
+            encryption_key=args.encryption_key_arn,
             environment=aws.codebuild.ProjectEnvironmentArgs(
                 type=args.environment.type,
                 image=args.environment.image,

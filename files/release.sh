@@ -10,7 +10,12 @@
 # The three tags (deploying, rollback, live) come from the buildspec, which takes them from
 # components/build_stage.py. Each names one image at a time, and the lifecycle policy there never
 # expires an image that carries one, however many images are pushed without being deployed. A tag is moved by
-# putting the image's manifest again under that tag (PutImage), which needs no pull or push of layers.
+# putting the image's manifest again under that tag (PutImage), which needs no pull or push of layers. They are
+# the only tags this script writes, and the repository exempts exactly them (and `latest`) from its tag
+# immutability: every other tag names one image for good.
+#
+# imageDetail.json names the image by digest (<registry>/<repository>@sha256:...), as the build writes it, or by
+# tag (<registry>/<repository>:<tag>).
 set -euo pipefail
 
 detail="${1:?usage: release.sh imageDetail.json}"
@@ -21,16 +26,22 @@ deploying_tag="${DEPLOYING_TAG:?}"
 
 uri="$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["ImageURI"])' "${detail}")"
 path="${uri#*/}"
-repository="${path%:*}"
-tag="${path##*:}"
-if [ -z "${repository}" ] || [ "${repository}" = "${path}" ] || [ -z "${tag}" ]; then
-  echo "ERROR: ${detail} names no tagged ECR image (ImageURI ${uri})" >&2
+if [[ "${path}" == *@* ]]; then
+  repository="${path%%@*}"
+  image="imageDigest=${path#*@}"
+else
+  repository="${path%:*}"
+  image="imageTag=${path##*:}"
+fi
+if [ -z "${repository}" ] || [ "${repository}" = "${path}" ] || [ -z "${image#*=}" ]; then
+  echo "ERROR: ${detail} names no ECR image by tag or digest (ImageURI ${uri})" >&2
   exit 1
 fi
 
-# image_field TAG FIELD: a field of the image TAG names ("None" when no image has that tag).
+# image_field IMAGE_ID FIELD: a field of the image IMAGE_ID (imageTag=... or imageDigest=...) names ("None" when
+# there is no such image).
 image_field() {
-  aws ecr batch-get-image --repository-name "${repository}" --image-ids "imageTag=$1" \
+  aws ecr batch-get-image --repository-name "${repository}" --image-ids "$1" \
     --accepted-media-types \
     application/vnd.docker.distribution.manifest.v2+json \
     application/vnd.oci.image.manifest.v1+json \
@@ -39,22 +50,30 @@ image_field() {
     --query "images[0].$2" --output text
 }
 
-# retag FROM TO: the image tagged FROM is tagged TO as well (TO moves off whatever image had it).
+# name IMAGE_ID: the image as people write it, <repository>:<tag> or <repository>@<digest>.
+name() {
+  case "$1" in
+    imageDigest=*) echo "${repository}@${1#imageDigest=}" ;;
+    *) echo "${repository}:${1#imageTag=}" ;;
+  esac
+}
+
+# retag IMAGE_ID TAG: the image IMAGE_ID names is tagged TAG as well (TAG moves off whatever image had it).
 retag() {
   local manifest media output
   manifest="$(image_field "$1" imageManifest)"
   media="$(image_field "$1" imageManifestMediaType)"
   if [ "${manifest}" = "None" ]; then
-    echo "ERROR: ${repository}:$1 no longer exists in ECR." >&2
+    echo "ERROR: $(name "$1") no longer exists in ECR." >&2
     echo "It was built before more than ecrKeepImages newer images were pushed (a deployment that waited long" >&2
     echo "for approval?) and expired. Nothing was deployed; push again (or re-run the source) to rebuild it." >&2
     exit 1
   fi
   if output="$(aws ecr put-image --repository-name "${repository}" --image-tag "$2" \
     --image-manifest "${manifest}" --image-manifest-media-type "${media}" 2>&1)"; then
-    echo "${repository}:$2 -> the image of :$1"
+    echo "${repository}:$2 -> $(name "$1")"
   elif [[ "${output}" == *ImageAlreadyExistsException* ]]; then
-    echo "${repository}:$2 already is the image of :$1"
+    echo "${repository}:$2 already is $(name "$1")"
   else
     echo "${output}" >&2
     exit 1
@@ -63,15 +82,15 @@ retag() {
 
 case "${step}" in
   deploying)
-    retag "${tag}" "${deploying_tag}"
+    retag "${image}" "${deploying_tag}"
     ;;
   live)
-    live="$(image_field "${live_tag}" imageId.imageDigest)"
-    new="$(image_field "${tag}" imageId.imageDigest)"
+    live="$(image_field "imageTag=${live_tag}" imageId.imageDigest)"
+    new="$(image_field "${image}" imageId.imageDigest)"
     if [ "${live}" != "None" ] && [ "${live}" != "${new}" ]; then
-      retag "${live_tag}" "${rollback_tag}"
+      retag "imageTag=${live_tag}" "${rollback_tag}"
     fi
-    retag "${tag}" "${live_tag}"
+    retag "${image}" "${live_tag}"
     ;;
   *)
     echo "ERROR: RELEASE_STEP is '${step}'; it must be deploying or live" >&2

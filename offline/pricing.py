@@ -558,6 +558,14 @@ class _Estimator:
             *self._access_logs(),
             f"ECR storage (${prices['ecr_storage_gb_month']}/GB-month; the lifecycle policy keeps a few images)",
             "ALB capacity above the minimal LCU",
+            *(
+                [
+                    f"KMS requests (${prices['kms_requests_per_10k']}/10,000: a few per pipeline execution and per "
+                    "notification)"
+                ]
+                if self.run.of_type(rt.KMS_KEY)
+                else []
+            ),
             "Free: CodeDeploy to ECS, EventBridge delivery of AWS service events, VPC, subnets, security groups, IAM",
             "Lambda and SQS of the commit-status feedback (a few invocations per execution: within the free tier)",
         ]

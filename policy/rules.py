@@ -780,6 +780,94 @@ def fsbp_iam_2_no_user_policies(resource_type: str, props: Mapping[str, Any]) ->
     ]
 
 
+# --- FSBP and cdk-nag controls of the build ------------------------------------------------------------------
+
+
+def _exempts_every_tag(pattern: Any) -> bool:
+    """Whether an ECR WILDCARD exclusion filter matches any tag: one made of wildcards only (``*``, ``**``)."""
+    return isinstance(pattern, str) and bool(pattern) and set(pattern) == {"*"}
+
+
+def fsbp_ecr_2_tag_immutability(resource_type: str, props: Mapping[str, Any]) -> list[str]:
+    """ECR.2: a private repository's tags are immutable, so a tag names one image for good.
+
+    FSBP control: https://docs.aws.amazon.com/securityhub/latest/userguide/ecr-controls.html#ecr-2
+    ``IMMUTABLE`` complies. ``IMMUTABLE_WITH_EXCLUSION`` (since July 2025) keeps every tag immutable except those
+    its exclusion filters match (WILDCARD filters, ``*`` matching any characters): it complies unless a filter
+    exempts every tag (``*``), which would make it ``MUTABLE`` under another name. ``MUTABLE`` (the default) and
+    ``MUTABLE_WITH_EXCLUSION`` do not.
+    https://docs.aws.amazon.com/AmazonECR/latest/userguide/image-tag-mutability.html
+    https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_ImageTagMutabilityExclusionFilter.html
+    """
+    mutability = props.get("imageTagMutability")
+    if mutability is UNKNOWN:
+        return []
+    mutability = mutability or "MUTABLE"
+    if mutability == "IMMUTABLE":
+        return []
+    if mutability == "IMMUTABLE_WITH_EXCLUSION":
+        filters = props.get("imageTagMutabilityExclusionFilters")
+        if has_unknown(filters):
+            return []
+        every = [
+            f.get("filter") for f in _as_list(filters) if isinstance(f, Mapping) and _exempts_every_tag(f.get("filter"))
+        ]
+        if not every:
+            return []
+        return [
+            f"exempts every tag from immutability (exclusion filter {every[0]!r}): list only the tags that must move "
+            "(latest, release tags)"
+        ]
+    return [
+        f"image tags are {mutability}: an image under a tag can be replaced; set imageTagMutability to IMMUTABLE, or "
+        "IMMUTABLE_WITH_EXCLUSION with filters naming only the tags that must move"
+    ]
+
+
+# AWS managed keys are named alias/aws/<service> (https://docs.aws.amazon.com/kms/latest/developerguide/concepts.html):
+# as a key id ("alias/aws/s3") or inside an alias ARN ("arn:aws:kms:<region>:<account>:alias/aws/s3").
+_AWS_MANAGED_KEY = re.compile(r"(^|:)alias/aws/")
+
+
+def cdk_nag_cb4_codebuild_kms_key(resource_type: str, props: Mapping[str, Any]) -> list[str]:
+    """AwsSolutions-CB4: a CodeBuild project encrypts its build output artifacts with a customer-managed KMS key.
+
+    cdk-nag rule: https://github.com/cdklabs/cdk-nag/blob/main/RULES.md (AwsSolutions-CB4, "The CodeBuild
+    project does not use an AWS KMS key for encryption"). Without ``encryptionKey`` CodeBuild uses the
+    AWS-managed key for Amazon S3 (``aws/s3``), whose policy nobody can restrict or audit separately; naming that
+    key explicitly (``alias/aws/s3``) is no better.
+    https://docs.aws.amazon.com/codebuild/latest/userguide/setting-up-kms.html
+    https://docs.aws.amazon.com/codebuild/latest/APIReference/API_Project.html (encryptionKey)
+    """
+    key = props.get("encryptionKey")
+    if key is UNKNOWN:
+        return []
+    if not isinstance(key, str) or not key:
+        return [
+            "sets no encryptionKey: its output artifacts are encrypted with the AWS-managed aws/s3 key; name a "
+            "customer-managed KMS key"
+        ]
+    if _AWS_MANAGED_KEY.search(key):
+        return [f"encrypts its output artifacts with the AWS-managed key {key!r}: name a customer-managed KMS key"]
+    return []
+
+
+def fsbp_codebuild_5_no_privileged_mode(resource_type: str, props: Mapping[str, Any]) -> list[str]:
+    """CodeBuild.5: a CodeBuild project environment does not run in privileged mode.
+
+    FSBP control: https://docs.aws.amazon.com/securityhub/latest/userguide/codebuild-controls.html#codebuild-5
+    Privileged mode gives the build container access to every device of the build host (it runs a Docker
+    daemon). https://docs.aws.amazon.com/codebuild/latest/APIReference/API_ProjectEnvironment.html
+    """
+    privileged = _get(props, "environment", "privilegedMode")
+    if privileged is True:
+        return [
+            "its environment runs in privileged mode (privilegedMode true): the build has access to every "
+            "device of the host; turn it off unless the project builds Docker images"
+        ]
+    return []
+
+
 _IAM_TYPES = frozenset(POLICY_DOCUMENTS)
 
 RESOURCE_RULES: tuple[ResourceRule, ...] = (
@@ -920,6 +1008,24 @@ RESOURCE_RULES: tuple[ResourceRule, ...] = (
         "IAM.2: No IAM user has a policy of its own (inline or attached); users take permissions from groups.",
         frozenset(USER_POLICY_GRANTS),
         fsbp_iam_2_no_user_policies,
+    ),
+    ResourceRule(
+        "fsbp-ecr-2-tag-immutability",
+        "ECR.2: ECR private repositories have tag immutability (exclusion filters may not exempt every tag).",
+        frozenset({ECR_REPOSITORY}),
+        fsbp_ecr_2_tag_immutability,
+    ),
+    ResourceRule(
+        "cdk-nag-cb4-codebuild-kms-key",
+        "AwsSolutions-CB4: CodeBuild projects encrypt their output artifacts with a customer-managed KMS key.",
+        frozenset({CODEBUILD_PROJECT}),
+        cdk_nag_cb4_codebuild_kms_key,
+    ),
+    ResourceRule(
+        "fsbp-codebuild-5-no-privileged-mode",
+        "CodeBuild.5: CodeBuild project environments do not have privileged mode enabled.",
+        frozenset({CODEBUILD_PROJECT}),
+        fsbp_codebuild_5_no_privileged_mode,
     ),
 )
 

@@ -45,6 +45,7 @@ from offline.engine import ACCOUNT_ID, ProgramRun
 from policy import resource_types as rt
 from support import bundles
 from support.aws import assert_valid_request, client, moto_server, parliament_findings, policy_of, statement
+from support.buildspec import StandInRegistry, build_script, run_build
 from support.stacks import REGION, component, descendants, run, stack_config
 from support.tools import clean_env, shellcheck
 
@@ -143,8 +144,11 @@ def test_repository_scans_and_encrypts(stage: ProgramRun) -> None:
     assert repo["name"] == PREFIX
     assert repo["imageScanningConfiguration"] == {"scanOnPush": True}
     assert repo["encryptionConfigurations"] == [{"encryptionType": "AES256"}]
-    # `latest` moves with every build and the release tags with every deployment.
-    assert repo["imageTagMutability"] == "MUTABLE"
+    # Every tag names one image for good but `latest` (moved by every build) and the release tags (moved by
+    # every deployment): https://docs.aws.amazon.com/AmazonECR/latest/userguide/image-tag-mutability.html
+    assert repo["imageTagMutability"] == "IMMUTABLE_WITH_EXCLUSION"
+    filters = repo["imageTagMutabilityExclusionFilters"]
+    assert {f["filter"] for f in filters} == {"latest", *RELEASE_TAGS}
 
 
 def test_by_default_the_repository_and_build_logs_are_protected_and_images_kept(stage: ProgramRun) -> None:
@@ -515,65 +519,30 @@ def test_embedded_files_are_the_rendered_templates(stage: ProgramRun) -> None:
     assert embedded_files("version: 0.2\n") == {}
 
 
-def build_script(spec: dict[str, Any]) -> str:
-    """The buildspec as one bash script: its variables, then every command of every phase, in order."""
-    lines = ["set -eo pipefail"]
-    lines += [f"export {k}={json.dumps(str(v))}" for k, v in spec["env"]["variables"].items()]
-    for phase in ("install", "pre_build", "build", "post_build"):
-        lines += spec["phases"].get(phase, {}).get("commands", [])
-    return "\n".join(lines) + "\n"
-
-
 def test_buildspec_commands_pass_shellcheck(stage: ProgramRun, tmp_path: Path) -> None:
     assert shellcheck(build_script(buildspec_of(stage)), tmp_path, "buildspec") == ""
 
 
-FAKE_AWS = """#!/usr/bin/env bash
-echo "aws $*" >> "$CALLS"
-[ "$1 $2" = "ecr get-login-password" ] && echo fake-password
-"""
-FAKE_DOCKER = """#!/usr/bin/env bash
-echo "docker $*" >> "$CALLS"
-if [ "$1" = login ]; then read -r password; echo "stdin $password" >> "$CALLS"; fi
-"""
-
-
-def run_build(spec: dict[str, Any], workdir: Path, **env: str) -> tuple[subprocess.CompletedProcess[str], list[str]]:
-    """Runs the buildspec's commands as CodeBuild would (bash, in the unpacked source), with stand-ins for `aws`
-    and `docker` that record their calls."""
-    bin_dir = workdir / "bin"
-    bin_dir.mkdir()
-    for name, body in (("aws", FAKE_AWS), ("docker", FAKE_DOCKER)):
-        (bin_dir / name).write_text(body)
-        (bin_dir / name).chmod(0o755)
-    calls = workdir / "calls.log"
-    source = workdir / "src"
-    source.mkdir(exist_ok=True)
-    base = clean_env(workdir)
-    environment = {
-        **base,
-        "PATH": f"{bin_dir}:{base['PATH']}",
-        "CALLS": str(calls),
-        "AWS_DEFAULT_REGION": REGION,
-        "CODEBUILD_BUILD_NUMBER": "42",
-        **env,
-    }
-    script = workdir / "buildspec.sh"
-    script.write_text(build_script(spec))
-    result = subprocess.run(
-        ["bash", str(script)], cwd=source, env=environment, capture_output=True, text=True, timeout=60
-    )
-    return result, calls.read_text().splitlines() if calls.exists() else []
+def stand_in_registry(found: ProgramRun, path: Path) -> StandInRegistry:
+    """The stand-ins' repository, with the exclusions from tag immutability the program gives the repository."""
+    filters = found.one(rt.ECR_REPOSITORY).props["imageTagMutabilityExclusionFilters"]
+    return StandInRegistry(path, tuple(f["filter"] for f in filters))
 
 
 def test_build_tags_the_commit_pushes_with_an_inline_cache_and_writes_the_deploy_artifact(
     stage: ProgramRun, tmp_path: Path
 ) -> None:
     spec = buildspec_of(stage)
-    (tmp_path / "src").mkdir()
-    (tmp_path / "src" / contracts.COMMIT_FILE).write_text("9f1c2ab\n")
-    result, calls = run_build(spec, tmp_path, PIPELINE_EXECUTION_ID="0c8f2d4e-1111-2222-3333-444455556666")
-    assert result.returncode == 0, result.stdout + result.stderr
+    ecr = stand_in_registry(stage, tmp_path / "registry")
+    done = run_build(
+        spec,
+        tmp_path,
+        ecr,
+        files=[(contracts.COMMIT_FILE, "9f1c2ab\n")],
+        env={"PIPELINE_EXECUTION_ID": "0c8f2d4e-1111-2222-3333-444455556666"},
+    )
+    result, calls = done.result, done.calls
+    assert result.returncode == 0, done.output
 
     # Logging in to ECR (https://docs.aws.amazon.com/AmazonECR/latest/userguide/registry_auth.html).
     registry = REPOSITORY_URL.split("/")[0]
@@ -597,8 +566,10 @@ def test_build_tags_the_commit_pushes_with_an_inline_cache_and_writes_the_deploy
     assert sorted(p.name for p in out.iterdir()) == sorted(contracts.BUILD_OUTPUT_FILES)
     # imageDetail.json as CodePipeline reads it
     # (https://docs.aws.amazon.com/codepipeline/latest/userguide/file-reference.html#file-reference-ecs-bluegreen).
+    # The image by its digest, as ECR has it (a digest-pinned URI is as valid as a tagged one:
+    # https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task_definition_parameters.html#container_definition_image).
     image_detail = json.loads((out / contracts.IMAGE_DETAIL_FILE).read_text())
-    assert image_detail == {"ImageURI": f"{REPOSITORY_URL}:9f1c2ab"}
+    assert image_detail == {"ImageURI": f"{REPOSITORY_URL}@{ecr.tags()['9f1c2ab']}"}
     # Byte for byte what the stack rendered, and what the buildspec says it carries.
     written = {name: (out / name).read_text() for name in (contracts.TASKDEF_FILE, contracts.APPSPEC_FILE)}
     assert written == {
@@ -630,8 +601,9 @@ def test_nothing_in_the_build_path_pulls_from_docker_hub(stage: ProgramRun, tmp_
     commands = "\n".join(c for phase in spec["phases"].values() for c in phase["commands"])
     assert "buildx create" not in commands and "docker-container" not in commands
     assert "docker pull" not in commands
-    result, calls = run_build(spec, tmp_path)
-    assert result.returncode == 0, result.stderr
+    done = run_build(spec, tmp_path)
+    assert done.result.returncode == 0, done.output
+    calls = done.calls
     assert not [c for c in calls if c.startswith(("docker buildx create", "docker pull", "docker run"))], calls
     # The sample app's Dockerfile (what the pipeline builds by default) names its registry and pulls no frontend.
     dockerfile = (FILES / "app" / "Dockerfile").read_text()
@@ -645,13 +617,15 @@ def test_nothing_in_the_build_path_pulls_from_docker_hub(stage: ProgramRun, tmp_
 
 
 def test_build_without_commit_hash_tags_the_pipeline_execution_and_says_so(stage: ProgramRun, tmp_path: Path) -> None:
-    result, calls = run_build(buildspec_of(stage), tmp_path, PIPELINE_EXECUTION_ID="0c8f2d4e-aaaa")
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert f"WARNING: {contracts.COMMIT_FILE} is missing" in result.stdout
-    (build,) = [c for c in calls if c.startswith("docker build ")]
+    registry = stand_in_registry(stage, tmp_path / "registry")
+    done = run_build(buildspec_of(stage), tmp_path, registry, env={"PIPELINE_EXECUTION_ID": "0c8f2d4e-aaaa"})
+    assert done.result.returncode == 0, done.output
+    assert f"WARNING: {contracts.COMMIT_FILE} is missing" in done.result.stdout
+    (build,) = [c for c in done.calls if c.startswith("docker build ")]
     assert f"{REPOSITORY_URL}:pipeline-0c8f2d4e-aaaa" in build.split()
-    detail = tmp_path / "src" / contracts.BUILD_OUTPUT_DIR / contracts.IMAGE_DETAIL_FILE
-    assert json.loads(detail.read_text()) == {"ImageURI": f"{REPOSITORY_URL}:pipeline-0c8f2d4e-aaaa"}
+    detail = done.source / contracts.BUILD_OUTPUT_DIR / contracts.IMAGE_DETAIL_FILE
+    digest = registry.tags()["pipeline-0c8f2d4e-aaaa"]
+    assert json.loads(detail.read_text()) == {"ImageURI": f"{REPOSITORY_URL}@{digest}"}
 
 
 def test_task_size_and_environment_reach_the_buildspec() -> None:

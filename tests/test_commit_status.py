@@ -757,7 +757,7 @@ def test_every_stacks_feedback_alarms_reach_its_topic_whose_policies_admit_them(
     alarms = assert_alarms_notify(found, found.outputs["notificationTopicArn"], prefix)
     # The topic's policy and its key's policy let CloudWatch publish for these alarms (by ARN).
     topic_policy = policy_of(found.one(rt.SNS_TOPIC_POLICY))
-    key_policy = policy_of(found.one(rt.KMS_KEY))
+    key_policy = policy_of(found.one(rt.KMS_KEY, "notifications-key"))
     for alarm in alarms:
         source = alarm.state["arn"]
         assert admits(topic_policy, CLOUDWATCH, "sns:Publish", topic.state["arn"], source), alarm.name

@@ -11,7 +11,15 @@ from __future__ import annotations
 
 from offline.engine import ProgramRun
 from policy import exemptions, rules
+from policy import resource_types as rt
 from support import fsbp
+
+PRIVILEGED_MODE = "fsbp-codebuild-5-no-privileged-mode"
+CUSTOMER_MANAGED_KEY = "cdk-nag-cb4-codebuild-kms-key"
+BUILD_PROJECT = "build-project"
+"""The BuildStage's project (``components/build_stage.py``), the one that runs Docker."""
+ARTIFACT_KEY = "build-artifact-key"
+"""The BuildStage's KMS key, registered when ``buildEncryptionKey`` is on."""
 
 BY_DESIGN: dict[str, frozenset[tuple[str, str]]] = {
     stack: frozenset((e.rule, name) for e in exemptions.load() if stack in e.stacks for name in e.resources)
@@ -25,6 +33,21 @@ WIRED_IN_MAIN: dict[str, str] = {
 def violations(run: ProgramRun) -> list[rules.Violation]:
     """Every rule of the pack over the run's resources."""
     return rules.check_stack([rules.from_registration(r) for r in run.resources])
+
+
+def resource_name(violation: rules.Violation) -> str:
+    """The logical name of the resource a violation names (the last part of its URN)."""
+    return violation.urn.rsplit("::", 1)[-1]
+
+
+def build_by_design(found: ProgramRun) -> set[tuple[str, str]]:
+    """(rule, resource name) the build fails by the shape the run gave it, whatever the stack: CodeBuild.5 on the
+    project that runs Docker (only in privileged mode), and AwsSolutions-CB4 on every project when
+    ``buildEncryptionKey`` is off."""
+    expected = {(PRIVILEGED_MODE, BUILD_PROJECT)}
+    if not any(key.name == ARTIFACT_KEY for key in found.of_type(rt.KMS_KEY)):
+        expected |= {(CUSTOMER_MANAGED_KEY, project.name) for project in found.of_type(rt.CODEBUILD_PROJECT)}
+    return expected
 
 
 def _named(found: list[rules.Violation], run: ProgramRun) -> list[tuple[rules.Violation, tuple[str, str]]]:
@@ -41,11 +64,11 @@ def unexpected(stack: str, found: list[rules.Violation], run: ProgramRun) -> lis
     """The violations in ``found`` that the stack does not keep on purpose: neither exempt on it, nor what its
     load balancers fail by the shape the run gave them (plain HTTP, a port-80 redirect: ``support/fsbp.py``,
     which follows a variant that turns HTTPS on or off)."""
-    shaped = set(fsbp.by_design(run))
+    shaped, built = set(fsbp.by_design(run)), build_by_design(run)
     return [
         v
         for v, pair in _named(found, run)
-        if pair not in BY_DESIGN.get(stack, frozenset()) and (v.rule, v.urn) not in shaped
+        if pair not in BY_DESIGN.get(stack, frozenset()) and (v.rule, v.urn) not in shaped and pair not in built
     ]
 
 
@@ -57,5 +80,9 @@ def stack_violations(run: ProgramRun, stack: str) -> list[rules.Violation]:
 def part_violations(run: ProgramRun) -> list[rules.Violation]:
     """The violations of parts built without ``__main__.py``, less the rules on its wiring and what their load
     balancers fail by their shape (``support/fsbp.py``)."""
-    shaped = set(fsbp.by_design(run))
-    return [v for v in violations(run) if v.rule not in WIRED_IN_MAIN and (v.rule, v.urn) not in shaped]
+    shaped, built = set(fsbp.by_design(run)), build_by_design(run)
+    return [
+        v
+        for v, pair in _named(violations(run), run)
+        if v.rule not in WIRED_IN_MAIN and (v.rule, v.urn) not in shaped and pair not in built
+    ]
