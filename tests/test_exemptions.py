@@ -80,3 +80,22 @@ def documented_exemptions(text: str) -> set[tuple[str, str]]:
 def test_docs_security_lists_exactly_the_exemptions() -> None:
     listed = {(e.rule, s) for e in exemptions.load() for s in e.stacks}
     assert documented_exemptions(SECURITY_MD.read_text()) == listed
+
+
+def test_docs_security_tables_every_fsbp_and_cdk_nag_rule_with_its_exemptions() -> None:
+    text = SECURITY_MD.read_text()
+    section = text.split("## Security Hub controls", 1)[1].split("\n## ", 1)[0]
+    rows = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 5 and cells[2].startswith("`"):
+            rows[cells[2].strip("`")] = (cells[0], cells[3], cells[4])
+    controls = {n for n in RULE_NAMES if n.startswith(("fsbp-", "cdk-nag-"))}
+    assert set(rows) == controls
+    for rule, (control, *verdicts) in rows.items():
+        # The rule's name carries the control id (ECS.12 -> fsbp-ecs-12-...; AwsSolutions-CB4 -> cdk-nag-cb4-...).
+        assert control.lower().replace(".", "-").replace("awssolutions-", "cdk-nag-") in rule, rule
+        exempt = {
+            stack for stack, verdict in zip(("dev", "prod"), verdicts, strict=True) if verdict.startswith("exempt")
+        }
+        assert exempt == {e_stack for e in exemptions.load() if e.rule == rule for e_stack in e.stacks}, rule
