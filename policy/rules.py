@@ -852,6 +852,28 @@ def cdk_nag_cb4_codebuild_kms_key(resource_type: str, props: Mapping[str, Any]) 
     return []
 
 
+def fsbp_ecs_2_no_public_ip(resource_type: str, props: Mapping[str, Any]) -> list[str]:
+    """ECS.2: an ECS service does not assign public IP addresses to its tasks automatically (the AWS Config rule
+    ``ecs-service-assign-public-ip-disabled`` fails a service whose awsvpc configuration has ``assignPublicIp``
+    ENABLED). https://docs.aws.amazon.com/securityhub/latest/userguide/ecs-controls.html#ecs-2"""
+    assign = _get(props, "networkConfiguration", "assignPublicIp")
+    if assign is True:
+        return [
+            "assigns its tasks public IP addresses (assignPublicIp true): run them in private subnets behind NAT "
+            "or VPC endpoints"
+        ]
+    return []
+
+
+def fsbp_elb_6_deletion_protection(resource_type: str, props: Mapping[str, Any]) -> list[str]:
+    """ELB.6: an application, gateway or network load balancer has deletion protection enabled (the default is
+    off). https://docs.aws.amazon.com/securityhub/latest/userguide/elb-controls.html#elb-6"""
+    enabled = props.get("enableDeletionProtection")
+    if enabled is UNKNOWN or enabled is True:
+        return []
+    return ["has no deletion protection (enableDeletionProtection is not true): one API call deletes it"]
+
+
 def fsbp_codebuild_5_no_privileged_mode(resource_type: str, props: Mapping[str, Any]) -> list[str]:
     """CodeBuild.5: a CodeBuild project environment does not run in privileged mode.
 
@@ -1020,6 +1042,18 @@ RESOURCE_RULES: tuple[ResourceRule, ...] = (
         "AwsSolutions-CB4: CodeBuild projects encrypt their output artifacts with a customer-managed KMS key.",
         frozenset({CODEBUILD_PROJECT}),
         cdk_nag_cb4_codebuild_kms_key,
+    ),
+    ResourceRule(
+        "fsbp-ecs-2-no-public-ip",
+        "ECS.2: no ECS service assigns public IP addresses to its tasks.",
+        frozenset({ECS_SERVICE}),
+        fsbp_ecs_2_no_public_ip,
+    ),
+    ResourceRule(
+        "fsbp-elb-6-deletion-protection",
+        "ELB.6: every load balancer has deletion protection enabled.",
+        LOAD_BALANCERS,
+        fsbp_elb_6_deletion_protection,
     ),
     ResourceRule(
         "fsbp-codebuild-5-no-privileged-mode",

@@ -417,6 +417,8 @@ def test_a_repository_without_lifecycle_policy_is_refused() -> None:
 # --- Security groups ----------------------------------------------------------------------------------
 
 LB_ARN = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/app/web/1"
+# An ALB every load-balancer rule accepts (each test changes the one setting it is about).
+PROTECTED_ALB = {"securityGroups": ["sg-alb"], "dropInvalidHeaderFields": True, "enableDeletionProtection": True}
 PROD_LISTENER_ARN = f"{LB_ARN}/prod"
 TEST_LISTENER_ARN = f"{LB_ARN}/test"
 
@@ -436,7 +438,7 @@ def alb_stack(*rules_: Resource) -> list[Resource]:
     return [
         res(rt.EC2_SECURITY_GROUP, "alb-sg", {"name": "alb"}, ids=("sg-alb",)),
         res(rt.EC2_SECURITY_GROUP, "tasks-sg", {"name": "tasks"}, ids=("sg-tasks",)),
-        res(rt.LB_LOAD_BALANCER, "alb", {"securityGroups": ["sg-alb"], "dropInvalidHeaderFields": True}, ids=(LB_ARN,)),
+        res(rt.LB_LOAD_BALANCER, "alb", PROTECTED_ALB, ids=(LB_ARN,)),
         https_listener("prod", 443.0, PROD_LISTENER_ARN),
         https_listener("test", 8443.0, TEST_LISTENER_ARN),
         res(
@@ -707,12 +709,14 @@ def test_a_build_project_must_log_to_a_log_group_of_the_stack() -> None:
 def test_an_alb_forwarding_invalid_headers_is_refused() -> None:
     assert "alb-drop-invalid-headers" in messages(rt.LB_LOAD_BALANCER, {"name": "web"})
     assert "alb-drop-invalid-headers" in messages(rt.ALB_LOAD_BALANCER, {"dropInvalidHeaderFields": False})
-    assert messages(rt.LB_LOAD_BALANCER, {"dropInvalidHeaderFields": True}) == {}
-    assert messages(rt.LB_LOAD_BALANCER, {"loadBalancerType": "network"}) == {}
+    assert messages(rt.LB_LOAD_BALANCER, {"dropInvalidHeaderFields": True, "enableDeletionProtection": True}) == {}
+    assert messages(rt.LB_LOAD_BALANCER, {"loadBalancerType": "network", "enableDeletionProtection": True}) == {}
 
 
 def test_values_unknown_during_a_preview_are_left_to_pulumi_up() -> None:
-    assert messages(rt.LB_LOAD_BALANCER, {"dropInvalidHeaderFields": UNKNOWN}) == {}
+    assert (
+        messages(rt.LB_LOAD_BALANCER, {"dropInvalidHeaderFields": UNKNOWN, "enableDeletionProtection": UNKNOWN}) == {}
+    )
     assert messages(rt.LOG_GROUP, {"retentionInDays": UNKNOWN}) == {}
     assert messages(rt.IAM_ROLE_POLICY, {"policy": UNKNOWN}) == {}
     assert messages(rt.ECS_TASK_DEFINITION, {"containerDefinitions": UNKNOWN}) == {}
@@ -1152,7 +1156,9 @@ def build_stack(compliant: bool) -> None:
         ),
     )
     alb_sg = aws.ec2.SecurityGroup("alb-sg", name="alb")
-    alb = aws.lb.LoadBalancer("alb", security_groups=[alb_sg.id], drop_invalid_header_fields=ok)
+    alb = aws.lb.LoadBalancer(
+        "alb", security_groups=[alb_sg.id], drop_invalid_header_fields=ok, enable_deletion_protection=ok
+    )
     aws.lb.Listener(
         "alb-prod",
         load_balancer_arn=alb.arn,
@@ -1264,6 +1270,7 @@ def build_stack(compliant: bool) -> None:
         capacity_provider_strategies=[
             aws.ecs.ServiceCapacityProviderStrategyArgs(capacity_provider="FARGATE_SPOT", weight=1)
         ],
+        network_configuration=aws.ecs.ServiceNetworkConfigurationArgs(subnets=["subnet-1"], assign_public_ip=not ok),
     )
 
 
@@ -1505,7 +1512,7 @@ def test_the_pack_runs_as_the_pulumi_cli_starts_it() -> None:
             assert info.name == pack.PACK_NAME
             assert {p.name for p in info.policies} == ALL_RULES
             props = struct_pb2.Struct()
-            props.update({"name": "web", "dropInvalidHeaderFields": False})
+            props.update({"name": "web", "dropInvalidHeaderFields": False, "enableDeletionProtection": True})
             request = analyzer_pb2.AnalyzeRequest(
                 type=rt.LB_LOAD_BALANCER, properties=props, urn="urn:pulumi:dev::p::lb::web", name="web"
             )
@@ -1568,7 +1575,7 @@ def test_the_test_listener_of_an_ecs_native_service_is_not_a_production_port() -
     rule_arn = f"{TEST_LISTENER_ARN}/rule"
     stack = [
         res(rt.EC2_SECURITY_GROUP, "alb-sg", {"name": "alb"}, ids=("sg-alb",)),
-        res(rt.LB_LOAD_BALANCER, "alb", {"securityGroups": ["sg-alb"], "dropInvalidHeaderFields": True}, ids=(LB_ARN,)),
+        res(rt.LB_LOAD_BALANCER, "alb", PROTECTED_ALB, ids=(LB_ARN,)),
         https_listener("prod", 443.0, PROD_LISTENER_ARN),
         https_listener("test", 8443.0, TEST_LISTENER_ARN),
         res(rt.LB_LISTENER_RULE, "test-rule", {"listenerArn": TEST_LISTENER_ARN}, ids=(rule_arn,)),
