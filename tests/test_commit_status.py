@@ -40,7 +40,7 @@ from components.delivery_pipeline import PipelineRef
 from components.gitlab_project import gitlab_provider
 from components.notifications import NotificationTopic
 from offline.engine import ACCOUNT_ID, OFFLINE_PROJECT_TOKEN, ProgramRun, Registration, is_secret, unwrap
-from offline.plan import Plan, Sanitizer, build_plan
+from offline.plan import Plan, Sanitizer
 from offline.stack_files import load_stack_files
 from policy import resource_types as rt
 from support import bundles, pack
@@ -52,7 +52,18 @@ from support.aws import (
     policy_of,
 )
 from support.fake_aws import FakeAws, assert_valid_response
-from support.stacks import REGION, REQUIRED, STACKS, committed_run, component, descendants, run, stack_config, stack_run
+from support.stacks import (
+    REGION,
+    REQUIRED,
+    STACKS,
+    committed_run,
+    component,
+    descendants,
+    run,
+    stack_config,
+    variant_plan,
+    variant_run,
+)
 from support.tools import schema_errors
 
 PREFIX = bundles.PREFIX
@@ -693,26 +704,6 @@ def test_without_a_topic_there_are_no_alarms_and_the_rest_stays() -> None:
 
 # --- Every committed stack -------------------------------------------------------------------------------------
 
-_RUNS: dict[tuple[str, tuple[tuple[str, str], ...]], ProgramRun] = {}
-_PLANS: dict[tuple[str, tuple[tuple[str, str], ...]], Plan] = {}
-
-
-def stack_variant(stack: str, overrides: Mapping[str, str] | None = None) -> ProgramRun:
-    """The stack's run with ``overrides`` (none: the committed file's, shared), made once per module."""
-    if not overrides:
-        return committed_run(stack)
-    key = (stack, tuple(sorted(overrides.items())))
-    if key not in _RUNS:
-        _RUNS[key] = stack_run(stack, overrides=dict(overrides))
-    return _RUNS[key]
-
-
-def plan_of(stack: str, overrides: Mapping[str, str] | None = None) -> Plan:
-    key = (stack, tuple(sorted((overrides or {}).items())))
-    if key not in _PLANS:
-        _PLANS[key] = build_plan(stack, overrides=dict(overrides or {}))
-    return _PLANS[key]
-
 
 def stack_setting(stack: str, key: str) -> Any:
     return load_stack_files(stack).config.get(f"{PROJECT}:{key}")
@@ -751,7 +742,7 @@ def test_every_stack_reports_its_pipeline_on_the_commit(stack: str) -> None:
 @pytest.mark.parametrize("stack", STACKS)
 def test_every_stacks_feedback_alarms_reach_its_topic_whose_policies_admit_them(stack: str) -> None:
     # (dev has no topic of its own: with one, for someone to read it)
-    found = stack_variant(stack, {"notificationTopic": "true"})
+    found = variant_run(stack, {"notificationTopic": "true"})
     topic = found.one(rt.SNS_TOPIC)
     prefix = topic.props["name"].removesuffix("-notifications")
     alarms = assert_alarms_notify(found, found.outputs["notificationTopicArn"], prefix)
@@ -773,7 +764,7 @@ def test_every_stacks_feedback_alarms_reach_its_topic_whose_policies_admit_them(
 def test_without_a_topic_the_feedback_has_no_alarms_and_its_dead_letters_stay_queued(stack: str) -> None:
     # An alarm that tells no one costs money and changes nothing: a stack without a topic has none for the
     # feedback; an undelivered status still waits in the dead-letter queue (visible in the console) for 14 days.
-    found = stack_variant(stack, {"notificationTopic": "false", "notificationEmails": "[]"})
+    found = variant_run(stack, {"notificationTopic": "false", "notificationEmails": "[]"})
     assert found.of_type(rt.SNS_TOPIC) == [] and found.outputs["notificationTopicArn"] is None
     assert parts(found, rt.METRIC_ALARM) == []
     [queue] = parts(found, rt.SQS_QUEUE)
@@ -785,7 +776,7 @@ def test_without_a_topic_the_feedback_has_no_alarms_and_its_dead_letters_stay_qu
 def test_the_token_never_appears_in_plaintext_in_inputs_outputs_or_the_plan(stack: str) -> None:
     found = committed_run(stack)
     assert_token_only_in_the_secret(found)
-    plan = plan_of(stack)
+    plan = variant_plan(stack)
     assert plan.files, "the plan writes files"
     leaking = [name for name, data in plan.files.items() if OFFLINE_PROJECT_TOKEN.encode() in data]
     assert leaking == []
@@ -796,7 +787,7 @@ def test_the_token_never_appears_in_plaintext_in_inputs_outputs_or_the_plan(stac
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_commit_status_false_removes_exactly_the_feedback(stack: str) -> None:
-    on, off = committed_run(stack), stack_variant(stack, OFF)
+    on, off = committed_run(stack), variant_run(stack, OFF)
     owner = component(on, "CommitStatus")
     feedback = {owner.urn} | {r.urn for r in descendants(on, owner)}
     alarmed = {rt.METRIC_ALARM} if on.of_type(rt.SNS_TOPIC) else set()
@@ -820,7 +811,7 @@ def test_commit_status_false_removes_exactly_the_feedback(stack: str) -> None:
 def test_the_policy_pack_passes_with_and_without_the_feedback_on_both_engines(
     stack: str, engine: str, commit_status: str
 ) -> None:
-    found = stack_variant(stack, {"deploymentEngine": engine, "commitStatus": commit_status})
+    found = variant_run(stack, {"deploymentEngine": engine, "commitStatus": commit_status})
     assert bool(found.of_type(rt.LAMBDA_FUNCTION)) == (commit_status == "true")
     violations = pack.unexpected(stack, pack.violations(found), found)
     assert violations == [], "\n".join(str(v) for v in violations)
@@ -918,21 +909,21 @@ def test_the_diagram_draws_the_feedback_from_the_pipeline_to_the_commit(stack: s
     found = committed_run(stack)
     show = Sanitizer(found).text
     function = part(found, rt.LAMBDA_FUNCTION).props
-    nodes, edges, stages = nodes_and_edges(mermaid(plan_of(stack)))
+    nodes, edges, stages = nodes_and_edges(mermaid(variant_plan(stack)))
     [feedback] = [n for n, label in nodes.items() if f"Lambda {show(function['name'])}" in label]
     assert f"GitLab commit status {function['environment']['variables']['STATUS_NAME']}" in nodes[feedback]
     [job] = [n for n, label in nodes.items() if label.startswith("GitLab job ")]
     assert stages and "Stage Deploy" in nodes[stages[-1]]
     assert (stages[-1], "-.->", feedback) in edges
     assert (feedback, "-.->", job) in edges
-    without, _, _ = nodes_and_edges(mermaid(plan_of(stack, OFF)))
+    without, _, _ = nodes_and_edges(mermaid(variant_plan(stack, OFF)))
     assert not [label for label in without.values() if "commit status" in label]
 
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_the_cost_counts_the_tokens_secret_and_the_two_alarms(stack: str) -> None:
     found = committed_run(stack)
-    cost = plan_of(stack).cost
+    cost = variant_plan(stack).cost
     lines = {line.item: line for line in cost.fixed}
     secret = part(found, rt.SECRETS_MANAGER_SECRET)
     assert secret.name in lines["Secrets Manager secrets"].basis
@@ -940,10 +931,10 @@ def test_the_cost_counts_the_tokens_secret_and_the_two_alarms(stack: str) -> Non
     assert len(alarms) == (2 if found.of_type(rt.SNS_TOPIC) else 0)  # they tell the topic, if there is one
     for alarm in alarms:
         assert f"{alarm.name} (1 metric)" in lines["CloudWatch alarm metrics"].basis
-    cost_md = plan_of(stack).files["cost.md"].decode()
+    cost_md = variant_plan(stack).files["cost.md"].decode()
     assert "Secrets Manager secrets" in cost_md
-    off = {line.item: line for line in plan_of(stack, OFF).cost.fixed}
+    off = {line.item: line for line in variant_plan(stack, OFF).cost.fixed}
     assert "Secrets Manager secrets" not in off or secret.name not in off["Secrets Manager secrets"].basis
     metrics = off.get("CloudWatch alarm metrics")
     assert (metrics.quantity if metrics else 0) == lines["CloudWatch alarm metrics"].quantity - len(alarms)
-    assert cost.total > plan_of(stack, OFF).cost.total
+    assert cost.total > variant_plan(stack, OFF).cost.total

@@ -26,7 +26,7 @@ from components.config import SECRET_KEYS
 from components.config_docs import MODELINE, SCHEMA_PATH
 from components.config_types import ConfigError
 from offline.engine import ACCOUNT_ID, ProgramRun, Registration
-from offline.plan import Plan, build_plan
+from offline.plan import Plan
 from offline.pricing import load_prices
 from offline.stack_files import load_stack_files
 from policy import resource_types as rt
@@ -39,7 +39,8 @@ from support.aws import (
     parliament_findings,
     policy_of,
 )
-from support.stacks import STACKS, committed_run, descendants, stack_run
+from support.ecs import create_service_request
+from support.stacks import STACKS, descendants, stack_run, variant_plan, variant_run
 from support.stacks import component as component_of
 from support.tools import tool
 
@@ -65,26 +66,6 @@ ECS_PRINCIPAL = "ecs.amazonaws.com"
 
 
 # --- Runs, made once per module ------------------------------------------------------------------------------
-
-_RUNS: dict[tuple[str, tuple[tuple[str, str], ...]], ProgramRun] = {}
-_PLANS: dict[tuple[str, tuple[tuple[str, str], ...]], Plan] = {}
-
-
-def engine_run(stack: str, overrides: Mapping[str, str]) -> ProgramRun:
-    """The stack's run with ``overrides`` (none: the committed file), made once per module; never mutated."""
-    if not overrides:
-        return committed_run(stack)
-    key = (stack, tuple(sorted(overrides.items())))
-    if key not in _RUNS:
-        _RUNS[key] = stack_run(stack, overrides=dict(overrides))
-    return _RUNS[key]
-
-
-def plan_of(stack: str, overrides: Mapping[str, str]) -> Plan:
-    key = (stack, tuple(sorted(overrides.items())))
-    if key not in _PLANS:
-        _PLANS[key] = build_plan(stack, overrides=dict(overrides))
-    return _PLANS[key]
 
 
 # --- What the stack file says --------------------------------------------------------------------------------
@@ -219,7 +200,7 @@ def rule_by_arn(found: ProgramRun, arn: str) -> Registration:
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 @pytest.mark.parametrize("stack", STACKS)
 def test_the_program_runs_and_the_policy_pack_finds_nothing(stack: str, variant: str) -> None:
-    found = engine_run(stack, VARIANTS[variant])
+    found = variant_run(stack, VARIANTS[variant])
     controller = service_of(found).props["deploymentController"]["type"]
     assert controller == ("CODE_DEPLOY" if variant == "codedeploy" else "ECS")
     violations = pack.unexpected(stack, pack.violations(found), found)
@@ -231,18 +212,18 @@ def test_the_program_runs_and_the_policy_pack_finds_nothing(stack: str, variant:
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_ecs_registers_nothing_of_codedeploy(stack: str) -> None:
-    found = engine_run(stack, ECS)
+    found = variant_run(stack, ECS)
     assert found.of_type(rt.CODEDEPLOY_APPLICATION) == []
     assert found.of_type(rt.CODEDEPLOY_DEPLOYMENT_GROUP) == []
     assert roles_trusting(found, CODEDEPLOY_PRINCIPAL) == []
     # The committed (codedeploy) run has them: the check above looks where they would be.
-    committed = engine_run(stack, {})
+    committed = variant_run(stack, {})
     assert committed.of_type(rt.CODEDEPLOY_DEPLOYMENT_GROUP) and roles_trusting(committed, CODEDEPLOY_PRINCIPAL)
 
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_ecs_deploy_stage_runs_one_deploy_project_between_the_release_steps(stack: str) -> None:
-    found = engine_run(stack, ECS)
+    found = variant_run(stack, ECS)
     [project] = deploy_projects(found)
     mark_deploying, deploy, mark_live = deploy_stage_actions(found)
     # The release steps tag the image before and after the deployment: one project, run orders 1 and 3.
@@ -284,7 +265,7 @@ def test_ecs_deploy_stage_runs_one_deploy_project_between_the_release_steps(stac
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_ecs_pipeline_role_runs_the_deploy_project_and_nothing_of_codedeploy(stack: str) -> None:
-    found = engine_run(stack, ECS)
+    found = variant_run(stack, ECS)
     [role] = [r for r in found.of_type(rt.IAM_ROLE) if r.state["arn"] == pipeline_of(found)["roleArn"]]
     policies = policies_of(found, role)
     assert policies
@@ -304,60 +285,9 @@ def test_ecs_pipeline_role_runs_the_deploy_project_and_nothing_of_codedeploy(sta
     }
 
 
-def create_service_request(props: Mapping[str, Any]) -> dict[str, Any]:
-    """The ECS service's inputs as the CreateService request the provider sends: numbers as integers, the
-    deployment alarms and circuit breaker inside ``deploymentConfiguration``.
-    https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_CreateService.html"""
-    configuration = dict(props.get("deploymentConfiguration") or {})
-    if "bakeTimeInMinutes" in configuration:
-        configuration["bakeTimeInMinutes"] = int(configuration["bakeTimeInMinutes"])
-    for key, minutes in (
-        ("canaryConfiguration", "canaryBakeTimeInMinutes"),
-        ("linearConfiguration", "stepBakeTimeInMinutes"),
-    ):
-        if key in configuration:
-            configuration[key] = {**configuration[key], minutes: int(configuration[key][minutes])}
-    for key in ("alarms", "deploymentCircuitBreaker"):
-        if props.get(key):
-            configuration[key] = props[key]
-    network = props["networkConfiguration"]
-    # ECS takes a launch type or a capacity provider strategy, never both.
-    placement: dict[str, Any] = (
-        {"launchType": props["launchType"]}
-        if "launchType" in props
-        else {
-            "capacityProviderStrategy": [
-                {"capacityProvider": s["capacityProvider"], "weight": int(s["weight"]), "base": int(s.get("base", 0))}
-                for s in props["capacityProviderStrategies"]
-            ]
-        }
-    )
-    return {
-        "cluster": props["cluster"],
-        "serviceName": props["name"],
-        "taskDefinition": props["taskDefinition"],
-        "desiredCount": int(props["desiredCount"]),
-        **placement,
-        "platformVersion": props["platformVersion"],
-        "deploymentController": {"type": props["deploymentController"]["type"]},
-        "deploymentConfiguration": configuration,
-        "networkConfiguration": {
-            "awsvpcConfiguration": {
-                "subnets": network["subnets"],
-                "securityGroups": network["securityGroups"],
-                "assignPublicIp": "ENABLED" if network["assignPublicIp"] else "DISABLED",
-            }
-        },
-        "loadBalancers": [{**lb, "containerPort": int(lb["containerPort"])} for lb in props["loadBalancers"]],
-        "healthCheckGracePeriodSeconds": int(props["healthCheckGracePeriodSeconds"]),
-        "propagateTags": props["propagateTags"],
-        "enableECSManagedTags": props["enableEcsManagedTags"],
-    }
-
-
 @pytest.mark.parametrize("stack", STACKS)
 def test_ecs_service_deploys_itself_with_the_stack_files_shift_and_bake_time(stack: str) -> None:
-    found = engine_run(stack, ECS)
+    found = variant_run(stack, ECS)
     props = service_of(found).props
     assert props["deploymentController"] == {"type": "ECS"}
     configuration = props["deploymentConfiguration"]
@@ -382,7 +312,7 @@ def test_ecs_service_routes_through_this_stacks_rules_with_a_role_ecs_assumes(st
     """``loadBalancers[].advancedConfiguration``: the alternate target group, the production and test rules, and
     the role ECS reweights them with.
     https://docs.aws.amazon.com/AmazonECS/latest/developerguide/alb-resources-for-blue-green.html"""
-    found = engine_run(stack, ECS)
+    found = variant_run(stack, ECS)
     [balancer] = service_of(found).props["loadBalancers"]
     advanced = balancer["advancedConfiguration"]
     groups = {g.state["arn"] for g in found.of_type(rt.LB_TARGET_GROUP)}
@@ -435,7 +365,7 @@ def test_ecs_service_rolls_back_on_exactly_the_registered_alarms(stack: str, rol
     """The service's deployment alarms are the ServiceAlarms' (both target groups), with rollback; none without
     alarms. https://docs.aws.amazon.com/AmazonECS/latest/developerguide/deployment-alarm-failure.html
     (The commit-status alarms watch the feedback to GitLab, not the deployment: they are not among them.)"""
-    found = engine_run(stack, ECS if rollback_on_alarm else NO_ALARMS)
+    found = variant_run(stack, ECS if rollback_on_alarm else NO_ALARMS)
     registered = service_alarm_names(found)
     alarms = service_of(found).props.get("alarms")
     if not rollback_on_alarm:
@@ -457,7 +387,7 @@ def test_ecs_service_detects_failed_deployments_with_the_circuit_breaker(stack: 
     https://docs.aws.amazon.com/AmazonECS/latest/developerguide/deployment-failure-detection.html"""
     for overrides in (ECS, NO_ALARMS):
         # The provider's ``deploymentCircuitBreaker``, sent as ``deploymentConfiguration.deploymentCircuitBreaker``.
-        breaker = service_of(engine_run(stack, overrides)).props.get("deploymentCircuitBreaker") or {}
+        breaker = service_of(variant_run(stack, overrides)).props.get("deploymentCircuitBreaker") or {}
         assert (breaker.get("enable"), breaker.get("rollback")) == (True, True), overrides
 
 
@@ -471,7 +401,7 @@ def trust_with_its_role(role: Registration) -> str:
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_ecs_every_iam_policy_passes_parliament(stack: str) -> None:
-    found = engine_run(stack, ECS)
+    found = variant_run(stack, ECS)
     documents = {
         f"{r.name}.policy": str(r.props["policy"])
         for r in found.resources
@@ -496,7 +426,7 @@ def targets_of(found: ProgramRun, rule: Registration) -> list[Registration]:
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_ecs_every_event_rule_is_valid_for_eventbridge(stack: str) -> None:
-    found = engine_run(stack, ECS)
+    found = variant_run(stack, ECS)
     event_rules = found.of_type(rt.EVENTS_RULE)
     assert event_rules
     for rule in event_rules:
@@ -532,7 +462,7 @@ def deployment_event(service: str, event_name: str = "SERVICE_DEPLOYMENT_FAILED"
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_ecs_deployment_failed_rule_hears_this_services_failed_deployments_only(stack: str) -> None:
-    found = engine_run(stack, {**ECS, "notificationTopic": "true"})  # (dev has no topic of its own)
+    found = variant_run(stack, {**ECS, "notificationTopic": "true"})  # (dev has no topic of its own)
     topic = found.one(rt.SNS_TOPIC).state["arn"]
     notifying = [r for r in found.of_type(rt.EVENTS_RULE) if any(t.props["arn"] == topic for t in targets_of(found, r))]
     mine = service_arn(stack, found)
@@ -559,7 +489,7 @@ def test_ecs_deployment_failed_rule_hears_this_services_failed_deployments_only(
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_codedeploy_keeps_the_committed_behaviour(stack: str) -> None:
-    found = engine_run(stack, {})
+    found = variant_run(stack, {})
     assert found.of_type(rt.LB_LISTENER_RULE) == []
     assert deploy_projects(found) == []
     assert roles_trusting(found, ECS_PRINCIPAL) == []
@@ -586,7 +516,7 @@ def section(markdown: str, title: str) -> str:
 @pytest.mark.parametrize("migration", [False, True], ids=["switch-later", "engine-migration"])
 @pytest.mark.parametrize("stack", STACKS)
 def test_plan_names_the_engine_what_ecs_owns_and_what_a_switch_does(stack: str, migration: bool) -> None:
-    plan = plan_of(stack, MIGRATION if migration else ECS)
+    plan = variant_plan(stack, MIGRATION if migration else ECS)
     text = section(plan.files["plan.md"].decode(), "Deployment engine")
     assert "`ecs`" in text and "`codedeploy`" in text
     strategy, _, _ = expected_shift(stack)
@@ -632,7 +562,7 @@ def node_with(nodes: Mapping[str, str], *parts: str) -> str:
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_plan_diagram_shows_the_rules_weights_and_the_deploy_project(stack: str) -> None:
-    plan = plan_of(stack, ECS)
+    plan = variant_plan(stack, ECS)
     nodes, edges = mermaid(plan.files["pipeline.md"].decode())
     rules_ = plan.run.of_type(rt.LB_LISTENER_RULE)
     assert rules_
@@ -676,8 +606,8 @@ def test_plan_cost_counts_the_deploy_projects_minutes_growing_with_the_bake_time
     wait = termination_wait(stack)
     longer = wait + 10
     for minutes, plan in (
-        (wait, plan_of(stack, ECS)),
-        (longer, plan_of(stack, {**ECS, "terminationWaitMinutes": str(longer)})),
+        (wait, variant_plan(stack, ECS)),
+        (longer, variant_plan(stack, {**ECS, "terminationWaitMinutes": str(longer)})),
     ):
         [project] = deploy_projects(plan.run)
         environment = project.props["environment"]
@@ -687,8 +617,8 @@ def test_plan_cost_counts_the_deploy_projects_minutes_growing_with_the_bake_time
         assert quantity == uploads * (per_run + minutes)
         assert unit_price == price
         assert monthly == f"${quantity * price:,.2f}"
-    growth = deploy_minutes_row(plan_of(stack, {**ECS, "terminationWaitMinutes": str(longer)}))[0]
-    assert growth - deploy_minutes_row(plan_of(stack, ECS))[0] == uploads * (longer - wait)
+    growth = deploy_minutes_row(variant_plan(stack, {**ECS, "terminationWaitMinutes": str(longer)}))[0]
+    assert growth - deploy_minutes_row(variant_plan(stack, ECS))[0] == uploads * (longer - wait)
 
 
 # --- 5. Switching a deployed stack from codedeploy to ecs ----------------------------------------------------
@@ -702,7 +632,7 @@ def physical_names(resources: list[Registration]) -> set[tuple[str, str, str]]:
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_switching_engines_updates_the_service_in_place_and_swaps_the_engines_resources(stack: str) -> None:
-    before, after = engine_run(stack, {}), engine_run(stack, MIGRATION)
+    before, after = variant_run(stack, {}), variant_run(stack, MIGRATION)
     old, new = service_of(before), service_of(after)
     # Same URN and name: Pulumi updates the service (its deployment controller) rather than creating another.
     assert (new.urn, new.props["name"]) == (old.urn, old.props["name"])
@@ -753,7 +683,7 @@ def test_engine_migration_sends_the_services_load_balancers_that_one_run(stack: 
     """ECS takes over the service's load balancers and task definition after the switch; the run that switches
     must send the load balancers once (alternate target group, rules, role), or the service stays without them.
     https://docs.aws.amazon.com/AmazonECS/latest/developerguide/migrate-codedeploy-to-ecs-bluegreen.html"""
-    codedeploy, ecs, migration = (service_of(engine_run(stack, o)) for o in ({}, ECS, MIGRATION))
+    codedeploy, ecs, migration = (service_of(variant_run(stack, o)) for o in ({}, ECS, MIGRATION))
     assert {"taskDefinition", "loadBalancers"} <= set(codedeploy.ignore_changes)
     assert {"taskDefinition", "loadBalancers"} <= set(ecs.ignore_changes)
     assert "taskDefinition" in migration.ignore_changes

@@ -12,7 +12,7 @@ https://docs.aws.amazon.com/securityhub/latest/userguide/iam-controls.html
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import pulumiverse_time
@@ -32,6 +32,7 @@ from policy import resource_types as rt
 from policy import rules
 from policy.rules import UNKNOWN, Resource
 from support.fsbp import ELB_1, ELB_18, assert_only_by_design, by_design, findings
+from support.pack import res
 from support.sdk import module_source
 from support.stacks import STACKS, run, stack_run
 
@@ -43,13 +44,6 @@ NLB = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/net/web/
 CERTIFICATE = "arn:aws:acm:eu-west-1:123456789012:certificate/0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b"
 FORWARD = [{"type": "forward", "targetGroupArn": "arn:tg/green"}]
 TO_HTTPS = [{"type": "redirect", "redirect": {"protocol": "HTTPS", "port": "443", "statusCode": "HTTP_301"}}]
-
-
-def res(
-    type_: str, name: str, props: Mapping[str, Any], *, ids: tuple[str, ...] = (), depends_on: tuple[str, ...] = ()
-) -> Resource:
-    urn = f"urn:pulumi:test::gitlab-fargate::{type_}::{name}"
-    return Resource(type_, name, dict(props), urn, frozenset(ids), {}, frozenset(depends_on))
 
 
 def alb(name: str = "alb", arn: str = LB, **props: Any) -> Resource:

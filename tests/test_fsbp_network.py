@@ -36,7 +36,7 @@ from policy import resource_types as rt
 from policy import rules
 from policy.rules import UNKNOWN, Resource
 from support.aws import assert_valid_request, parliament_findings, policy_of
-from support.pack import BY_DESIGN, violations
+from support.pack import BY_DESIGN, res, violations
 from support.stacks import REGION, STACKS, stack_config, stack_run
 
 EC2_2 = "fsbp-ec2-2-default-security-group-closed"
@@ -53,24 +53,6 @@ PUBLIC = ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"]
 
 def fired(resources: list[Resource]) -> set[str]:
     return {v.rule for v in rules.check_stack(resources)}
-
-
-def res(
-    type_: str,
-    name: str,
-    props: Mapping[str, Any],
-    *,
-    ids: tuple[str, ...] = (),
-    deps: Mapping[str, set[str]] | None = None,
-) -> Resource:
-    return Resource(
-        type=type_,
-        name=name,
-        props=props,
-        urn=f"urn:pulumi:test::{PROJECT}::{type_}::{name}",
-        ids=frozenset(ids),
-        property_dependencies={k: frozenset(v) for k, v in (deps or {}).items()},
-    )
 
 
 # --- The network ACL as AWS evaluates it ----------------------------------------------------------------------

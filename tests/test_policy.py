@@ -34,13 +34,13 @@ from pulumi_policy import (
 from pulumi_policy import proxy as policy_proxy
 
 import policy.__main__ as pack
-from components.base import PROJECT, ROOT
+from components.base import ROOT
 from components.load_balancer import SslPolicy
 from offline.engine import ProgramRun
 from policy import resource_types as rt
 from policy import rules
 from policy.rules import UNKNOWN, Resource
-from support.pack import BY_DESIGN, by_design, unexpected
+from support.pack import BY_DESIGN, by_design, res, unexpected
 from support.stacks import STACKS, run
 
 ALL_RULES = {r.name for r in rules.RESOURCE_RULES} | {r.name for r in rules.STACK_RULES}
@@ -60,24 +60,6 @@ def messages(resource_type: str, props: Mapping[str, Any]) -> dict[str, list[str
     for violation in rules.check_resource(resource_type, props):
         found.setdefault(violation.rule, []).append(violation.message)
     return found
-
-
-def res(
-    type_: str,
-    name: str,
-    props: Mapping[str, Any],
-    *,
-    ids: tuple[str, ...] = (),
-    deps: Mapping[str, set[str]] | None = None,
-) -> Resource:
-    return Resource(
-        type=type_,
-        name=name,
-        props=props,
-        urn=f"urn:pulumi:test::{PROJECT}::{type_}::{name}",
-        ids=frozenset(ids),
-        property_dependencies={k: frozenset(v) for k, v in (deps or {}).items()},
-    )
 
 
 def doc(*statements: Mapping[str, Any]) -> str:

@@ -33,14 +33,23 @@ from components.config import SECRET_KEYS
 from components.config_types import ConfigError
 from components.ecs_service import PLATFORM_VERSION
 from offline.engine import ProgramRun, Registration
-from offline.plan import Plan, build_plan
 from offline.pricing import CostEstimate, CostLine, estimate, load_prices, task_split
 from offline.stack_files import load_stack_files
 from policy import resource_types as rt
 from policy import rules
 from support import pack
 from support.aws import assert_valid_request
-from support.stacks import STACKS, committed_run, component, descendants, stack_config, stack_run
+from support.ecs import create_service_request, strategy_of_props
+from support.stacks import (
+    STACKS,
+    committed_run,
+    component,
+    descendants,
+    stack_config,
+    stack_run,
+    variant_plan,
+    variant_run,
+)
 
 # --- What the documentation says ---------------------------------------------------------------------------------
 
@@ -97,30 +106,9 @@ COMBOS = [
 
 # --- Runs, made once per module ------------------------------------------------------------------------------------
 
-_RUNS: dict[tuple[str, tuple[tuple[str, str], ...]], ProgramRun] = {}
-_PLANS: dict[tuple[str, tuple[tuple[str, str], ...]], Plan] = {}
-
-
-def run_with(stack: str, overrides: Mapping[str, str] | None = None) -> ProgramRun:
-    """The stack's run with ``overrides`` (none: the committed file's, shared), made once per module; never
-    mutated."""
-    if not overrides:
-        return committed_run(stack)
-    key = (stack, tuple(sorted(overrides.items())))
-    if key not in _RUNS:
-        _RUNS[key] = stack_run(stack, overrides=dict(overrides))
-    return _RUNS[key]
-
-
-def plan_of(stack: str, overrides: Mapping[str, str] | None = None) -> Plan:
-    key = (stack, tuple(sorted((overrides or {}).items())))
-    if key not in _PLANS:
-        _PLANS[key] = build_plan(stack, overrides=dict(overrides or {}))
-    return _PLANS[key]
-
 
 def combo_run(combo: Combo) -> ProgramRun:
-    return run_with(combo.stack, combo.overrides)
+    return variant_run(combo.stack, combo.overrides)
 
 
 # --- What the stack file says --------------------------------------------------------------------------------------
@@ -177,13 +165,6 @@ def strategy_of(service: Registration) -> list[tuple[str, int, int]]:
     return strategy_of_props(service.props)
 
 
-def strategy_of_props(props: Mapping[str, Any]) -> list[tuple[str, int, int]]:
-    return [
-        (str(s["capacityProvider"]), int(s.get("base", 0)), int(s["weight"]))
-        for s in props.get("capacityProviderStrategies") or []
-    ]
-
-
 def pipeline_actions(found: ProgramRun) -> list[dict[str, Any]]:
     return [a for s in found.one(rt.CODEPIPELINE_PIPELINE).props["stages"] for a in s["actions"]]
 
@@ -228,54 +209,6 @@ def service_alarm_names(found: ProgramRun) -> list[str]:
 def pack_violations(found: ProgramRun, stack: str) -> list[str]:
     """What the pack reports on the run, less what the stack fails on purpose (``support.pack.BY_DESIGN``)."""
     return [str(v) for v in pack.unexpected(stack, pack.violations(found), found)]
-
-
-def create_service_request(props: Mapping[str, Any]) -> dict[str, Any]:
-    """The ECS service's inputs as the CreateService request the provider sends (numbers as integers, the
-    deployment alarms and circuit breaker inside ``deploymentConfiguration``), with a launch type or a capacity
-    provider strategy: ECS takes one or the other.
-    https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_CreateService.html"""
-    configuration = dict(props.get("deploymentConfiguration") or {})
-    if "bakeTimeInMinutes" in configuration:
-        configuration["bakeTimeInMinutes"] = int(configuration["bakeTimeInMinutes"])
-    for key, minutes in (
-        ("canaryConfiguration", "canaryBakeTimeInMinutes"),
-        ("linearConfiguration", "stepBakeTimeInMinutes"),
-    ):
-        if key in configuration:
-            configuration[key] = {**configuration[key], minutes: int(configuration[key][minutes])}
-    for key in ("alarms", "deploymentCircuitBreaker"):
-        if props.get(key):
-            configuration[key] = props[key]
-    placement: dict[str, Any] = {}
-    if "launchType" in props:
-        placement["launchType"] = props["launchType"]
-    if props.get("capacityProviderStrategies"):
-        placement["capacityProviderStrategy"] = [
-            {"capacityProvider": p, "base": base, "weight": weight} for p, base, weight in strategy_of_props(props)
-        ]
-    network = props["networkConfiguration"]
-    return {
-        "cluster": props["cluster"],
-        "serviceName": props["name"],
-        "taskDefinition": props["taskDefinition"],
-        "desiredCount": int(props["desiredCount"]),
-        **placement,
-        "platformVersion": props["platformVersion"],
-        "deploymentController": {"type": props["deploymentController"]["type"]},
-        "deploymentConfiguration": configuration,
-        "networkConfiguration": {
-            "awsvpcConfiguration": {
-                "subnets": network["subnets"],
-                "securityGroups": network["securityGroups"],
-                "assignPublicIp": "ENABLED" if network["assignPublicIp"] else "DISABLED",
-            }
-        },
-        "loadBalancers": [{**lb, "containerPort": int(lb["containerPort"])} for lb in props["loadBalancers"]],
-        "healthCheckGracePeriodSeconds": int(props["healthCheckGracePeriodSeconds"]),
-        "propagateTags": props["propagateTags"],
-        "enableECSManagedTags": props["enableEcsManagedTags"],
-    }
 
 
 # --- 1-2. Every stack x fargateSpot x cpuArchitecture x engine -----------------------------------------------------
@@ -504,7 +437,7 @@ def test_a_build_image_of_the_tasks_cpu_or_outside_codebuilds_curated_ones_is_ac
 @pytest.mark.parametrize("arch", ARCHITECTURES)
 def test_a_private_build_image_runs_on_the_environment_type_of_the_tasks_cpu(arch: str) -> None:
     """Every project takes the operator's image, on the environment type of ``cpuArchitecture``."""
-    found = run_with(STACKS[0], {"buildImage": PRIVATE_IMAGE, "cpuArchitecture": arch})
+    found = variant_run(STACKS[0], {"buildImage": PRIVATE_IMAGE, "cpuArchitecture": arch})
     for project in found.of_type(rt.CODEBUILD_PROJECT):
         environment = project.props["environment"]
         assert (environment["image"], environment["type"]) == (PRIVATE_IMAGE, ENVIRONMENT_TYPE[arch]), project.name
@@ -526,7 +459,7 @@ def topic_keys(found: ProgramRun) -> list[Registration]:
 @pytest.mark.parametrize("stack", STACKS)
 def test_a_stack_has_a_topic_and_its_key_exactly_when_someone_reads_it(stack: str, topic: str | None) -> None:
     """A topic (with its KMS key) when the stack file lists addresses or asks for one; none otherwise."""
-    found = run_with(stack, {"notificationTopic": topic} if topic else None)
+    found = variant_run(stack, {"notificationTopic": topic} if topic else None)
     wanted = bool(stack_emails(stack)) or topic == "true"
     topics, keys = found.of_type(rt.SNS_TOPIC), topic_keys(found)
     if not wanted:
@@ -568,7 +501,7 @@ def test_without_a_topic_the_service_alarms_still_roll_deployments_back(stack: s
     (https://docs.aws.amazon.com/codedeploy/latest/userguide/deployments-rollback-and-redeploy.html), or the ECS
     service does (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/deployment-alarm-failure.html)."""
     overrides = {"deploymentEngine": engine, "notificationTopic": "false", "notificationEmails": "[]"}
-    found = run_with(stack, overrides)
+    found = variant_run(stack, overrides)
     assert found.of_type(rt.SNS_TOPIC) == [] and found.outputs["notificationTopicArn"] is None
     names = service_alarm_names(found)
     assert names
@@ -606,7 +539,7 @@ def task_size(found: ProgramRun) -> tuple[float, float, float]:
 def test_dev_on_spot_costs_at_most_41_dollars_a_month_less_than_on_demand() -> None:
     """Issue 13's done-when: dev's estimated fixed monthly cost at most $41 (from $47.52)."""
     assert stack_on_spot("dev")
-    spot, on_demand = plan_of("dev"), plan_of("dev", {"fargateSpot": "false"})
+    spot, on_demand = variant_plan("dev"), variant_plan("dev", {"fargateSpot": "false"})
     assert spot.cost.total <= 41.00
     assert spot.cost.total < on_demand.cost.total
     # The whole difference is the tasks' price: Spot's per vCPU-hour and GB-hour instead of Fargate's.
@@ -641,7 +574,7 @@ def test_dev_spot_lines_are_priced_from_the_tables_spot_prices() -> None:
     assert vcpu_line.quantity == pytest.approx(desired * vcpu * hours)
     assert gb_line.quantity == pytest.approx(desired * gb * hours)
     assert FARGATE_SPOT in vcpu_line.basis
-    cost_md = plan_of("dev").files["cost.md"].decode()
+    cost_md = variant_plan("dev").files["cost.md"].decode()
     assert "| Fargate Spot vCPU |" in cost_md and "| Fargate Spot memory |" in cost_md
 
 
@@ -676,7 +609,7 @@ def test_an_unpriced_codebuild_compute_type_on_arm_is_a_plan_note_not_a_silent_o
     if not unpriced:
         pytest.skip("the price table has every ARM compute type the config allows")
     compute = unpriced[-1]
-    plan = plan_of("prod", {"buildComputeType": compute})
+    plan = variant_plan("prod", {"buildComputeType": compute})
     project = build_project(plan.run)
     assert project.props["environment"] == {**project.props["environment"], "computeType": compute}
     [note] = [n for n in plan.cost.notes if project.name in n]

@@ -9,6 +9,10 @@ built alone fails them by construction, the whole-stack tests judge them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
+from components.base import PROJECT
 from offline.engine import ProgramRun
 from policy import exemptions, rules
 from policy import resource_types as rt
@@ -86,3 +90,24 @@ def part_violations(run: ProgramRun) -> list[rules.Violation]:
         for v, pair in _named(violations(run), run)
         if v.rule not in WIRED_IN_MAIN and (v.rule, v.urn) not in shaped and pair not in built
     ]
+
+
+def res(
+    type_: str,
+    name: str,
+    props: Mapping[str, Any],
+    *,
+    ids: tuple[str, ...] = (),
+    deps: Mapping[str, set[str]] | None = None,
+    depends_on: tuple[str, ...] = (),
+) -> rules.Resource:
+    """A resource as the stack rules see it, for a rule's unit tests."""
+    return rules.Resource(
+        type=type_,
+        name=name,
+        props=props,
+        urn=f"urn:pulumi:test::{PROJECT}::{type_}::{name}",
+        ids=frozenset(ids),
+        property_dependencies={k: frozenset(v) for k, v in (deps or {}).items()},
+        dependencies=frozenset(depends_on),
+    )

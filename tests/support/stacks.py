@@ -7,6 +7,7 @@ from typing import Any
 
 from components.config import SECRET_KEYS, StackConfig, parse_config
 from offline.engine import ProgramRun, Registration, run_components, run_program
+from offline.plan import Plan, build_plan
 from offline.stack_files import committed_stacks, load_stack_files
 
 STACKS = committed_stacks()
@@ -34,6 +35,29 @@ def committed_run(stack: str) -> ProgramRun:
     if stack not in _COMMITTED_RUNS:
         _COMMITTED_RUNS[stack] = stack_run(stack)
     return _COMMITTED_RUNS[stack]
+
+
+_VARIANT_RUNS: dict[tuple[str, tuple[tuple[str, str], ...]], ProgramRun] = {}
+_VARIANT_PLANS: dict[tuple[str, tuple[tuple[str, str], ...]], Plan] = {}
+
+
+def variant_run(stack: str, overrides: Mapping[str, str] | None = None) -> ProgramRun:
+    """The stack's run with ``overrides`` (none: the committed file's), made once per session (tests must not
+    mutate it)."""
+    if not overrides:
+        return committed_run(stack)
+    key = (stack, tuple(sorted(overrides.items())))
+    if key not in _VARIANT_RUNS:
+        _VARIANT_RUNS[key] = stack_run(stack, overrides=dict(overrides))
+    return _VARIANT_RUNS[key]
+
+
+def variant_plan(stack: str, overrides: Mapping[str, str] | None = None) -> Plan:
+    """The offline plan of the stack with ``overrides``, made once per session."""
+    key = (stack, tuple(sorted((overrides or {}).items())))
+    if key not in _VARIANT_PLANS:
+        _VARIANT_PLANS[key] = build_plan(stack, overrides=dict(overrides or {}))
+    return _VARIANT_PLANS[key]
 
 
 def stack_config(
